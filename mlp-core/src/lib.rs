@@ -1,0 +1,2 @@
+//! mlp-core (being written).
+#![cfg_attr(not(test), no_std)]

@@ -1,0 +1,2 @@
+//! Prediction on microcontrollers with `mlp-core` models (being built; see the embedded issue).
+#![no_std]
