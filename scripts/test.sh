@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
+#
+# On a fresh machine it first installs what the tests need; every install step is
+# idempotent and takes well under a second when there is nothing to do.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- setup -------------------------------------------------------------------
+step "setup: Rust targets and components"
+scripts/setup.sh
+
+# --- cheapest checks first ---------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (host workspace, all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "no_std cross builds of mlp-core and mlp-embedded"
+for target in thumbv6m-none-eabi thumbv7em-none-eabihf; do
+    cargo build --locked --release -p mlp-core -p mlp-embedded --target "$target"
+done
+
+step "cargo test --workspace"
+cargo test --workspace --locked
+
+# Later checks (firmware in QEMU, fuzzing, benchmarks' smoke runs) are added below.
