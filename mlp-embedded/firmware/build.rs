@@ -1,0 +1,90 @@
+//! Puts `memory.x` on the linker's search path, links binaries with cortex-m-rt's
+//! `link.x`, and stages the model, test images and expected classes the firmware
+//! embeds, plus the layer sizes it is built for.
+//!
+//! Inputs (environment variables, all optional):
+//! - `MLP_MODEL`: model file (mlp-core format); default `target/assets/model.mlp`.
+//! - `MLP_IMAGES`: `n × inputs` raw bytes, one byte per pixel; default `target/assets/images.bin`.
+//! - `MLP_EXPECTED`: `n` bytes, the class the host predicts for each image; default
+//!   `target/assets/expected.bin`.
+//! - `MLP_LAYERS`: the layer sizes the firmware is built for, comma separated;
+//!   default `784,100,200,10`. A model with other sizes is refused at load time.
+//!
+//! `scripts/firmware.sh prepare` (or the `device_parity` test) writes the defaults.
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+
+    fs::copy(manifest.join("memory.x"), out.join("memory.x")).expect("copy memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=build.rs");
+    let target = env::var("TARGET").unwrap_or_default();
+    if target.starts_with("thumb") {
+        println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    }
+
+    let assets = manifest.join("target").join("assets");
+    let layers = env::var("MLP_LAYERS").unwrap_or_else(|_| "784,100,200,10".to_owned());
+    println!("cargo:rerun-if-env-changed=MLP_LAYERS");
+    let sizes: Vec<u32> = layers
+        .split(',')
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("MLP_LAYERS: {s:?} is not a size")))
+        .collect();
+    assert!(sizes.len() >= 2, "MLP_LAYERS needs at least two sizes");
+    let inputs = sizes[0] as usize;
+    let outputs = *sizes.last().unwrap() as usize;
+    let width = sizes[1..].iter().copied().max().unwrap() as usize;
+
+    let model = stage(&out, &assets, "MLP_MODEL", "model.mlp");
+    let images = stage(&out, &assets, "MLP_IMAGES", "images.bin");
+    let expected = stage(&out, &assets, "MLP_EXPECTED", "expected.bin");
+    if model.is_empty() {
+        println!("cargo:warning=no model staged: the `predict` binary will report a truncated model");
+    }
+    assert!(
+        images.len() % inputs == 0,
+        "images: {} bytes is not a whole number of {inputs}-byte images",
+        images.len()
+    );
+    let count = images.len() / inputs;
+    assert!(
+        expected.len() == count,
+        "expected: {} classes for {count} images",
+        expected.len()
+    );
+
+    let config = format!(
+        "/// Layer sizes this firmware is built for (`MLP_LAYERS`).\n\
+         pub const LAYER_SIZES: [u32; {n}] = {sizes:?};\n\
+         /// Inputs of the first layer: bytes per image.\n\
+         pub const INPUTS: usize = {inputs};\n\
+         /// Outputs of the last layer: classes.\n\
+         pub const OUTPUTS: usize = {outputs};\n\
+         /// The widest layer output: the length of each activation buffer.\n\
+         pub const WIDTH: usize = {width};\n\
+         /// Test images embedded.\n\
+         pub const IMAGE_COUNT: usize = {count};\n",
+        n = sizes.len(),
+    );
+    fs::write(out.join("config.rs"), config).expect("write config.rs");
+}
+
+/// Copies the file named by `var` (or `assets/default_name`) into `out` and returns
+/// its bytes; a missing default becomes an empty file.
+fn stage(out: &Path, assets: &Path, var: &str, default_name: &str) -> Vec<u8> {
+    println!("cargo:rerun-if-env-changed={var}");
+    let source = env::var_os(var).map(PathBuf::from).unwrap_or_else(|| assets.join(default_name));
+    println!("cargo:rerun-if-changed={}", source.display());
+    let bytes = match fs::read(&source) {
+        Ok(bytes) => bytes,
+        Err(_) if env::var_os(var).is_none() => Vec::new(),
+        Err(error) => panic!("{var}={}: {error}", source.display()),
+    };
+    fs::write(out.join(default_name), &bytes).expect("stage asset");
+    bytes
+}
