@@ -1,0 +1,598 @@
+//! The model file shared by the trainer and the device; the full byte-level spec, with
+//! its stability promise, is `docs/FORMAT.md`.
+//!
+//! A file is the [postcard] encoding of
+//!
+//! ```text
+//! magic:         [u8; 4]   = b"MLPW"          4 raw bytes
+//! version:       u16       = 1                varint
+//! element_type:  u8        = 0 (f32)          1 raw byte
+//! layer_sizes:   [u32]     e.g. 784,100,200,10  varint count, then varints
+//! payload_crc:   [u8; 4]   CRC-32 of payload  4 raw bytes, little-endian
+//! padding:       [u8]      0–3 zero bytes     varint count, then bytes
+//! payload:       [u8]      the parameters     varint count, then bytes
+//! ```
+//!
+//! The padding makes the payload start at a multiple of 4 bytes from the start of the
+//! file, so a device that keeps the file 4-byte aligned in flash can read the weights
+//! as `f32` in place. The payload holds, for each layer in order, `W: [inputs,
+//! outputs]` then `b: [outputs]`, as little-endian `f32`.
+//!
+//! [`ModelView::decode`] validates a file once, field by field, each failure with its
+//! own [`FormatError`] variant, and borrows the payload without copying it. After
+//! that, reading layers cannot fail.
+//!
+//! ```
+//! use mlp_core::format::{encode, encoded_len, ElementType, ModelView};
+//! // A 2-3-2 network whose parameters are all zero except the last bias.
+//! let sizes = [2, 3, 2];
+//! let mut payload = [0u8; (2 * 3 + 3 + 3 * 2 + 2) * 4];
+//! payload[64..68].copy_from_slice(&1.5f32.to_le_bytes());
+//! let mut file = [0u8; 96];
+//! let used = encode(&sizes, ElementType::F32, &payload, &mut file).unwrap();
+//! assert_eq!(used, encoded_len(&sizes, payload.len()).unwrap());
+//! assert_eq!(
+//!     &file[..24],
+//!     &[
+//!         b'M', b'L', b'P', b'W', // magic
+//!         0x01,                   // version 1
+//!         0x00,                   // element type 0: f32
+//!         0x03, 0x02, 0x03, 0x02, // three sizes: 2, 3, 2
+//!         0xde, 0x94, 0x4b, 0x6d, // CRC-32 of the payload, 0x6d4b_94de, little-endian
+//!         0x00,                   // no padding needed
+//!         0x44,                   // payload length 68
+//!         0, 0, 0, 0,             // first weight, 0.0f32, at offset 16 = 4 × 4
+//!         0, 0, 0, 0,             // second weight
+//!     ][..]
+//! );
+//! let model = ModelView::decode(&file[..used]).unwrap();
+//! assert_eq!(model.layer_sizes(), &[2, 3, 2]);
+//! let last_bias = model.layers().nth(1).unwrap().bias;
+//! assert_eq!(last_bias, &[0, 0, 0, 0, 0x00, 0x00, 0xc0, 0x3f][..]); // [0.0, 1.5]
+//! ```
+
+use serde::Serialize;
+
+/// The four bytes every model file starts with.
+pub const MAGIC: [u8; 4] = *b"MLPW";
+
+/// The format version this crate writes, and the newest it reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// The most Dense layers a file may hold (it then has one more layer size).
+pub const MAX_LAYERS: usize = 16;
+
+/// The largest layer size accepted: bigger is certainly a corrupt file, not an MLP
+/// anybody runs on a microcontroller.
+pub const MAX_WIDTH: u32 = 1 << 20;
+
+/// The payload starts at a multiple of this many bytes from the start of the file.
+pub const PAYLOAD_ALIGN: usize = 4;
+
+/// How each parameter of the payload is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u8)]
+pub enum ElementType {
+    /// IEEE-754 binary32, little-endian.
+    F32 = 0,
+}
+
+impl ElementType {
+    /// The byte that stands for this type in a file.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The type a file's byte stands for, if this version knows it.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::F32),
+            _ => None,
+        }
+    }
+
+    /// Bytes per stored parameter.
+    pub const fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+        }
+    }
+}
+
+/// Why a model file could not be read or written.
+///
+/// Variants are named after what was wrong, in the order the reader checks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The file ends inside its header.
+    TruncatedHeader,
+    /// The file does not start with the magic bytes `MLPW`: not a model file.
+    BadMagic {
+        /// The first four bytes found.
+        found: [u8; 4],
+    },
+    /// The file's format version is not one this reader knows.
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u16,
+    },
+    /// The element type byte is not one this version knows.
+    UnknownElementType {
+        /// The byte in the file.
+        found: u8,
+    },
+    /// A header field is not a valid postcard value (for example an overlong varint).
+    MalformedHeader,
+    /// Fewer than two layer sizes: the file holds no layer.
+    NoLayers,
+    /// More layers than [`MAX_LAYERS`].
+    TooManyLayers {
+        /// Layers the file declares.
+        found: usize,
+    },
+    /// A layer size is zero or larger than [`MAX_WIDTH`].
+    BadLayerSize {
+        /// Position in the list of sizes (0 is the input size).
+        index: usize,
+        /// The size found.
+        size: u32,
+    },
+    /// The padding is longer than 3 bytes or not all zero.
+    BadPadding,
+    /// The payload's length does not match the one the layer sizes imply.
+    PayloadLengthMismatch {
+        /// Bytes the layer sizes imply.
+        expected: usize,
+        /// Bytes the file declares.
+        found: usize,
+    },
+    /// The file ends before the payload does.
+    TruncatedPayload {
+        /// Payload bytes declared.
+        expected: usize,
+        /// Payload bytes present.
+        available: usize,
+    },
+    /// The payload's CRC-32 is not the one in the header: the weights are corrupt.
+    ChecksumMismatch {
+        /// The CRC-32 in the header.
+        expected: u32,
+        /// The CRC-32 of the payload present.
+        computed: u32,
+    },
+    /// Bytes follow the payload.
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// The output buffer given to [`encode`] is too small.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        available: usize,
+    },
+}
+
+impl core::fmt::Display for FormatError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::TruncatedHeader => f.write_str("file ends inside the model header"),
+            Self::BadMagic { found } => {
+                write!(f, "not a model file: starts with {found:02x?}, expected \"MLPW\"")
+            }
+            Self::UnsupportedVersion { found } => write!(
+                f,
+                "model format version {found} is not supported (this build reads up to {FORMAT_VERSION})"
+            ),
+            Self::UnknownElementType { found } => write!(f, "unknown element type {found}"),
+            Self::MalformedHeader => f.write_str("malformed model header"),
+            Self::NoLayers => f.write_str("the model has no layers"),
+            Self::TooManyLayers { found } => {
+                write!(f, "the model has {found} layers, more than the {MAX_LAYERS} allowed")
+            }
+            Self::BadLayerSize { index, size } => {
+                write!(f, "layer size {index} is {size}, outside 1..={MAX_WIDTH}")
+            }
+            Self::BadPadding => f.write_str("bad padding before the payload"),
+            Self::PayloadLengthMismatch { expected, found } => write!(
+                f,
+                "payload is {found} bytes but the layer sizes need {expected}"
+            ),
+            Self::TruncatedPayload { expected, available } => write!(
+                f,
+                "file is truncated: payload needs {expected} bytes, only {available} present"
+            ),
+            Self::ChecksumMismatch { expected, computed } => write!(
+                f,
+                "payload checksum mismatch: header says {expected:#010x}, payload has {computed:#010x}"
+            ),
+            Self::TrailingBytes { count } => write!(f, "{count} unexpected bytes after the payload"),
+            Self::BufferTooSmall { needed, available } => write!(
+                f,
+                "output buffer of {available} bytes is too small, {needed} needed"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for FormatError {}
+
+/// The layer sizes of a model, held inline (no allocator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerSizes {
+    sizes: [u32; MAX_LAYERS + 1],
+    len: usize,
+}
+
+impl LayerSizes {
+    /// Validates a list of sizes (input size first, logits last) as the reader does.
+    pub fn new(sizes: &[u32]) -> Result<Self, FormatError> {
+        if sizes.len() < 2 {
+            return Err(FormatError::NoLayers);
+        }
+        if sizes.len() > MAX_LAYERS + 1 {
+            return Err(FormatError::TooManyLayers {
+                found: sizes.len() - 1,
+            });
+        }
+        let mut inline = [0; MAX_LAYERS + 1];
+        for (index, (slot, &size)) in inline.iter_mut().zip(sizes).enumerate() {
+            if size == 0 || size > MAX_WIDTH {
+                return Err(FormatError::BadLayerSize { index, size });
+            }
+            *slot = size;
+        }
+        Ok(Self {
+            sizes: inline,
+            len: sizes.len(),
+        })
+    }
+
+    /// The sizes, input first.
+    pub fn as_slice(&self) -> &[u32] {
+        self.sizes.get(..self.len).unwrap_or_default()
+    }
+
+    /// Number of Dense layers (one less than the number of sizes).
+    pub fn layer_count(&self) -> usize {
+        self.len - 1
+    }
+
+    /// Parameters (weights and biases) of all layers.
+    pub fn parameter_count(&self) -> usize {
+        // (2^20)^2 overflows a 32-bit usize: saturate, a saturated count never matches
+        // a real payload.
+        self.as_slice()
+            .windows(2)
+            .map(|pair| {
+                (pair[0] as usize)
+                    .saturating_mul(pair[1] as usize)
+                    .saturating_add(pair[1] as usize)
+            })
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// Multiply-accumulates in one forward pass of one sample.
+    pub fn macs(&self) -> usize {
+        self.as_slice()
+            .windows(2)
+            .map(|pair| (pair[0] as usize).saturating_mul(pair[1] as usize))
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// The widest layer output (what each activation buffer must hold).
+    pub fn max_output(&self) -> usize {
+        self.as_slice().iter().skip(1).copied().max().unwrap_or(0) as usize
+    }
+
+    /// Payload bytes for these sizes with parameters of `element_type`; saturates
+    /// instead of overflowing (a saturated length never matches a real payload).
+    pub fn payload_len(&self, element_type: ElementType) -> usize {
+        self.parameter_count().saturating_mul(element_type.size())
+    }
+}
+
+/// One layer's parameters as the bytes in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerBytes<'a> {
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+    /// `W: [inputs, outputs]`, little-endian, `inputs × outputs × element size` bytes.
+    pub weights: &'a [u8],
+    /// `b: [outputs]`, little-endian, `outputs × element size` bytes.
+    pub bias: &'a [u8],
+}
+
+/// A validated model file, borrowing its payload in place.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelView<'a> {
+    version: u16,
+    element_type: ElementType,
+    sizes: LayerSizes,
+    payload_crc: u32,
+    payload: &'a [u8],
+}
+
+/// Reads one postcard value from the front of `bytes`.
+fn take<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), FormatError> {
+    postcard::take_from_bytes(bytes).map_err(|error| match error {
+        postcard::Error::DeserializeUnexpectedEnd => FormatError::TruncatedHeader,
+        _ => FormatError::MalformedHeader,
+    })
+}
+
+impl<'a> ModelView<'a> {
+    /// Validates a whole model file and borrows its payload.
+    ///
+    /// Checks, in order: magic, version, element type, layer sizes, padding, payload
+    /// length against the sizes, that the payload is all there, nothing after it, and
+    /// the CRC-32. Never panics; never copies the payload.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        let (magic, rest) = match bytes {
+            [a, b, c, d, rest @ ..] => ([*a, *b, *c, *d], rest),
+            _ => return Err(FormatError::TruncatedHeader),
+        };
+        if magic != MAGIC {
+            return Err(FormatError::BadMagic { found: magic });
+        }
+        let (version, rest) = take::<u16>(rest)?;
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion { found: version });
+        }
+        let (code, rest) = take::<u8>(rest)?;
+        let element_type =
+            ElementType::from_code(code).ok_or(FormatError::UnknownElementType { found: code })?;
+        let (count, mut rest) = take::<usize>(rest)?;
+        if count < 2 {
+            return Err(FormatError::NoLayers);
+        }
+        if count > MAX_LAYERS + 1 {
+            return Err(FormatError::TooManyLayers { found: count - 1 });
+        }
+        let mut raw_sizes = [0u32; MAX_LAYERS + 1];
+        for slot in raw_sizes.iter_mut().take(count) {
+            (*slot, rest) = take::<u32>(rest)?;
+        }
+        let sizes = LayerSizes::new(raw_sizes.get(..count).unwrap_or_default())?;
+        let (crc_bytes, rest) = take::<[u8; 4]>(rest)?;
+        let payload_crc = u32::from_le_bytes(crc_bytes);
+        let (padding, rest) = take::<&[u8]>(rest)?;
+        if padding.len() >= PAYLOAD_ALIGN || padding.iter().any(|&b| b != 0) {
+            return Err(FormatError::BadPadding);
+        }
+        let (declared, rest) = take::<usize>(rest)?;
+        let expected = sizes.payload_len(element_type);
+        if declared != expected {
+            return Err(FormatError::PayloadLengthMismatch {
+                expected,
+                found: declared,
+            });
+        }
+        let (payload, trailing) = match rest.split_at_checked(declared) {
+            Some(split) => split,
+            None => {
+                return Err(FormatError::TruncatedPayload {
+                    expected: declared,
+                    available: rest.len(),
+                })
+            }
+        };
+        if !trailing.is_empty() {
+            return Err(FormatError::TrailingBytes {
+                count: trailing.len(),
+            });
+        }
+        let computed = crc32(payload);
+        if computed != payload_crc {
+            return Err(FormatError::ChecksumMismatch {
+                expected: payload_crc,
+                computed,
+            });
+        }
+        Ok(Self {
+            version,
+            element_type,
+            sizes,
+            payload_crc,
+            payload,
+        })
+    }
+
+    /// The file's format version.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    /// How the parameters are stored.
+    pub fn element_type(&self) -> ElementType {
+        self.element_type
+    }
+
+    /// Layer sizes, input first, logits last (e.g. `[784, 100, 200, 10]`).
+    pub fn layer_sizes(&self) -> &[u32] {
+        self.sizes.as_slice()
+    }
+
+    /// The layer sizes with their derived figures (parameters, MACs, widest layer).
+    pub fn sizes(&self) -> &LayerSizes {
+        &self.sizes
+    }
+
+    /// The CRC-32 of the payload, as stored (and verified).
+    pub fn payload_crc(&self) -> u32 {
+        self.payload_crc
+    }
+
+    /// The whole payload, borrowed from the file.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// The layers' parameters, in order, borrowed from the file.
+    pub fn layers(&self) -> impl Iterator<Item = LayerBytes<'a>> + '_ {
+        let element = self.element_type.size();
+        let mut rest = self.payload;
+        self.sizes.as_slice().windows(2).map_while(move |pair| {
+            let (inputs, outputs) = (pair[0] as usize, pair[1] as usize);
+            let (weights, after) = rest.split_at_checked(inputs * outputs * element)?;
+            let (bias, after) = after.split_at_checked(outputs * element)?;
+            rest = after;
+            Some(LayerBytes {
+                inputs,
+                outputs,
+                weights,
+                bias,
+            })
+        })
+    }
+}
+
+/// The header fields before the padding, as serialized.
+#[derive(Serialize)]
+struct HeaderV1<'a> {
+    magic: [u8; 4],
+    version: u16,
+    element_type: u8,
+    layer_sizes: &'a [u32],
+    payload_crc: [u8; 4],
+}
+
+/// The whole file as serialized: postcard writes a struct as its fields one after the
+/// other, so this is the header, then the padding, then the payload.
+#[derive(Serialize)]
+struct FileV1<'a> {
+    header: HeaderV1<'a>,
+    padding: &'a [u8],
+    payload: &'a [u8],
+}
+
+/// Where the payload starts and how much padding puts it there.
+struct Layout {
+    padding: usize,
+    total: usize,
+}
+
+fn layout(header: &HeaderV1<'_>, payload_len: usize) -> Result<Layout, FormatError> {
+    let header_len =
+        postcard::serialize_with_flavor(header, postcard::ser_flavors::Size::default())
+            .map_err(|_| FormatError::MalformedHeader)?;
+    // One byte for the padding's length (always < 128), then the payload's length.
+    let unpadded = header_len + 1 + varint_len(payload_len);
+    let padding = (PAYLOAD_ALIGN - unpadded % PAYLOAD_ALIGN) % PAYLOAD_ALIGN;
+    Ok(Layout {
+        padding,
+        total: unpadded + padding + payload_len,
+    })
+}
+
+fn varint_len(value: usize) -> usize {
+    let mut len = 1;
+    let mut rest = value >> 7;
+    while rest != 0 {
+        len += 1;
+        rest >>= 7;
+    }
+    len
+}
+
+/// Payload bytes for an `f32` model with these layer sizes.
+pub fn f32_payload_len(layer_sizes: &[u32]) -> Result<usize, FormatError> {
+    Ok(LayerSizes::new(layer_sizes)?.payload_len(ElementType::F32))
+}
+
+/// Bytes [`encode`] writes for these layer sizes and a payload of `payload_len` bytes.
+pub fn encoded_len(layer_sizes: &[u32], payload_len: usize) -> Result<usize, FormatError> {
+    LayerSizes::new(layer_sizes)?;
+    let header = HeaderV1 {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        element_type: 0,
+        layer_sizes,
+        payload_crc: [0; 4],
+    };
+    Ok(layout(&header, payload_len)?.total)
+}
+
+/// Writes a model file into `out` and returns the number of bytes written
+/// ([`encoded_len`] tells how many beforehand).
+///
+/// `payload` is the parameters in file order (for each layer `W` then `b`), encoded as
+/// `element_type` says; its length must match the layer sizes.
+pub fn encode(
+    layer_sizes: &[u32],
+    element_type: ElementType,
+    payload: &[u8],
+    out: &mut [u8],
+) -> Result<usize, FormatError> {
+    let sizes = LayerSizes::new(layer_sizes)?;
+    let expected = sizes.payload_len(element_type);
+    if payload.len() != expected {
+        return Err(FormatError::PayloadLengthMismatch {
+            expected,
+            found: payload.len(),
+        });
+    }
+    let header = HeaderV1 {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        element_type: element_type.code(),
+        layer_sizes,
+        payload_crc: crc32(payload).to_le_bytes(),
+    };
+    let Layout { padding, total } = layout(&header, payload.len())?;
+    if out.len() < total {
+        return Err(FormatError::BufferTooSmall {
+            needed: total,
+            available: out.len(),
+        });
+    }
+    let file = FileV1 {
+        header,
+        padding: &[0; PAYLOAD_ALIGN][..padding],
+        payload,
+    };
+    let available = out.len();
+    let used = postcard::to_slice(&file, out)
+        .map_err(|_| FormatError::BufferTooSmall {
+            needed: total,
+            available,
+        })?
+        .len();
+    debug_assert_eq!(used, total);
+    Ok(used)
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial `0xEDB88320`, as zlib and PNG use).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        let index = usize::from((crc as u8) ^ byte);
+        crc = CRC_TABLE.get(index).copied().unwrap_or(0) ^ (crc >> 8);
+    }
+    !crc
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut n = 0;
+    while n < 256 {
+        let mut c = n as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[n] = c;
+        n += 1;
+    }
+    table
+};
