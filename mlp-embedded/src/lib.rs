@@ -1,2 +1,57 @@
-//! Prediction on microcontrollers with `mlp-core` models (being built; see the embedded issue).
-#![no_std]
+//! Prediction on microcontrollers with `mlp-core` models whose weights stay in flash.
+//!
+//! `#![no_std]`, no allocator, and no panic on any input:
+//!
+//! - [`Model::load`] validates a model file once (everything `mlp-core`'s
+//!   [`ModelView::decode`](mlp_core::format::ModelView::decode) checks, plus the sizes the
+//!   firmware was built for and that every parameter is finite) and borrows it: the
+//!   weights are read in place, as `f32` when the file is 4-byte aligned and as
+//!   little-endian bytes when it is not. Nothing is copied to RAM.
+//! - [`Model::predict`] and [`Model::predict_pixels`] cannot fail after that. They run the
+//!   same forward pass as the trainer (`mlp-core`'s Dense kernel with ReLU between
+//!   layers), so the logits are bit-identical to the host's.
+//! - RAM is only the activations, in a [`Scratch`] whose sizes are const generics
+//!   (`IN` inputs, `WIDTH` for the widest layer output); [`MemoryNeeds`] states what a
+//!   given model needs in RAM and flash.
+//!
+//! ```
+//! use mlp_embedded::{Model, Scratch};
+//! # let mut buffer = [0u8; 128];
+//! # let file = mlp_embedded::doc_example_model(&mut buffer);
+//! // A 4-3-2 network; the firmware is built for 4 inputs, 2 classes, layers up to 3 wide.
+//! let model = Model::<4, 2, 3>::load(file).unwrap();
+//! let mut scratch = Scratch::<4, 3>::new();
+//! let prediction = model.predict(&[1.0, 0.0, 0.5, 0.25], &mut scratch);
+//! assert!(prediction.class < 2);
+//! ```
+//!
+//! # Modules
+//! - [`model`]: loading, prediction, scratch buffers and memory figures.
+//! - [`error`]: [`LoadError`], what is wrong with a model file.
+//! - [`kernel`]: the Dense kernel used on this target; on Cortex-M a blocked kernel that
+//!   keeps `mlp-core`'s exact order of operations (checked bit for bit on the host).
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod kernel;
+pub mod model;
+
+pub use error::LoadError;
+pub use model::{MemoryNeeds, Model, Prediction, Scratch};
+
+/// Writes a small valid model file (4-3-2, deterministic weights) into `buffer` and
+/// returns it; for examples and tests. A buffer under 108 bytes gives an empty slice.
+#[doc(hidden)]
+pub fn doc_example_model(buffer: &mut [u8]) -> &[u8] {
+    let sizes = [4, 3, 2];
+    let mut payload = [0u8; (4 * 3 + 3 + 3 * 2 + 2) * 4];
+    for (k, chunk) in payload.chunks_exact_mut(4).enumerate() {
+        let value = (k as f32 - 11.0) / 8.0;
+        chunk.copy_from_slice(&value.to_le_bytes());
+    }
+    let used =
+        mlp_core::format::encode(&sizes, mlp_core::format::ElementType::F32, &payload, buffer)
+            .unwrap_or(0);
+    buffer.get(..used).unwrap_or_default()
+}

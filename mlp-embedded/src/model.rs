@@ -1,0 +1,270 @@
+//! Loading a model in place and predicting with it.
+//!
+//! # Notation
+//! A model has layer sizes `[n₀, n₁, …, n_L]` (`n₀` inputs, `n_L` classes); layer `k`
+//! maps `n_k` values to `n_{k+1}` with `y = x·W + b`, ReLU between layers and none after
+//! the last, exactly as `mlp_core::network::forward_one`.
+//!
+//! # Memory
+//! - Flash: the model file, read in place: `4 × Σ_k (n_k + 1) · n_{k+1}` bytes of
+//!   parameters plus a header of about 20 bytes ([`MemoryNeeds::flash_model_bytes`]).
+//! - RAM: a [`Scratch<IN, WIDTH>`](Scratch): the input as `f32` and two activation
+//!   buffers as wide as the widest layer output, `4 × (IN + 2 × WIDTH)` bytes
+//!   ([`MemoryNeeds::ram_activation_bytes`]). For 784-100-200-10 that is 4,736 bytes.
+
+use core::mem::size_of;
+
+use mlp_core::activation::relu_forward;
+use mlp_core::format::{encoded_len, ElementType, FormatError, LayerSizes, ModelView};
+use mlp_core::loss::{argmax, softmax};
+
+use crate::error::LoadError;
+use crate::kernel;
+
+/// A validated model borrowed from flash (or any byte slice), for a firmware built for
+/// `IN` inputs, `OUT` classes and activation buffers `WIDTH` values long.
+///
+/// Cheap to copy: it holds the borrowed file and its parsed header, never the weights.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a, const IN: usize, const OUT: usize, const WIDTH: usize> {
+    view: ModelView<'a>,
+    file_len: usize,
+}
+
+/// The activation buffers of one prediction: all the RAM a prediction needs besides a
+/// few hundred bytes of stack.
+///
+/// `IN` is the number of inputs (the input is converted to `f32` here by
+/// [`Model::predict_pixels`]), `WIDTH` the widest layer output.
+#[derive(Clone, Debug)]
+pub struct Scratch<const IN: usize, const WIDTH: usize> {
+    input: [f32; IN],
+    even: [f32; WIDTH],
+    odd: [f32; WIDTH],
+}
+
+impl<const IN: usize, const WIDTH: usize> Scratch<IN, WIDTH> {
+    /// Bytes of RAM a `Scratch` takes: `4 × (IN + 2 × WIDTH)`.
+    pub const BYTES: usize = size_of::<Self>();
+
+    /// Zeroed buffers (the contents never matter: every prediction overwrites them).
+    pub const fn new() -> Self {
+        Self {
+            input: [0.0; IN],
+            even: [0.0; WIDTH],
+            odd: [0.0; WIDTH],
+        }
+    }
+}
+
+impl<const IN: usize, const WIDTH: usize> Default for Scratch<IN, WIDTH> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The result of one prediction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction<const OUT: usize> {
+    /// The predicted class: the index of the largest logit (the first one on ties).
+    pub class: usize,
+    /// The last layer's outputs, before softmax.
+    pub logits: [f32; OUT],
+}
+
+impl<const OUT: usize> Prediction<OUT> {
+    /// The class probabilities: the softmax of the logits (`mlp_core::loss::softmax`).
+    pub fn probabilities(&self) -> [f32; OUT] {
+        let mut probabilities = [0.0; OUT];
+        softmax(&self.logits, &mut probabilities);
+        probabilities
+    }
+}
+
+/// What a model needs on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryNeeds {
+    /// Bytes of flash for the model file (header, padding and parameters).
+    pub flash_model_bytes: usize,
+    /// Bytes of RAM for the activations: `4 × (inputs + 2 × widest layer output)`,
+    /// the size of the matching [`Scratch`].
+    pub ram_activation_bytes: usize,
+    /// Multiply-accumulates of one prediction with no zero input skipped.
+    pub macs: usize,
+}
+
+impl MemoryNeeds {
+    /// The figures for an `f32` model with these layer sizes (input size first).
+    pub fn for_layer_sizes(layer_sizes: &[u32]) -> Result<Self, FormatError> {
+        let sizes = LayerSizes::new(layer_sizes)?;
+        let payload = sizes.payload_len(ElementType::F32);
+        let inputs = layer_sizes.first().copied().unwrap_or(0) as usize;
+        Ok(Self {
+            flash_model_bytes: encoded_len(layer_sizes, payload)?,
+            ram_activation_bytes: 4 * (inputs + 2 * sizes.max_output()),
+            macs: sizes.macs(),
+        })
+    }
+}
+
+impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OUT, WIDTH> {
+    /// Validates a model file and borrows it; the weights are never copied.
+    ///
+    /// Checks, in order: the file itself ([`LoadError::Format`]: magic, version, element
+    /// type, layer sizes, lengths, CRC-32), the input and output sizes against `IN` and
+    /// `OUT`, every layer output against `WIDTH`, and that every parameter is finite.
+    /// `bytes` may start at any address; 4-byte aligned files are read a little faster.
+    pub fn load(bytes: &'a [u8]) -> Result<Self, LoadError> {
+        let view = ModelView::decode(bytes)?;
+        Self::check(view, bytes.len())
+    }
+
+    /// Like [`load`](Self::load), and also requires exactly these layer sizes (what the
+    /// firmware was built for), failing with [`LoadError::ShapeMismatch`] otherwise.
+    pub fn load_expecting(bytes: &'a [u8], layer_sizes: &[u32]) -> Result<Self, LoadError> {
+        let view = ModelView::decode(bytes)?;
+        let found = view.layer_sizes();
+        let longest = found.len().max(layer_sizes.len());
+        for index in 0..longest {
+            let expected = layer_sizes.get(index).copied().unwrap_or(0);
+            let in_file = found.get(index).copied().unwrap_or(0);
+            if expected != in_file {
+                return Err(LoadError::ShapeMismatch {
+                    index,
+                    expected,
+                    found: in_file,
+                });
+            }
+        }
+        Self::check(view, bytes.len())
+    }
+
+    fn check(view: ModelView<'a>, file_len: usize) -> Result<Self, LoadError> {
+        const {
+            assert!(
+                IN > 0 && OUT > 0 && OUT <= WIDTH,
+                "need IN > 0 and 0 < OUT <= WIDTH"
+            )
+        };
+        let sizes = view.layer_sizes();
+        let inputs = sizes.first().copied().unwrap_or(0) as usize;
+        if inputs != IN {
+            return Err(LoadError::InputSizeMismatch {
+                expected: IN,
+                found: inputs,
+            });
+        }
+        let outputs = sizes.last().copied().unwrap_or(0) as usize;
+        if outputs != OUT {
+            return Err(LoadError::OutputSizeMismatch {
+                expected: OUT,
+                found: outputs,
+            });
+        }
+        for (layer, &width) in sizes.iter().skip(1).enumerate() {
+            if width as usize > WIDTH {
+                return Err(LoadError::LayerTooWide {
+                    layer,
+                    outputs: width as usize,
+                    capacity: WIDTH,
+                });
+            }
+        }
+        for (layer, bytes) in view.layers().enumerate() {
+            let parameters = bytes
+                .weights
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .chain(bytes.bias.as_chunks::<4>().0);
+            for (index, &chunk) in parameters.enumerate() {
+                if !f32::from_le_bytes(chunk).is_finite() {
+                    return Err(LoadError::NonFiniteParameter { layer, index });
+                }
+            }
+        }
+        Ok(Self { view, file_len })
+    }
+
+    /// Layer sizes, input first (e.g. `[784, 100, 200, 10]`).
+    pub fn layer_sizes(&self) -> &[u32] {
+        self.view.layer_sizes()
+    }
+
+    /// The validated file's header and borrowed payload.
+    pub fn view(&self) -> &ModelView<'a> {
+        &self.view
+    }
+
+    /// What this model needs: its file's bytes in flash and the RAM of its [`Scratch`].
+    pub fn memory_needs(&self) -> MemoryNeeds {
+        MemoryNeeds {
+            flash_model_bytes: self.file_len,
+            ram_activation_bytes: Scratch::<IN, WIDTH>::BYTES,
+            macs: self.view.sizes().macs(),
+        }
+    }
+
+    /// Predicts the class of one input.
+    ///
+    /// # Shapes
+    /// `input: [IN]`; the result's `logits: [OUT]`.
+    pub fn predict(&self, input: &[f32; IN], scratch: &mut Scratch<IN, WIDTH>) -> Prediction<OUT> {
+        self.forward(input, &mut scratch.even, &mut scratch.odd)
+    }
+
+    /// Predicts the class of an image given as one byte per pixel, scaled to `[0, 1]` as
+    /// the trainer does: `pixel as f32 / 255.0`.
+    pub fn predict_pixels(
+        &self,
+        pixels: &[u8; IN],
+        scratch: &mut Scratch<IN, WIDTH>,
+    ) -> Prediction<OUT> {
+        for (x, &pixel) in scratch.input.iter_mut().zip(pixels) {
+            *x = f32::from(pixel) / 255.0;
+        }
+        self.forward(&scratch.input, &mut scratch.even, &mut scratch.odd)
+    }
+
+    fn forward(
+        &self,
+        input: &[f32; IN],
+        even: &mut [f32; WIDTH],
+        odd: &mut [f32; WIDTH],
+    ) -> Prediction<OUT> {
+        let mut logits = [f32::NAN; OUT];
+        // `load` checked every size against IN, OUT and WIDTH, so `run` always returns
+        // Some; if it did not, the logits stay NaN rather than panicking.
+        if let Some(result) = self.run(input, even, odd) {
+            logits.copy_from_slice(result);
+        }
+        Prediction {
+            class: argmax(&logits),
+            logits,
+        }
+    }
+
+    /// The forward pass, as `mlp_core::network::forward_one`: layer `k` reads the
+    /// previous activations (ReLU applied in place) and writes the other buffer.
+    fn run<'s>(
+        &self,
+        input: &[f32; IN],
+        mut held: &'s mut [f32; WIDTH],
+        mut free: &'s mut [f32; WIDTH],
+    ) -> Option<&'s [f32; OUT]> {
+        let mut len = None;
+        for layer in self.view.layers() {
+            match len {
+                None => kernel::dense_layer(&layer, input, held.get_mut(..layer.outputs)?),
+                Some(len) => {
+                    let source = held.get_mut(..len)?;
+                    relu_forward(source);
+                    kernel::dense_layer(&layer, source, free.get_mut(..layer.outputs)?);
+                    core::mem::swap(&mut held, &mut free);
+                }
+            }
+            len = Some(layer.outputs);
+        }
+        held.first_chunk::<OUT>()
+    }
+}
