@@ -1,6 +1,13 @@
-//! Desktop trainer for `mlp-core` models (being built; see the trainer issue).
+//! `mlp-train`: the command-line trainer. All logic is in the library; this only
+//! parses arguments and turns an error into a one-line message and exit code 1.
+
+use clap::Parser;
 
 fn main() {
-    eprintln!("mlp-train: not implemented yet");
-    std::process::exit(2);
+    let cli = mlp_train::cli::Cli::parse();
+    if let Err(e) = mlp_train::cli::run(cli) {
+        let message = format!("{e:#}").replace('\n', " ");
+        eprintln!("mlp-train: error: {message}");
+        std::process::exit(1);
+    }
 }

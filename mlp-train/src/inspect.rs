@@ -1,0 +1,84 @@
+//! The `inspect` command: what a model file holds and what a device needs to run it.
+//!
+//! - flash = the model file's size (the firmware reads the weights in place);
+//! - RAM = activations only: two ping-pong buffers as long as the widest layer output,
+//!   `2 × max(outputs) × 4` bytes, plus the input, `inputs × 4` bytes (f32);
+//! - MACs per inference = `Σ inputs × outputs` over the layers.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use mlp_core::format::ModelView;
+
+/// Figures about a model file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Layer widths, input first.
+    pub sizes: Vec<usize>,
+    /// Weights and biases.
+    pub parameters: usize,
+    /// Model file size in bytes (= flash needed).
+    pub file_bytes: usize,
+    /// Activation RAM in bytes: ping-pong buffers plus the input.
+    pub ram_bytes: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: usize,
+}
+
+/// Reads the figures of a model file.
+pub fn inspect(path: &Path) -> Result<ModelInfo> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{}: cannot read model file", path.display()))?;
+    let view = ModelView::decode(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a valid model file: {e}", path.display()))?;
+    let sizes: Vec<usize> = view.layer_sizes().iter().map(|&s| s as usize).collect();
+    let parameters = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+    let macs = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+    let widest_output = sizes.iter().skip(1).copied().max().unwrap_or(0);
+    Ok(ModelInfo {
+        parameters,
+        file_bytes: bytes.len(),
+        ram_bytes: 2 * widest_output * 4 + sizes[0] * 4,
+        macs,
+        sizes,
+    })
+}
+
+impl ModelInfo {
+    /// A human-readable report.
+    pub fn report(&self) -> String {
+        let widest = self.sizes.iter().skip(1).copied().max().unwrap_or(0);
+        let sizes: Vec<String> = self.sizes.iter().map(|s| s.to_string()).collect();
+        let mut s = String::new();
+        let _ = writeln!(s, "layers:      {}", sizes.join("-"));
+        for (k, w) in self.sizes.windows(2).enumerate() {
+            let act = if k + 2 < self.sizes.len() {
+                "ReLU"
+            } else {
+                "softmax"
+            };
+            let _ = writeln!(
+                s,
+                "  dense {k}:   {:>5} -> {:<5} {act}, {} parameters",
+                w[0],
+                w[1],
+                w[0] * w[1] + w[1]
+            );
+        }
+        let _ = writeln!(s, "parameters:  {}", self.parameters);
+        let _ = writeln!(s, "file size:   {} bytes", self.file_bytes);
+        let _ = writeln!(
+            s,
+            "flash:       {} bytes (the model file, read in place)",
+            self.file_bytes
+        );
+        let _ = writeln!(
+            s,
+            "RAM:         {} bytes (activations: 2 x {widest} x 4 ping-pong + {} x 4 input)",
+            self.ram_bytes, self.sizes[0]
+        );
+        let _ = writeln!(s, "MACs:        {} per inference", self.macs);
+        s
+    }
+}

@@ -1,0 +1,33 @@
+//! The desktop side of the project: loads MNIST-format data, trains `mlp-core`
+//! networks with the core's kernels, writes model files the firmware loads, and uses
+//! them (evaluate, predict, inspect).
+//!
+//! # Modules
+//! - [`idx`]: the IDX file reader (plain or gzip), with checks that name the file.
+//! - [`data`]: data directories, train/validation/test splits, the bundled digits.
+//! - [`download`]: fetching full MNIST with SHA-256 checks.
+//! - [`model`]: the network's parameters in model-file order; loading and saving.
+//! - [`optim`]: SGD, momentum, Nesterov, Adam; learning-rate schedules.
+//! - [`train`]: the training loop, early stopping, divergence checks.
+//! - [`checkpoint`]: saving and resuming a run's complete state.
+//! - [`metrics`]: batched evaluation, confusion matrix, the CSV log.
+//! - [`plot`]: the accuracy and loss chart (SVG).
+//! - [`image_input`]: an image of a digit to MNIST's 28×28 form.
+//! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
+//! - [`fsio`]: atomic file writes.
+//! - [`cli`]: the command line.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
+pub mod download;
+pub mod fsio;
+pub mod idx;
+pub mod image_input;
+pub mod inspect;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod plot;
+pub mod show;
+pub mod train;

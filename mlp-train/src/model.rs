@@ -1,0 +1,253 @@
+//! The network being trained: layer sizes and all parameters in one flat vector laid
+//! out exactly like the model file's payload (for each layer `W: [inputs, outputs]`,
+//! then `b: [outputs]`), so saving is a byte copy and the optimizers work on one
+//! slice. Reading and writing go through `mlp_core::format`.
+
+use std::ops::Range;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use mlp_core::format::{self, ElementType, ModelView};
+use mlp_core::init::{xavier_normal, RandomSource};
+use mlp_core::network::{forward_one, LayerParams};
+
+/// Where one layer's parameters live in the flat parameter vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerLayout {
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+    /// Range of `W: [inputs, outputs]`.
+    pub weights: Range<usize>,
+    /// Range of `b: [outputs]`.
+    pub bias: Range<usize>,
+}
+
+/// A multi-layer perceptron: Dense layers with ReLU between them, softmax at the end.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    sizes: Vec<usize>,
+    layout: Vec<LayerLayout>,
+    /// All parameters in file order.
+    pub params: Vec<f32>,
+}
+
+/// The flat layout of the parameters of a network with these layer sizes.
+pub fn layout(sizes: &[usize]) -> Vec<LayerLayout> {
+    let mut offset = 0;
+    sizes
+        .windows(2)
+        .map(|w| {
+            let (inputs, outputs) = (w[0], w[1]);
+            let weights = offset..offset + inputs * outputs;
+            let bias = weights.end..weights.end + outputs;
+            offset = bias.end;
+            LayerLayout {
+                inputs,
+                outputs,
+                weights,
+                bias,
+            }
+        })
+        .collect()
+}
+
+impl Mlp {
+    /// A network with all parameters zero. `sizes` are the layer widths, input first
+    /// (e.g. `[784, 100, 200, 10]`); they must be valid for the model format.
+    pub fn zeroed(sizes: &[usize]) -> Result<Mlp> {
+        let sizes_u32 = to_u32(sizes)?;
+        format::f32_payload_len(&sizes_u32)
+            .map_err(|e| anyhow::anyhow!("layer sizes {sizes:?}: {e}"))?;
+        let layout = layout(sizes);
+        let total = layout.last().map_or(0, |l| l.bias.end);
+        Ok(Mlp {
+            sizes: sizes.to_vec(),
+            layout,
+            params: vec![0.0; total],
+        })
+    }
+
+    /// A network initialised as the walkthrough does: Xavier-normal weights drawn
+    /// layer after layer from `rng`, zero biases.
+    pub fn xavier(sizes: &[usize], rng: &mut impl RandomSource) -> Result<Mlp> {
+        let mut mlp = Mlp::zeroed(sizes)?;
+        for l in mlp.layout.clone() {
+            xavier_normal(&mut mlp.params[l.weights], l.inputs, l.outputs, rng);
+        }
+        Ok(mlp)
+    }
+
+    /// Layer widths, input first.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// Where each layer's parameters are.
+    pub fn layout(&self) -> &[LayerLayout] {
+        &self.layout
+    }
+
+    /// Input features.
+    pub fn inputs(&self) -> usize {
+        self.sizes[0]
+    }
+
+    /// Output classes.
+    pub fn classes(&self) -> usize {
+        *self.sizes.last().unwrap_or(&0)
+    }
+
+    /// The widest layer (inputs included).
+    pub fn widest(&self) -> usize {
+        self.sizes.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Borrowed layer parameters for the core's kernels.
+    pub fn layer_params(&self) -> impl Iterator<Item = LayerParams<'_, f32>> + '_ {
+        self.layout.iter().map(|l| LayerParams {
+            inputs: l.inputs,
+            outputs: l.outputs,
+            weights: &self.params[l.weights.clone()],
+            bias: &self.params[l.bias.clone()],
+        })
+    }
+
+    /// The model file bytes (`mlp_core::format`, f32 elements).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let sizes = to_u32(&self.sizes)?;
+        let payload: Vec<u8> = self.params.iter().flat_map(|p| p.to_le_bytes()).collect();
+        let len = format::encoded_len(&sizes, payload.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = vec![0u8; len];
+        let used = format::encode(&sizes, ElementType::F32, &payload, &mut out)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.truncate(used);
+        Ok(out)
+    }
+
+    /// Reads a model from model file bytes, validated by the core's decoder.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Mlp, format::FormatError> {
+        let view = ModelView::decode(bytes)?;
+        let sizes: Vec<usize> = view.layer_sizes().iter().map(|&s| s as usize).collect();
+        let mut params = Vec::with_capacity(view.payload().len() / 4);
+        for layer in view.layers() {
+            for bytes in [layer.weights, layer.bias] {
+                params.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+            }
+        }
+        Ok(Mlp {
+            layout: layout(&sizes),
+            sizes,
+            params,
+        })
+    }
+
+    /// Reads a model file, with errors that name it.
+    pub fn load(path: &Path) -> Result<Mlp> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("{}: cannot read model file", path.display()))?;
+        Mlp::from_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: not a valid model file: {e}", path.display()))
+    }
+
+    /// Writes the model file atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        crate::fsio::write_bytes_atomic(path, &bytes)
+            .with_context(|| format!("{}: cannot write model file", path.display()))
+    }
+
+    /// Logits of one input, through the core's shared single-sample forward pass.
+    pub fn logits_one(&self, input: &[f32]) -> Result<Vec<f32>> {
+        let mut a = vec![0.0; self.widest()];
+        let mut b = vec![0.0; self.widest()];
+        let logits = forward_one(self.layer_params(), input, &mut a, &mut b)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(logits.to_vec())
+    }
+
+    /// Checks that the model's input and output sizes fit a data set's.
+    pub fn check_fits(&self, model_name: &Path, features: usize, classes: usize) -> Result<()> {
+        if self.inputs() != features {
+            bail!(
+                "{}: model takes {} inputs but the data's images have {features} pixels",
+                model_name.display(),
+                self.inputs()
+            );
+        }
+        if self.classes() != classes {
+            bail!(
+                "{}: model has {} outputs but the data has {classes} classes",
+                model_name.display(),
+                self.classes()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn to_u32(sizes: &[usize]) -> Result<Vec<u32>> {
+    sizes
+        .iter()
+        .map(|&s| u32::try_from(s).context("layer size does not fit in u32"))
+        .collect()
+}
+
+/// Parses `--hidden 100,200` into widths; an empty string means no hidden layer.
+pub fn parse_hidden(text: &str) -> Result<Vec<usize>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|p| match p.trim().parse::<usize>() {
+            Ok(0) => Err("hidden layer widths must be positive".to_owned()),
+            Ok(v) => Ok(v),
+            Err(_) => Err(format!(
+                "'{p}' is not a layer width (expected e.g. 100,200)"
+            )),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_file_order() {
+        let l = layout(&[3, 2, 1]);
+        assert_eq!(l[0].weights, 0..6);
+        assert_eq!(l[0].bias, 6..8);
+        assert_eq!(l[1].weights, 8..10);
+        assert_eq!(l[1].bias, 10..11);
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let mut n = 0u64;
+        let mut rng = || {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            n
+        };
+        let m = Mlp::xavier(&[5, 4, 3], &mut rng).unwrap();
+        let back = Mlp::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(m, back);
+        let logits = m.logits_one(&[0.5; 5]).unwrap();
+        assert_eq!(logits.len(), 3);
+    }
+
+    #[test]
+    fn hidden_parsing() {
+        assert_eq!(parse_hidden("100,200").unwrap(), vec![100, 200]);
+        assert_eq!(parse_hidden("").unwrap(), Vec::<usize>::new());
+        assert!(parse_hidden("10,x").is_err());
+        assert!(parse_hidden("0").is_err());
+    }
+}

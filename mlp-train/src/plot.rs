@@ -1,0 +1,130 @@
+//! The training chart: train and validation accuracy (left) and loss (right) per
+//! epoch, like the walkthrough's plot, as an SVG file that any browser shows.
+//!
+//! Drawn with `plotters`' SVG backend, which writes text as SVG `<text>` elements, so
+//! no font library is needed at build or run time.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+
+use crate::metrics::EpochMetrics;
+
+/// Renders the curves to an SVG string.
+pub fn render_svg(history: &[EpochMetrics]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let (left, right) = root.split_horizontally(500);
+        let epochs = history.len().max(1) as f64;
+        let x_range = if history.len() <= 1 {
+            0.5..1.5
+        } else {
+            1.0..epochs
+        };
+        let panels: [(
+            &plotters::drawing::DrawingArea<_, _>,
+            &str,
+            fn(&EpochMetrics) -> (f64, f64),
+        ); 2] = [
+            (&left, "Accuracy", |m| (m.train_accuracy, m.val_accuracy)),
+            (&right, "Loss", |m| (m.train_loss, m.val_loss)),
+        ];
+        for (area, title, pick) in panels {
+            let values: Vec<(f64, f64)> = history.iter().map(pick).collect();
+            let (lo, hi) = values
+                .iter()
+                .flat_map(|&(a, b)| [a, b])
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                });
+            let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+            let pad = ((hi - lo) * 0.1).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 22))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(x_range.clone(), (lo - pad)..(hi + pad))
+                .map_err(|e| anyhow!("{e}"))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(title.to_lowercase())
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+            let series: [(&str, RGBColor, Vec<(f64, f64)>); 2] = [
+                (
+                    "train",
+                    BLUE,
+                    history
+                        .iter()
+                        .zip(&values)
+                        .map(|(m, v)| (m.epoch as f64, v.0))
+                        .collect(),
+                ),
+                (
+                    "validation",
+                    RGBColor(230, 120, 0),
+                    history
+                        .iter()
+                        .zip(&values)
+                        .map(|(m, v)| (m.epoch as f64, v.1))
+                        .collect(),
+                ),
+            ];
+            for (label, color, points) in series {
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(svg)
+}
+
+/// Writes the curves atomically as an SVG file.
+pub fn write_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let svg = render_svg(history)?;
+    crate::fsio::write_bytes_atomic(path, svg.as_bytes())
+        .with_context(|| format!("{}: cannot write chart", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_svg() {
+        let history: Vec<EpochMetrics> = (1..=3)
+            .map(|e| EpochMetrics {
+                epoch: e,
+                learning_rate: 0.1,
+                train_loss: 1.0 / e as f64,
+                train_accuracy: 0.8 + 0.01 * e as f64,
+                val_loss: 1.1 / e as f64,
+                val_accuracy: 0.79 + 0.01 * e as f64,
+                seconds: 1.0,
+            })
+            .collect();
+        let svg = render_svg(&history).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("Accuracy") && svg.contains("validation"));
+        assert!(render_svg(&history[..1]).is_ok());
+        assert!(render_svg(&[]).is_ok());
+    }
+}
