@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
 
     fs::copy(manifest.join("memory.x"), out.join("memory.x")).expect("copy memory.x");
     println!("cargo:rustc-link-search={}", out.display());
@@ -33,7 +34,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=MLP_LAYERS");
     let sizes: Vec<u32> = layers
         .split(',')
-        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("MLP_LAYERS: {s:?} is not a size")))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("MLP_LAYERS: {s:?} is not a size"))
+        })
         .collect();
     assert!(sizes.len() >= 2, "MLP_LAYERS needs at least two sizes");
     let inputs = sizes[0] as usize;
@@ -44,10 +49,12 @@ fn main() {
     let images = stage(&out, &assets, "MLP_IMAGES", "images.bin");
     let expected = stage(&out, &assets, "MLP_EXPECTED", "expected.bin");
     if model.is_empty() {
-        println!("cargo:warning=no model staged: the `predict` binary will report a truncated model");
+        println!(
+            "cargo:warning=no model staged: the `predict` binary will report a truncated model"
+        );
     }
     assert!(
-        images.len() % inputs == 0,
+        images.len().is_multiple_of(inputs),
         "images: {} bytes is not a whole number of {inputs}-byte images",
         images.len()
     );
@@ -78,7 +85,9 @@ fn main() {
 /// its bytes; a missing default becomes an empty file.
 fn stage(out: &Path, assets: &Path, var: &str, default_name: &str) -> Vec<u8> {
     println!("cargo:rerun-if-env-changed={var}");
-    let source = env::var_os(var).map(PathBuf::from).unwrap_or_else(|| assets.join(default_name));
+    let source = env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assets.join(default_name));
     println!("cargo:rerun-if-changed={}", source.display());
     let bytes = match fs::read(&source) {
         Ok(bytes) => bytes,

@@ -38,7 +38,7 @@ pub mod kernel;
 pub mod model;
 
 pub use error::LoadError;
-pub use model::{MemoryNeeds, Model, Prediction, Scratch};
+pub use model::{model_in_region, MemoryNeeds, Model, Prediction, Scratch};
 
 /// Writes a small valid model file (4-3-2, deterministic weights) into `buffer` and
 /// returns it; for examples and tests. A buffer under 108 bytes gives an empty slice.

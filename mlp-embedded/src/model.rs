@@ -107,6 +107,24 @@ impl MemoryNeeds {
     }
 }
 
+/// The model file at the start of a larger flash region, followed by anything
+/// (erased flash, an older and longer model): the region cut to the file's length.
+///
+/// This is how firmware finds a model flashed on its own at a fixed address, without
+/// storing its length anywhere else. Errors are those of [`Model::load`] for the
+/// file's header; the payload's checksum is verified by the `load` that follows.
+pub fn model_in_region(region: &[u8]) -> Result<&[u8], LoadError> {
+    match ModelView::decode(region) {
+        Ok(_) => Ok(region),
+        // `decode` reports trailing bytes only after the whole header and the
+        // payload's length were found valid, so the file is the region minus them.
+        Err(FormatError::TrailingBytes { count }) => {
+            Ok(region.get(..region.len() - count).unwrap_or_default())
+        }
+        Err(error) => Err(LoadError::Format(error)),
+    }
+}
+
 impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OUT, WIDTH> {
     /// Validates a model file and borrows it; the weights are never copied.
     ///

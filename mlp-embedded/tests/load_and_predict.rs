@@ -3,7 +3,7 @@
 
 use mlp_core::format::{encode, encoded_len, ElementType, FormatError, ModelView};
 use mlp_core::network::{forward_one, LayerParams};
-use mlp_embedded::{LoadError, MemoryNeeds, Model, Scratch};
+use mlp_embedded::{model_in_region, LoadError, MemoryNeeds, Model, Scratch};
 
 /// xorshift64*: deterministic test data without a dependency.
 struct Rng(u64);
@@ -326,4 +326,32 @@ fn memory_figures_for_the_walkthrough_model() {
     let figures = model.memory_needs();
     assert_eq!(figures.flash_model_bytes, file.len());
     assert_eq!(figures, MemoryNeeds::for_layer_sizes(&SIZES).unwrap());
+}
+
+#[test]
+fn a_model_is_found_at_the_start_of_a_flash_region() {
+    let file = small_file(11);
+    for filler in [0xffu8, 0x00] {
+        let mut region = file.clone();
+        region.resize(file.len() + 1000, filler);
+        let found = model_in_region(&region).unwrap();
+        assert_eq!(found, &file[..]);
+        assert!(Small::load(found).is_ok());
+        assert_eq!(model_in_region(&file).unwrap(), &file[..]);
+    }
+    // Erased flash: no model there.
+    assert_eq!(
+        model_in_region(&[0xff; 64]).unwrap_err(),
+        LoadError::Format(FormatError::BadMagic { found: [0xff; 4] })
+    );
+    // A corrupt payload is found, then refused by the load.
+    let mut region = file.clone();
+    let at = payload_offset(&file) + 3;
+    region[at] ^= 1;
+    region.resize(file.len() + 100, 0xff);
+    let found = model_in_region(&region).unwrap();
+    assert!(matches!(
+        Small::load(found).unwrap_err(),
+        LoadError::Format(FormatError::ChecksumMismatch { .. })
+    ));
 }

@@ -1,8 +1,42 @@
-//! What every firmware binary here shares: exiting QEMU with a status, fault and
-//! panic handlers that exit with failure, stack painting, and the benchmark markers.
+//! What every firmware binary here shares: the embedded test images, the prediction
+//! loop, exiting QEMU with a status, fault and panic handlers that exit with failure,
+//! stack painting, and the benchmark markers.
+//!
+//! Output (semihosting), one line per image, logits as the hex bits of each `f32` so
+//! the host can compare them exactly:
+//!
+//! ```text
+//! image 0 class 7 expected 7 logits c0a1b2c3 ...
+//! dense class 3 logits ...
+//! stack peak 6144 bytes
+//! result: 100/100 match
+//! ```
 #![no_std]
 
 pub use cortex_m_semihosting::{hprint, hprintln};
+use mlp_embedded::{Model, Scratch};
+
+/// What the firmware was built for (written by `build.rs` from `MLP_LAYERS` and the
+/// staged assets).
+pub mod config {
+    include!(concat!(env!("OUT_DIR"), "/config.rs"));
+}
+
+use config::{IMAGE_COUNT, INPUTS, LAYER_SIZES, OUTPUTS, WIDTH};
+
+/// Bytes kept at a 4-byte aligned address, so a model's `f32` payload can be read in place.
+#[repr(C, align(4))]
+pub struct Aligned<T: ?Sized>(pub T);
+
+/// The test images, `IMAGE_COUNT × INPUTS` bytes, one byte per pixel.
+pub static IMAGES: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/images.bin")));
+
+/// The class the host predicts for each image.
+pub static EXPECTED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/expected.bin"));
+
+/// The model type this firmware runs.
+pub type FirmwareModel = Model<'static, INPUTS, OUTPUTS, WIDTH>;
 
 /// Ends the program: QEMU exits with status 0 if `success`, 1 otherwise (semihosting
 /// `SYS_EXIT`). On a real board with a debugger attached, the probe sees the same.
@@ -15,6 +49,145 @@ pub fn exit(success: bool) -> ! {
     loop {
         cortex_m_semihosting::debug::exit(status);
     }
+}
+
+/// Called right before an inference: the instruction-count plugin starts counting here.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_marker_start() {
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    cortex_m::asm::nop();
+}
+
+/// Called right after an inference: the plugin prints the count since the start marker.
+/// Its body differs from [`bench_marker_start`]'s so the linker cannot fold the two.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_marker_stop() {
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    cortex_m::asm::nop();
+    cortex_m::asm::nop();
+}
+
+/// Peak stack measurement by painting: fill the free stack with a pattern at start,
+/// later find the lowest word that was overwritten.
+pub mod stack {
+    const PATTERN: u32 = 0x5AA5_C33C;
+
+    extern "C" {
+        // cortex-m-rt: start of the free RAM after .data/.bss/.uninit, and top of the stack.
+        static mut __sheap: u32;
+        static mut _stack_start: u32;
+    }
+
+    fn bottom() -> *mut u32 {
+        &raw mut __sheap
+    }
+
+    fn top() -> *mut u32 {
+        &raw mut _stack_start
+    }
+
+    /// Paints the stack below the current stack pointer (minus a small margin).
+    #[inline(never)]
+    pub fn paint() {
+        let sp = cortex_m::register::msp::read() as usize;
+        let limit = sp.saturating_sub(64) as *mut u32;
+        let mut word = bottom();
+        while word < limit {
+            // SAFETY: the words between the end of .bss and the stack pointer (less a
+            // margin for this function's own frame) are free RAM nothing else uses.
+            unsafe {
+                word.write_volatile(PATTERN);
+                word = word.add(1);
+            }
+        }
+    }
+
+    /// Bytes of stack used at the deepest point since [`paint`].
+    pub fn peak_bytes() -> usize {
+        let mut word = bottom();
+        // SAFETY: reads only painted free RAM between the end of .bss and the top of
+        // the stack; volatile, since the compiler cannot know other code wrote it.
+        while word < top() && unsafe { word.read_volatile() } == PATTERN {
+            // SAFETY: stays within the same RAM region (checked against `top` above).
+            word = unsafe { word.add(1) };
+        }
+        top() as usize - word as usize
+    }
+
+    /// Bytes between the end of .bss and the top of the stack (the space the stack may use).
+    pub fn capacity_bytes() -> usize {
+        top() as usize - bottom() as usize
+    }
+}
+
+/// A worst case for the zero-skipping kernel: 784 pixels, none zero.
+fn dense_pixels() -> [u8; INPUTS] {
+    let mut pixels = [0u8; INPUTS];
+    for (k, pixel) in pixels.iter_mut().enumerate() {
+        *pixel = (k % 255) as u8 + 1;
+    }
+    pixels
+}
+
+fn print_logits(logits: &[f32; OUTPUTS]) {
+    hprint!(" logits");
+    for logit in logits {
+        hprint!(" {:08x}", logit.to_bits());
+    }
+    hprintln!();
+}
+
+/// Loads `model_bytes`, predicts every embedded image and a dense input, prints each
+/// result, and exits with success only if every class equals the expected one.
+pub fn run(model_bytes: &'static [u8]) -> ! {
+    stack::paint();
+    let model = match FirmwareModel::load_expecting(model_bytes, &LAYER_SIZES) {
+        Ok(model) => model,
+        Err(error) => {
+            hprintln!("load error: {}", error);
+            exit(false)
+        }
+    };
+    let needs = model.memory_needs();
+    hprintln!(
+        "model {:?} at {:#010x}: {} bytes of flash, {} bytes of activations, {} MACs",
+        model.layer_sizes(),
+        model_bytes.as_ptr() as usize,
+        needs.flash_model_bytes,
+        needs.ram_activation_bytes,
+        needs.macs
+    );
+    let mut scratch = Scratch::new();
+    let images = IMAGES.0.as_chunks::<INPUTS>().0;
+    let mut matches = 0;
+    for (index, (image, &expected)) in images.iter().zip(EXPECTED).enumerate() {
+        bench_marker_start();
+        let prediction = model.predict_pixels(image, &mut scratch);
+        bench_marker_stop();
+        hprint!(
+            "image {} class {} expected {}",
+            index,
+            prediction.class,
+            expected
+        );
+        print_logits(&prediction.logits);
+        matches += usize::from(prediction.class == usize::from(expected));
+    }
+    let dense = dense_pixels();
+    bench_marker_start();
+    let prediction = model.predict_pixels(&dense, &mut scratch);
+    bench_marker_stop();
+    hprint!("dense class {}", prediction.class);
+    print_logits(&prediction.logits);
+    hprintln!(
+        "stack peak {} bytes of {}",
+        stack::peak_bytes(),
+        stack::capacity_bytes()
+    );
+    hprintln!("result: {}/{} match", matches, IMAGE_COUNT);
+    exit(matches == IMAGE_COUNT && IMAGE_COUNT > 0)
 }
 
 /// Defines the panic handler and the HardFault handler: both print what happened over
