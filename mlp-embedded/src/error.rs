@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use mlp_core::format::FormatError;
+use mlp_core::format::{ElementType, FormatError};
 
 /// Why [`Model::load`](crate::Model::load) refused a model file.
 ///
@@ -19,6 +19,12 @@ use mlp_core::format::FormatError;
 pub enum LoadError {
     /// The file is not a valid model file; the inner error says why.
     Format(FormatError),
+    /// The model's parameters are not `f32` (e.g. an int8 model): this crate runs `f32`
+    /// models only.
+    UnsupportedElementType {
+        /// The file's element type.
+        found: ElementType,
+    },
     /// The model takes a different number of inputs than the firmware was built for.
     InputSizeMismatch {
         /// Inputs the firmware was built for (`IN`).
@@ -67,6 +73,12 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Format(error) => write!(f, "invalid model file: {error}"),
+            Self::UnsupportedElementType { found } => {
+                write!(
+                    f,
+                    "the model's parameters are {found:?}, this firmware runs F32 models"
+                )
+            }
             Self::InputSizeMismatch { expected, found } => write!(
                 f,
                 "the model takes {found} inputs, the firmware was built for {expected}"

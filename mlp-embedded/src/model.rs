@@ -129,8 +129,9 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     /// Validates a model file and borrows it; the weights are never copied.
     ///
     /// Checks, in order: the file itself ([`LoadError::Format`]: magic, version, element
-    /// type, layer sizes, lengths, CRC-32), the input and output sizes against `IN` and
-    /// `OUT`, every layer output against `WIDTH`, and that every parameter is finite.
+    /// type, layer sizes, lengths, CRC-32), that its parameters are `f32`, the input and
+    /// output sizes against `IN` and `OUT`, every layer output against `WIDTH`, and that
+    /// every parameter is finite.
     /// `bytes` may start at any address; 4-byte aligned files are read a little faster.
     pub fn load(bytes: &'a [u8]) -> Result<Self, LoadError> {
         let view = ModelView::decode(bytes)?;

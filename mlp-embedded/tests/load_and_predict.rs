@@ -163,17 +163,17 @@ fn corrupt_files_give_the_matching_error() {
     );
 
     let mut bad_version = file.clone();
-    bad_version[4] = 2;
+    bad_version[4] = 99;
     assert_eq!(
         Small::load(&bad_version).unwrap_err(),
-        LoadError::Format(FormatError::UnsupportedVersion { found: 2 })
+        LoadError::Format(FormatError::UnsupportedVersion { found: 99 })
     );
 
     let mut bad_type = file.clone();
-    bad_type[5] = 1;
+    bad_type[5] = 7;
     assert_eq!(
         Small::load(&bad_type).unwrap_err(),
-        LoadError::Format(FormatError::UnknownElementType { found: 1 })
+        LoadError::Format(FormatError::UnknownElementType { found: 7 })
     );
 
     assert_eq!(

@@ -491,7 +491,7 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
     let mut bad_magic = setup.model.clone();
     bad_magic[..4].copy_from_slice(b"MLPX");
     let mut new_version = setup.model.clone();
-    new_version[4] = 2;
+    new_version[4] = 9;
     let mut payload = setup.model[payload_start..].to_vec();
     payload[..4].copy_from_slice(&f32::NAN.to_le_bytes());
     // Re-encoded: the checksum is right, only the value is wrong.
@@ -516,7 +516,7 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
         (
             "new-version",
             &new_version,
-            "load error: invalid model file: model format version 2 is not supported",
+            "load error: invalid model file: model format version 9 is not supported",
         ),
         (
             "nan",

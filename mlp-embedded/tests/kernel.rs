@@ -1,0 +1,140 @@
+//! The Cortex-M kernel's structure (gathering non-zero inputs, register blocks of 16,
+//! 8 and 4 outputs, the remainder) against `mlp-core`'s canonical kernel, bit for bit.
+//!
+//! On the host the register blocks are the plain-Rust ones; the assembly used on
+//! hard-float Cortex-M is checked by the QEMU parity test (`tests/tests/device_parity.rs`).
+//! `MLP_KERNEL_SWEEP=short` shortens the sweep (e.g. under an emulator).
+
+use mlp_core::dense::{dense_forward, DenseShape};
+use mlp_embedded::kernel::{dense_forward_sparse_blocked, CHUNK};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Inputs {
+    /// About two thirds zeros (as MNIST pixels and ReLU outputs), some -0.0.
+    Sparse,
+    /// No zero at all.
+    Dense,
+    /// All zeros: the output is the bias.
+    Zero,
+}
+
+fn check(inputs: usize, outputs: usize, kind: Inputs, rng: &mut Rng) {
+    let x: Vec<f32> = (0..inputs)
+        .map(|_| match kind {
+            Inputs::Sparse => match rng.next_u64() % 6 {
+                0 => -0.0,
+                1..=3 => 0.0,
+                _ => rng.unit() * 3.0,
+            },
+            Inputs::Dense => {
+                let v = rng.unit();
+                if v == 0.0 {
+                    0.5
+                } else {
+                    v
+                }
+            }
+            Inputs::Zero => 0.0,
+        })
+        .collect();
+    let weights: Vec<f32> = (0..inputs * outputs).map(|_| rng.unit()).collect();
+    let bias: Vec<f32> = (0..outputs).map(|_| rng.unit()).collect();
+    let mut expected = vec![f32::NAN; outputs];
+    dense_forward(
+        DenseShape::new(1, inputs, outputs),
+        &x,
+        &weights,
+        &bias,
+        &mut expected,
+    );
+    let mut got = vec![f32::NAN; outputs];
+    dense_forward_sparse_blocked(&x, &weights, &bias, &mut got);
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got), bits(&expected), "{inputs}x{outputs} {kind:?}");
+}
+
+fn short() -> bool {
+    std::env::var("MLP_KERNEL_SWEEP").is_ok_and(|v| v == "short")
+}
+
+#[test]
+fn every_size_up_to_40_matches_the_core_bit_for_bit() {
+    let mut rng = Rng(1);
+    let limit = if short() { 12 } else { 40 };
+    for inputs in 0..=limit {
+        for outputs in 0..=limit {
+            for kind in [Inputs::Sparse, Inputs::Dense, Inputs::Zero] {
+                check(inputs, outputs, kind, &mut rng);
+            }
+        }
+    }
+}
+
+#[test]
+fn chunk_boundaries_and_awkward_sizes_match() {
+    let mut rng = Rng(2);
+    let sizes = [
+        (CHUNK - 1, 5),
+        (CHUNK, 17),
+        (CHUNK + 1, 16),
+        (2 * CHUNK, 8),
+        (2 * CHUNK + 3, 4),
+        (17, 257),
+        (257, 17),
+        (784, 100),
+        (100, 200),
+        (200, 10),
+        (1, 1000),
+    ];
+    for (inputs, outputs) in sizes {
+        for kind in [Inputs::Sparse, Inputs::Dense, Inputs::Zero] {
+            check(inputs, outputs, kind, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn non_finite_inputs_propagate_as_in_the_core() {
+    let x = [0.0, f32::NAN, 1.0, f32::INFINITY, -0.0, 2.0];
+    let weights: Vec<f32> = (0..6 * 20).map(|k| k as f32 * 0.25 - 10.0).collect();
+    let bias = [0.5; 20];
+    let mut expected = [0.0; 20];
+    dense_forward(
+        DenseShape::new(1, 6, 20),
+        &x,
+        &weights,
+        &bias,
+        &mut expected,
+    );
+    let mut got = [0.0; 20];
+    dense_forward_sparse_blocked(&x, &weights, &bias, &mut got);
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g.is_nan(), e.is_nan());
+        if !e.is_nan() {
+            assert_eq!(g.to_bits(), e.to_bits());
+        }
+    }
+}
+
+#[test]
+fn wrong_lengths_do_not_panic() {
+    let mut y = [0.0; 3];
+    dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 5], &[0.0; 3], &mut y);
+    dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 12], &[0.0; 3], &mut y[..2]);
+    dense_forward_sparse_blocked(&[], &[], &[], &mut []);
+}
