@@ -56,8 +56,18 @@ use serde::Serialize;
 /// The four bytes every model file starts with.
 pub const MAGIC: [u8; 4] = *b"MLPW";
 
-/// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this crate reads (and writes, for int8 models).
+///
+/// Version 1 holds f32 models; version 2 added int8 models. The writer uses the oldest
+/// version that can express a model, so f32 models remain version-1 files that every
+/// reader understands.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The version an f32 model is written with.
+pub const F32_VERSION: u16 = 1;
+
+/// The version an int8 model is written with.
+pub const INT8_VERSION: u16 = 2;
 
 /// The most Dense layers a file may hold (it then has one more layer size).
 pub const MAX_LAYERS: usize = 16;
@@ -74,8 +84,11 @@ pub const PAYLOAD_ALIGN: usize = 4;
 #[non_exhaustive]
 #[repr(u8)]
 pub enum ElementType {
-    /// IEEE-754 binary32, little-endian.
+    /// IEEE-754 binary32, little-endian (format version 1 and later).
     F32 = 0,
+    /// Symmetric int8 weights with int32 biases and fixed-point requantization per
+    /// output (format version 2 and later); see [`crate::quant`].
+    Int8 = 1,
 }
 
 impl ElementType {
@@ -84,18 +97,20 @@ impl ElementType {
         self as u8
     }
 
-    /// The type a file's byte stands for, if this version knows it.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(Self::F32),
+    /// The type a file's byte stands for, if format `version` knows it.
+    pub const fn from_code(code: u8, version: u16) -> Option<Self> {
+        match (code, version) {
+            (0, 1..=FORMAT_VERSION) => Some(Self::F32),
+            (1, 2..=FORMAT_VERSION) => Some(Self::Int8),
             _ => None,
         }
     }
 
-    /// Bytes per stored parameter.
-    pub const fn size(self) -> usize {
+    /// The format version a model of this type is written with.
+    pub const fn version(self) -> u16 {
         match self {
-            Self::F32 => 4,
+            Self::F32 => F32_VERSION,
+            Self::Int8 => INT8_VERSION,
         }
     }
 }
@@ -162,6 +177,13 @@ pub enum FormatError {
         /// The CRC-32 of the payload present.
         computed: u32,
     },
+    /// An int8 model's quantization parameters are invalid: a scale that is not a
+    /// positive finite number, a negative multiplier, a shift above 62, or non-zero
+    /// padding. `layer` is `None` for the input scale.
+    BadQuantization {
+        /// The layer (from 0) with the bad parameter, `None` for the input scale.
+        layer: Option<usize>,
+    },
     /// Bytes follow the payload.
     TrailingBytes {
         /// How many.
@@ -209,6 +231,10 @@ impl core::fmt::Display for FormatError {
                 f,
                 "payload checksum mismatch: header says {expected:#010x}, payload has {computed:#010x}"
             ),
+            Self::BadQuantization { layer: Some(layer) } => {
+                write!(f, "layer {layer} has invalid quantization parameters")
+            }
+            Self::BadQuantization { layer: None } => f.write_str("the model's input scale is invalid"),
             Self::TrailingBytes { count } => write!(f, "{count} unexpected bytes after the payload"),
             Self::BufferTooSmall { needed, available } => write!(
                 f,
@@ -291,8 +317,127 @@ impl LayerSizes {
     /// Payload bytes for these sizes with parameters of `element_type`; saturates
     /// instead of overflowing (a saturated length never matches a real payload).
     pub fn payload_len(&self, element_type: ElementType) -> usize {
-        self.parameter_count().saturating_mul(element_type.size())
+        match element_type {
+            ElementType::F32 => self.parameter_count().saturating_mul(4),
+            ElementType::Int8 => self
+                .as_slice()
+                .windows(2)
+                .map(|pair| int8_layer_len(pair[0] as usize, pair[1] as usize))
+                .fold(INT8_INPUT_SCALE_LEN, usize::saturating_add),
+        }
     }
+}
+
+/// Bytes of an int8 payload before the first layer: the input scale.
+const INT8_INPUT_SCALE_LEN: usize = 4;
+
+/// Bytes of one int8 layer in the payload: output scale, bias, multiplier and shift
+/// (4 bytes each per output), weights (1 byte each), zero padding to a multiple of 4.
+fn int8_layer_len(inputs: usize, outputs: usize) -> usize {
+    let weights = inputs.saturating_mul(outputs);
+    let padded = weights.saturating_add(3) & !3;
+    outputs
+        .saturating_mul(12)
+        .saturating_add(4)
+        .saturating_add(padded)
+}
+
+/// One int8 layer's parameters as the bytes in the file (format version 2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Int8LayerBytes<'a> {
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+    /// The real value of one step of this layer's output.
+    pub output_scale: f32,
+    /// `[outputs]` int32 little-endian biases at the accumulator's scale.
+    pub bias: &'a [u8],
+    /// `[outputs]` int32 little-endian requantization mantissas.
+    pub multiplier: &'a [u8],
+    /// `[outputs]` int32 little-endian requantization shifts, `0..=62`.
+    pub shift: &'a [u8],
+    /// `W: [inputs, outputs]` int8, row-major.
+    pub weights: &'a [u8],
+}
+
+impl<'a> Int8LayerBytes<'a> {
+    /// The layer as parameters of the integer kernels, read in place.
+    pub fn params(&self) -> crate::quant::QuantLayerParams<'a, u8, [u8; 4]> {
+        crate::quant::QuantLayerParams {
+            inputs: self.inputs,
+            outputs: self.outputs,
+            weights: self.weights,
+            bias: self.bias.as_chunks().0,
+            multiplier: self.multiplier.as_chunks().0,
+            shift: self.shift.as_chunks().0,
+        }
+    }
+}
+
+/// Splits one int8 layer off the front of `bytes`: the layer, its padding, the rest.
+fn split_int8_layer(
+    bytes: &[u8],
+    inputs: usize,
+    outputs: usize,
+) -> Option<(Int8LayerBytes<'_>, &[u8], &[u8])> {
+    let (scale, rest) = bytes.split_first_chunk::<4>()?;
+    let (bias, rest) = rest.split_at_checked(outputs.checked_mul(4)?)?;
+    let (multiplier, rest) = rest.split_at_checked(outputs.checked_mul(4)?)?;
+    let (shift, rest) = rest.split_at_checked(outputs.checked_mul(4)?)?;
+    let weight_len = inputs.checked_mul(outputs)?;
+    let (weights, rest) = rest.split_at_checked(weight_len)?;
+    let (padding, rest) = rest.split_at_checked(weight_len.wrapping_neg() & 3)?;
+    let layer = Int8LayerBytes {
+        inputs,
+        outputs,
+        output_scale: f32::from_le_bytes(*scale),
+        bias,
+        multiplier,
+        shift,
+        weights,
+    };
+    Some((layer, padding, rest))
+}
+
+fn positive_finite(value: f32) -> bool {
+    value.is_finite() && value > 0.0
+}
+
+/// Checks every quantization parameter of an int8 payload whose length already matches.
+fn validate_int8(payload: &[u8], sizes: &LayerSizes) -> Result<(), FormatError> {
+    let bad_input = FormatError::BadQuantization { layer: None };
+    let (input_scale, mut rest) = payload.split_first_chunk::<4>().ok_or(bad_input)?;
+    if !positive_finite(f32::from_le_bytes(*input_scale)) {
+        return Err(bad_input);
+    }
+    for (index, pair) in sizes.as_slice().windows(2).enumerate() {
+        let bad = FormatError::BadQuantization { layer: Some(index) };
+        let (layer, padding, after) =
+            split_int8_layer(rest, pair[0] as usize, pair[1] as usize).ok_or(bad)?;
+        let multipliers_ok = layer
+            .multiplier
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .all(|m| i32::from_le_bytes(*m) >= 0);
+        let max_shift = crate::quant::MAX_SHIFT as i32;
+        let shifts_ok = layer
+            .shift
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .all(|s| (0..=max_shift).contains(&i32::from_le_bytes(*s)));
+        if !positive_finite(layer.output_scale)
+            || !multipliers_ok
+            || !shifts_ok
+            || padding.iter().any(|&b| b != 0)
+        {
+            return Err(bad);
+        }
+        rest = after;
+    }
+    Ok(())
 }
 
 /// One layer's parameters as the bytes in the file.
@@ -341,12 +486,12 @@ impl<'a> ModelView<'a> {
             return Err(FormatError::BadMagic { found: magic });
         }
         let (version, rest) = take::<u16>(rest)?;
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion { found: version });
         }
         let (code, rest) = take::<u8>(rest)?;
-        let element_type =
-            ElementType::from_code(code).ok_or(FormatError::UnknownElementType { found: code })?;
+        let element_type = ElementType::from_code(code, version)
+            .ok_or(FormatError::UnknownElementType { found: code })?;
         let (count, mut rest) = take::<usize>(rest)?;
         if count < 2 {
             return Err(FormatError::NoLayers);
@@ -394,6 +539,9 @@ impl<'a> ModelView<'a> {
                 computed,
             });
         }
+        if element_type == ElementType::Int8 {
+            validate_int8(payload, &sizes)?;
+        }
         Ok(Self {
             version,
             element_type,
@@ -433,14 +581,19 @@ impl<'a> ModelView<'a> {
         self.payload
     }
 
-    /// The layers' parameters, in order, borrowed from the file.
+    /// The layers' parameters of an f32 model, in order, borrowed from the file
+    /// (nothing for an int8 model: see [`Self::int8_layers`]).
     pub fn layers(&self) -> impl Iterator<Item = LayerBytes<'a>> + '_ {
-        let element = self.element_type.size();
-        let mut rest = self.payload;
+        let mut rest = if self.element_type == ElementType::F32 {
+            self.payload
+        } else {
+            &[]
+        };
         self.sizes.as_slice().windows(2).map_while(move |pair| {
             let (inputs, outputs) = (pair[0] as usize, pair[1] as usize);
-            let (weights, after) = rest.split_at_checked(inputs * outputs * element)?;
-            let (bias, after) = after.split_at_checked(outputs * element)?;
+            let (weights, after) =
+                rest.split_at_checked(inputs.checked_mul(outputs)?.checked_mul(4)?)?;
+            let (bias, after) = after.split_at_checked(outputs.checked_mul(4)?)?;
             rest = after;
             Some(LayerBytes {
                 inputs,
@@ -452,9 +605,50 @@ impl<'a> ModelView<'a> {
     }
 }
 
-/// The header fields before the padding, as serialized.
+impl<'a> ModelView<'a> {
+    /// The real value of one step of an int8 model's input (`None` for f32 models).
+    pub fn input_scale(&self) -> Option<f32> {
+        match self.element_type {
+            ElementType::Int8 => self
+                .payload
+                .first_chunk::<4>()
+                .map(|b| f32::from_le_bytes(*b)),
+            ElementType::F32 => None,
+        }
+    }
+
+    /// The layers' parameters of an int8 model, in order, borrowed from the file
+    /// (nothing for an f32 model: see [`Self::layers`]).
+    pub fn int8_layers(&self) -> impl Iterator<Item = Int8LayerBytes<'a>> + '_ {
+        let mut rest = match self.element_type {
+            ElementType::Int8 => self.payload.get(INT8_INPUT_SCALE_LEN..).unwrap_or_default(),
+            ElementType::F32 => &[],
+        };
+        self.sizes.as_slice().windows(2).map_while(move |pair| {
+            let (layer, _padding, after) =
+                split_int8_layer(rest, pair[0] as usize, pair[1] as usize)?;
+            rest = after;
+            Some(layer)
+        })
+    }
+}
+
+impl<'a> LayerBytes<'a> {
+    /// The layer as parameters of the f32 kernels, read in place whatever the
+    /// alignment (use `align_to` yourself for a faster aligned `f32` path).
+    pub fn params(&self) -> crate::network::LayerParams<'a, [u8; 4]> {
+        crate::network::LayerParams {
+            inputs: self.inputs,
+            outputs: self.outputs,
+            weights: self.weights.as_chunks().0,
+            bias: self.bias.as_chunks().0,
+        }
+    }
+}
+
+/// The header fields before the padding, as serialized (versions 1 and 2 share it).
 #[derive(Serialize)]
-struct HeaderV1<'a> {
+struct Header<'a> {
     magic: [u8; 4],
     version: u16,
     element_type: u8,
@@ -465,8 +659,8 @@ struct HeaderV1<'a> {
 /// The whole file as serialized: postcard writes a struct as its fields one after the
 /// other, so this is the header, then the padding, then the payload.
 #[derive(Serialize)]
-struct FileV1<'a> {
-    header: HeaderV1<'a>,
+struct File<'a> {
+    header: Header<'a>,
     padding: &'a [u8],
     payload: &'a [u8],
 }
@@ -477,7 +671,7 @@ struct Layout {
     total: usize,
 }
 
-fn layout(header: &HeaderV1<'_>, payload_len: usize) -> Result<Layout, FormatError> {
+fn layout(header: &Header<'_>, payload_len: usize) -> Result<Layout, FormatError> {
     let header_len =
         postcard::serialize_with_flavor(header, postcard::ser_flavors::Size::default())
             .map_err(|_| FormatError::MalformedHeader)?;
@@ -500,6 +694,11 @@ fn varint_len(value: usize) -> usize {
     len
 }
 
+/// Payload bytes for an `int8` model with these layer sizes.
+pub fn int8_payload_len(layer_sizes: &[u32]) -> Result<usize, FormatError> {
+    Ok(LayerSizes::new(layer_sizes)?.payload_len(ElementType::Int8))
+}
+
 /// Payload bytes for an `f32` model with these layer sizes.
 pub fn f32_payload_len(layer_sizes: &[u32]) -> Result<usize, FormatError> {
     Ok(LayerSizes::new(layer_sizes)?.payload_len(ElementType::F32))
@@ -508,9 +707,9 @@ pub fn f32_payload_len(layer_sizes: &[u32]) -> Result<usize, FormatError> {
 /// Bytes [`encode`] writes for these layer sizes and a payload of `payload_len` bytes.
 pub fn encoded_len(layer_sizes: &[u32], payload_len: usize) -> Result<usize, FormatError> {
     LayerSizes::new(layer_sizes)?;
-    let header = HeaderV1 {
+    let header = Header {
         magic: MAGIC,
-        version: FORMAT_VERSION,
+        version: F32_VERSION,
         element_type: 0,
         layer_sizes,
         payload_crc: [0; 4],
@@ -521,8 +720,9 @@ pub fn encoded_len(layer_sizes: &[u32], payload_len: usize) -> Result<usize, For
 /// Writes a model file into `out` and returns the number of bytes written
 /// ([`encoded_len`] tells how many beforehand).
 ///
-/// `payload` is the parameters in file order (for each layer `W` then `b`), encoded as
-/// `element_type` says; its length must match the layer sizes.
+/// `payload` is the parameters in file order, laid out as `docs/FORMAT.md` says for
+/// `element_type` (for f32: each layer's `W` then `b`); its length must match the layer
+/// sizes. The file gets the oldest format version that can hold `element_type`.
 pub fn encode(
     layer_sizes: &[u32],
     element_type: ElementType,
@@ -537,9 +737,9 @@ pub fn encode(
             found: payload.len(),
         });
     }
-    let header = HeaderV1 {
+    let header = Header {
         magic: MAGIC,
-        version: FORMAT_VERSION,
+        version: element_type.version(),
         element_type: element_type.code(),
         layer_sizes,
         payload_crc: crc32(payload).to_le_bytes(),
@@ -551,7 +751,7 @@ pub fn encode(
             available: out.len(),
         });
     }
-    let file = FileV1 {
+    let file = File {
         header,
         padding: &[0; PAYLOAD_ALIGN][..padding],
         payload,

@@ -40,3 +40,4 @@ pub mod format;
 pub mod init;
 pub mod loss;
 pub mod network;
+pub mod quant;

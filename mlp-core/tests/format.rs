@@ -33,7 +33,7 @@ fn round_trip_keeps_sizes_and_every_parameter() {
         let payload = f32_payload(sizes, 42);
         let file = model_file(sizes);
         let model = ModelView::decode(&file).unwrap();
-        assert_eq!(model.version(), FORMAT_VERSION);
+        assert_eq!(model.version(), 1, "f32 models stay version 1");
         assert_eq!(model.element_type(), ElementType::F32);
         assert_eq!(model.layer_sizes(), sizes);
         assert_eq!(model.payload_crc(), crc32(model.payload()));
@@ -137,8 +137,10 @@ fn corrupt_inputs_each_get_their_own_error() {
         ),
         (
             "version from the future",
-            with(&|b| b[4] = 2),
-            FormatError::UnsupportedVersion { found: 2 },
+            with(&|b| b[4] = FORMAT_VERSION as u8 + 1),
+            FormatError::UnsupportedVersion {
+                found: FORMAT_VERSION + 1,
+            },
         ),
         (
             "version 0",
@@ -154,6 +156,11 @@ fn corrupt_inputs_each_get_their_own_error() {
             "unknown element type",
             with(&|b| b[5] = 9),
             FormatError::UnknownElementType { found: 9 },
+        ),
+        (
+            "int8 element type in a version-1 file",
+            with(&|b| b[5] = 1),
+            FormatError::UnknownElementType { found: 1 },
         ),
         ("no layers", with(&|b| b[6] = 1), FormatError::NoLayers),
         (

@@ -1,0 +1,416 @@
+//! Integer-only inference for int8 models: the kernels, the fixed-point
+//! requantization, and a whole forward pass, for devices without an FPU.
+//!
+//! # The scheme (as in TensorFlow Lite Micro and CMSIS-NN)
+//! A real value `r` is stored as an integer `q` with a scale `s`: `r = s · q`.
+//! - Inputs are the raw pixel bytes `0..=255` (scale `1/255`): the first layer takes
+//!   them as they come off a camera or out of a dataset.
+//! - Weights are symmetric int8, `-127..=127`, with one scale per output neuron
+//!   (`s_w[j]`), so a neuron with small weights keeps its precision.
+//! - Biases are int32 at the accumulator's scale `s_in · s_w[j]`.
+//! - A hidden layer's outputs are uint8, `0..=255`, zero point 0: clamping at 0 *is*
+//!   the ReLU, so no separate activation pass runs.
+//! - The last layer's outputs (the logits) stay int32 at one common scale, so the
+//!   prediction is an integer argmax and no precision is lost to a final clamp.
+//!
+//! For output `j` of a layer:
+//! `acc = bias[j] + Σ_i x[i] · w[i][j]` (int32), then
+//! `q = requantize(acc, M_j)` where `M_j = s_in · s_w[j] / s_out` is applied as a
+//! 32-bit fixed-point multiplier and a right shift ([`QuantizedMultiplier`]). Every
+//! step is integer arithmetic with one defined rounding, so any two machines that run
+//! these functions get identical results, in any summation order.
+
+use crate::loss::argmax;
+
+/// A positive real multiplier `M ≈ multiplier · 2^-shift`, with `multiplier` in
+/// `[2^30, 2^31)` (31 significant bits) or zero for `M = 0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantizedMultiplier {
+    /// The fixed-point mantissa.
+    pub multiplier: i32,
+    /// The right shift applied after the 64-bit product, `0..=MAX_SHIFT`.
+    pub shift: u32,
+}
+
+/// The largest shift a [`QuantizedMultiplier`] may have (the product is 62 bits wide).
+pub const MAX_SHIFT: u32 = 62;
+
+impl QuantizedMultiplier {
+    /// The closest representable multiplier to `real`, or `None` if `real` is
+    /// negative, not finite, or too large (`≥ 2^31`). Values too small to represent
+    /// (below `2^-32`) become zero.
+    pub fn from_real(real: f64) -> Option<Self> {
+        if !real.is_finite() || real < 0.0 {
+            return None;
+        }
+        if real == 0.0 {
+            return Some(Self {
+                multiplier: 0,
+                shift: 0,
+            });
+        }
+        // real = mantissa · 2^exponent with mantissa in [0.5, 1).
+        let (mantissa, exponent) = libm::frexp(real);
+        let mut multiplier = libm::round(mantissa * (1u64 << 31) as f64) as i64;
+        let mut exponent = exponent;
+        if multiplier == 1 << 31 {
+            multiplier /= 2;
+            exponent += 1;
+        }
+        let shift = 31 - exponent;
+        if shift < 0 {
+            return None;
+        }
+        if shift > MAX_SHIFT as i32 {
+            return Some(Self {
+                multiplier: 0,
+                shift: 0,
+            });
+        }
+        Some(Self {
+            multiplier: multiplier as i32,
+            shift: shift as u32,
+        })
+    }
+
+    /// The real value this multiplier stands for.
+    pub fn to_real(self) -> f64 {
+        f64::from(self.multiplier) * libm::exp2(-f64::from(self.shift))
+    }
+}
+
+/// `round(acc · M)`, rounding halves up (towards +∞), saturated to `i32`.
+///
+/// Computed as `(acc · multiplier + 2^(shift−1)) >> shift` in 64 bits.
+#[inline]
+pub fn requantize(acc: i32, m: QuantizedMultiplier) -> i32 {
+    let shift = m.shift.min(MAX_SHIFT);
+    let product = i64::from(acc) * i64::from(m.multiplier);
+    let rounding = if shift == 0 { 0 } else { 1i64 << (shift - 1) };
+    let value = (product + rounding) >> shift;
+    value.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// A little-endian 32-bit integer read in place: `i32` itself, or its 4 bytes when the
+/// storage may be unaligned (as in a model file in flash).
+pub trait Le32: Copy {
+    /// The value.
+    fn get(self) -> i32;
+}
+
+impl Le32 for i32 {
+    #[inline(always)]
+    fn get(self) -> i32 {
+        self
+    }
+}
+
+impl Le32 for [u8; 4] {
+    #[inline(always)]
+    fn get(self) -> i32 {
+        i32::from_le_bytes(self)
+    }
+}
+
+/// An int8 weight read in place: `i8` itself, or the file's `u8` reinterpreted.
+pub trait Int8: Copy {
+    /// The value.
+    fn get(self) -> i8;
+}
+
+impl Int8 for i8 {
+    #[inline(always)]
+    fn get(self) -> i8 {
+        self
+    }
+}
+
+impl Int8 for u8 {
+    #[inline(always)]
+    fn get(self) -> i8 {
+        self as i8
+    }
+}
+
+/// The parameters of one quantized Dense layer, borrowed from wherever they live.
+#[derive(Clone, Copy, Debug)]
+pub struct QuantLayerParams<'a, W, I> {
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+    /// `W: [inputs, outputs]`, int8, row-major.
+    pub weights: &'a [W],
+    /// `[outputs]` int32 biases at the accumulator's scale.
+    pub bias: &'a [I],
+    /// `[outputs]` mantissas of the requantization multipliers.
+    pub multiplier: &'a [I],
+    /// `[outputs]` shifts of the requantization multipliers (`0..=62`).
+    pub shift: &'a [I],
+}
+
+/// The int32 accumulators of one quantized layer for one sample:
+/// `acc[j] ← bias[j] + Σ_i x[i] · w[i][j]`.
+///
+/// Integer sums are exact in any order, so inputs equal to zero are skipped (most
+/// pixels and ReLU outputs are). Accumulation wraps modulo 2³²; with inputs at most
+/// 255 and weights at most 127 in magnitude, a layer of fewer than 66,000 inputs cannot
+/// wrap.
+///
+/// # Shapes
+/// `x: [inputs]`, `weights: [inputs, outputs]`, `bias: [outputs]`, `acc: [outputs]`.
+pub fn dense_accumulate_i8<W: Int8, I: Le32>(x: &[u8], weights: &[W], bias: &[I], acc: &mut [i32]) {
+    let outputs = acc.len();
+    debug_assert_eq!(weights.len(), x.len() * outputs, "weights length");
+    debug_assert_eq!(bias.len(), outputs, "bias length");
+    for (a, b) in acc.iter_mut().zip(bias) {
+        *a = b.get();
+    }
+    if outputs == 0 {
+        return;
+    }
+    for (&xi, w_row) in x.iter().zip(weights.chunks_exact(outputs)) {
+        if xi == 0 {
+            continue;
+        }
+        let xi = i32::from(xi);
+        for (a, w) in acc.iter_mut().zip(w_row) {
+            *a = a.wrapping_add(xi * i32::from(w.get()));
+        }
+    }
+}
+
+/// Requantizes accumulators into a hidden layer's uint8 outputs, with ReLU:
+/// `y[j] ← clamp(requantize(acc[j], M_j), 0, 255)`.
+pub fn requantize_relu_u8<I: Le32>(acc: &[i32], multiplier: &[I], shift: &[I], y: &mut [u8]) {
+    for (((y, &a), m), s) in y.iter_mut().zip(acc).zip(multiplier).zip(shift) {
+        let m = multiplier_of(*m, *s);
+        *y = requantize(a, m).clamp(0, 255) as u8;
+    }
+}
+
+/// Requantizes accumulators into int32 logits at the output scale:
+/// `y[j] ← requantize(acc[j], M_j)`.
+pub fn requantize_logits<I: Le32>(acc: &[i32], multiplier: &[I], shift: &[I], y: &mut [i32]) {
+    for (((y, &a), m), s) in y.iter_mut().zip(acc).zip(multiplier).zip(shift) {
+        *y = requantize(a, multiplier_of(*m, *s));
+    }
+}
+
+#[inline(always)]
+fn multiplier_of<I: Le32>(multiplier: I, shift: I) -> QuantizedMultiplier {
+    QuantizedMultiplier {
+        multiplier: multiplier.get(),
+        shift: shift.get().clamp(0, MAX_SHIFT as i32) as u32,
+    }
+}
+
+/// Why [`forward_one_i8`] could not run; see [`crate::network::ForwardError`] for the
+/// f32 twin. A validated model and large enough buffers never produce one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuantForwardError {
+    /// The input's length is not the first layer's input size, or a layer's input
+    /// size is not the previous layer's output size.
+    ShapeMismatch {
+        /// The layer (from 0) whose inputs do not match.
+        layer: usize,
+    },
+    /// A parameter slice has the wrong length.
+    ParameterLength {
+        /// The layer with the wrong slice.
+        layer: usize,
+    },
+    /// A buffer is shorter than a layer's output.
+    BufferTooSmall {
+        /// The layer whose output did not fit.
+        layer: usize,
+    },
+    /// There were no layers.
+    NoLayers,
+}
+
+impl core::fmt::Display for QuantForwardError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::ShapeMismatch { layer } => {
+                write!(f, "layer {layer}'s inputs do not match what feeds it")
+            }
+            Self::ParameterLength { layer } => {
+                write!(f, "layer {layer}'s parameters have the wrong length")
+            }
+            Self::BufferTooSmall { layer } => {
+                write!(f, "a buffer is too small for layer {layer}'s outputs")
+            }
+            Self::NoLayers => f.write_str("the network has no layers"),
+        }
+    }
+}
+
+impl core::error::Error for QuantForwardError {}
+
+/// Runs one sample of raw input bytes through a quantized network and returns the
+/// int32 logits (multiply by the last layer's output scale for real values).
+///
+/// Hidden activations ping-pong between `scratch_a` and `scratch_b` (bytes, each as
+/// long as the widest hidden layer); `acc` holds one layer's accumulators and then the
+/// logits (as long as the widest layer).
+pub fn forward_one_i8<'s, 'a, W: Int8 + 'a, I: Le32 + 'a>(
+    layers: impl IntoIterator<Item = QuantLayerParams<'a, W, I>>,
+    input: &[u8],
+    scratch_a: &mut [u8],
+    scratch_b: &mut [u8],
+    acc: &'s mut [i32],
+) -> Result<&'s [i32], QuantForwardError> {
+    let mut layers = layers.into_iter().enumerate().peekable();
+    let mut buffers = [scratch_a, scratch_b];
+    // Which buffer holds the current activations (`None`: still `input`) and how many.
+    let mut current: (Option<usize>, usize) = (None, input.len());
+    let mut logits_len = None;
+    while let Some((index, layer)) = layers.next() {
+        if layer.inputs != current.1 {
+            return Err(QuantForwardError::ShapeMismatch { layer: index });
+        }
+        let lengths_ok = layer.inputs.checked_mul(layer.outputs) == Some(layer.weights.len())
+            && layer.bias.len() == layer.outputs
+            && layer.multiplier.len() == layer.outputs
+            && layer.shift.len() == layer.outputs;
+        if !lengths_ok {
+            return Err(QuantForwardError::ParameterLength { layer: index });
+        }
+        let too_small = QuantForwardError::BufferTooSmall { layer: index };
+        let [even, odd] = &mut buffers;
+        let (source, destination, target): (&[u8], &mut [u8], usize) = match current.0 {
+            None => (input, &mut **even, 0),
+            Some(0) => (even.get(..current.1).ok_or(too_small)?, &mut **odd, 1),
+            Some(_) => (odd.get(..current.1).ok_or(too_small)?, &mut **even, 0),
+        };
+        let layer_acc = acc.get_mut(..layer.outputs).ok_or(too_small)?;
+        dense_accumulate_i8(source, layer.weights, layer.bias, layer_acc);
+        if layers.peek().is_none() {
+            // The logits: requantize in place, each depends only on its own accumulator.
+            for ((a, m), s) in layer_acc.iter_mut().zip(layer.multiplier).zip(layer.shift) {
+                *a = requantize(*a, multiplier_of(*m, *s));
+            }
+            logits_len = Some(layer.outputs);
+            break;
+        }
+        let destination = destination.get_mut(..layer.outputs).ok_or(too_small)?;
+        requantize_relu_u8(layer_acc, layer.multiplier, layer.shift, destination);
+        current = (Some(target), layer.outputs);
+    }
+    let len = logits_len.ok_or(QuantForwardError::NoLayers)?;
+    Ok(acc.get(..len).unwrap_or_default())
+}
+
+/// The predicted class of int32 logits (ties to the lowest index).
+pub fn argmax_i32(logits: &[i32]) -> usize {
+    let mut best = 0;
+    for (j, &v) in logits.iter().enumerate() {
+        if v > logits.get(best).copied().unwrap_or(i32::MIN) {
+            best = j;
+        }
+    }
+    best
+}
+
+/// The predicted class and the real-valued logits of an int8 network's output, given
+/// the last layer's output scale (for callers that want probabilities).
+pub fn dequantize_logits(logits: &[i32], output_scale: f32, out: &mut [f32]) -> usize {
+    for (o, &q) in out.iter_mut().zip(logits) {
+        *o = q as f32 * output_scale;
+    }
+    argmax(out)
+}
+
+/// Quantizes one f32 Dense layer (post-training, per output neuron).
+///
+/// - `input_scale`: the real value of one step of this layer's input (`1/255` for raw
+///   pixels; the previous layer's `output_scale` otherwise);
+/// - `output_scale`: the real value of one step of its output, chosen by the caller
+///   from calibration data (for a hidden layer, its largest ReLU output / 255).
+///
+/// Weights become `round(w / s_w[j])` with `s_w[j] = max_i |w[i][j]| / 127`, biases
+/// `round(b[j] / (input_scale · s_w[j]))`, and `M_j = input_scale · s_w[j] / output_scale`.
+/// Returns `None` if a scale is not positive and finite or a multiplier cannot be
+/// represented.
+///
+/// # Shapes
+/// `weights: [inputs, outputs]`, `bias: [outputs]`; outputs `q_weights: [inputs,
+/// outputs]`, `q_bias`, `multiplier`, `shift`: `[outputs]`.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_layer(
+    weights: &[f32],
+    bias: &[f32],
+    input_scale: f32,
+    output_scale: f32,
+    q_weights: &mut [i8],
+    q_bias: &mut [i32],
+    multiplier: &mut [i32],
+    shift: &mut [i32],
+) -> Option<()> {
+    let outputs = bias.len();
+    if outputs == 0
+        || !(input_scale.is_finite() && input_scale > 0.0)
+        || !(output_scale.is_finite() && output_scale > 0.0)
+    {
+        return None;
+    }
+    debug_assert_eq!(weights.len() % outputs, 0, "weights length");
+    debug_assert_eq!(q_weights.len(), weights.len(), "q_weights length");
+    for j in 0..outputs {
+        let largest = weights
+            .iter()
+            .skip(j)
+            .step_by(outputs)
+            .fold(0.0f32, |m, &w| m.max(w.abs()));
+        // A neuron with all-zero weights still needs a valid scale for its bias.
+        let weight_scale = if largest > 0.0 {
+            f64::from(largest) / 127.0
+        } else {
+            1.0 / 127.0
+        };
+        let accumulator_scale = f64::from(input_scale) * weight_scale;
+        for (q, &w) in q_weights.iter_mut().zip(weights).skip(j).step_by(outputs) {
+            *q = libm::round(f64::from(w) / weight_scale).clamp(-127.0, 127.0) as i8;
+        }
+        let b = libm::round(f64::from(*bias.get(j)?) / accumulator_scale);
+        *q_bias.get_mut(j)? = b.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
+        let m = QuantizedMultiplier::from_real(accumulator_scale / f64::from(output_scale))?;
+        *multiplier.get_mut(j)? = m.multiplier;
+        *shift.get_mut(j)? = m.shift as i32;
+    }
+    Some(())
+}
+
+/// Appends one int8 layer to a payload in the layout of `docs/FORMAT.md` (output
+/// scale, bias, multiplier, shift, weights, zero padding to 4 bytes), writing into
+/// `out` and returning the bytes written, or `None` if `out` is too small.
+pub fn write_int8_layer(
+    out: &mut [u8],
+    output_scale: f32,
+    q_weights: &[i8],
+    q_bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+) -> Option<usize> {
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| -> Option<()> {
+        out.get_mut(at..at + bytes.len())?.copy_from_slice(bytes);
+        at += bytes.len();
+        Some(())
+    };
+    put(&output_scale.to_le_bytes())?;
+    for words in [q_bias, multiplier, shift] {
+        for w in words {
+            put(&w.to_le_bytes())?;
+        }
+    }
+    for &w in q_weights {
+        put(&[w as u8])?;
+    }
+    for _ in 0..(q_weights.len().wrapping_neg() & 3) {
+        put(&[0])?;
+    }
+    Some(at)
+}
