@@ -151,9 +151,12 @@ pub fn run(model_bytes: &'static [u8]) -> ! {
         }
     };
     let needs = model.memory_needs();
+    hprint!("model");
+    for size in model.layer_sizes() {
+        hprint!(" {}", size);
+    }
     hprintln!(
-        "model {:?} at {:#010x}: {} bytes of flash, {} bytes of activations, {} MACs",
-        model.layer_sizes(),
+        " at {:#010x}: {} bytes of flash, {} bytes of activations, {} MACs",
         model_bytes.as_ptr() as usize,
         needs.flash_model_bytes,
         needs.ram_activation_bytes,

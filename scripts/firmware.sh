@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Firmware checks and figures in QEMU (mlp-embedded/firmware).
+#
+#   scripts/firmware.sh check   boot, predict, panic and HardFault on both boards, plus
+#                               the panic-never link check; every QEMU run in `timeout`
+#   scripts/firmware.sh bench   flash, RAM, peak stack and instructions per inference
+#                               (per MAC) on the Cortex-M4F and on v6-M; fails if the
+#                               M4F figures miss their goals
+#
+# Both use the model and images that the `device_parity` test writes to
+# mlp-embedded/firmware/target/assets/ (run first if they are missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+fw=$root/mlp-embedded/firmware
+assets=$fw/target/assets
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
+sysroot_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin
+
+# target  cpu  machine
+boards=(
+    "thumbv7em-none-eabihf cortex-m4 mps2-an386"
+    "thumbv6m-none-eabi cortex-m3 mps2-an385"
+)
+
+prepare() {
+    if [ ! -s "$assets/model.mlp" ] || [ ! -s "$assets/host-stats.txt" ]; then
+        echo "firmware: no assets yet; the device_parity test trains the model and writes them"
+        cargo test --locked -p mlp-workspace-tests --test device_parity
+    fi
+    for board in "${boards[@]}"; do
+        read -r target _ _ <<<"$board"
+        (cd "$fw" && CARGO_TARGET_DIR=$fw/target cargo build --quiet --release --locked --bins --target "$target")
+    done
+}
+
+# qemu TARGET CPU MACHINE BIN [extra qemu args...]: runs a firmware binary, prints its
+# output, returns QEMU's exit status (124 if it had to be killed).
+qemu() {
+    local target=$1 cpu=$2 machine=$3 bin=$4
+    shift 4
+    timeout "$QEMU_TIMEOUT" qemu-system-arm -cpu "$cpu" -machine "$machine" -nographic \
+        -semihosting-config enable=on,target=native "$@" -kernel "$fw/target/$target/release/$bin"
+}
+
+# expect STATUS PATTERN TARGET CPU MACHINE BIN: the run must exit with STATUS and print PATTERN.
+expect() {
+    local want=$1 pattern=$2 status=0 out
+    shift 2
+    out=$(qemu "$@") || status=$?
+    if [ "$status" -ne "$want" ] || ! grep -q -- "$pattern" <<<"$out"; then
+        printf '%s\n' "$out" | tail -5
+        echo "FAIL: $4 on $3: exit status $status (want $want), output must contain '$pattern'" >&2
+        return 1
+    fi
+    echo "ok: $4 on $3 ($1): exit status $status, '$pattern'"
+}
+
+check() {
+    prepare
+    for board in "${boards[@]}"; do
+        read -r target cpu machine <<<"$board"
+        expect 0 "boot: ok" "$target" "$cpu" "$machine" boot
+        expect 0 "result: 100/100 match" "$target" "$cpu" "$machine" predict
+        expect 1 "panic: panicked at" "$target" "$cpu" "$machine" fault_panic
+        expect 1 "hardfault: pc=" "$target" "$cpu" "$machine" fault_hardfault
+    done
+    # A separately flashed model, loaded where memory.x puts the MODEL region.
+    expect 0 "result: 100/100 match" thumbv7em-none-eabihf cortex-m4 mps2-an386 predict_region \
+        -device "loader,file=$assets/model.mlp,addr=0x00300000"
+    expect 1 "load error: invalid model file: not a model file" thumbv7em-none-eabihf cortex-m4 mps2-an386 predict_region
+    # panic-never: a build whose panic handler cannot link, so it only links if the
+    # optimizer removed every panic path of loading and predicting.
+    (cd "$fw" && CARGO_TARGET_DIR=$fw/target cargo build --quiet --release --locked \
+        --features panic-never --bin panic_never --target thumbv7em-none-eabihf)
+    expect 0 "" thumbv7em-none-eabihf cortex-m4 mps2-an386 panic_never
+    echo "ok: panic_never links: no panic path left in loading and predicting"
+}
+
+section() { # ELF SECTION: size in bytes (0 if absent)
+    "$sysroot_bin/llvm-size" -A "$1" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+host_stat() { awk -v k="$1" '$1 == k { print $2 }' "$assets/host-stats.txt"; }
+
+bench() {
+    prepare
+    local plugin="" tools=${QEMU_INSN_COUNT_DIR:-$root/../shared/tools/qemu-insn-count}
+    if [ -x "$tools/build.sh" ]; then
+        plugin=$(cd /tmp && "$tools/build.sh")
+    else
+        echo "bench: no instruction-count plugin at $tools: instruction counts skipped"
+    fi
+    local model images expected nominal effective dense_effective zero_share
+
+    model=$(wc -c <"$assets/model.mlp")
+    images=$(wc -c <"$assets/images.bin")
+    expected=$(wc -c <"$assets/expected.bin")
+    nominal=$(host_stat nominal_macs)
+    effective=$(host_stat mean_effective_macs)
+    dense_effective=$(host_stat dense_effective_macs)
+    zero_share=$(host_stat zero_pixel_share)
+    local failed=0
+    echo
+    echo "== Figures: 784-100-200-10 f32 model, image given as 784 bytes =="
+    echo "model file $model bytes, $((images / 784)) test images ($images bytes), expected classes $expected bytes"
+    echo "test images: $(awk -v z="$zero_share" 'BEGIN { printf "%.1f", 100 * z }')% of pixels are zero;" \
+        "mean effective MACs (non-zero inputs x outputs, all layers) $effective of $nominal nominal;" \
+        "dense input (no zero pixel): $dense_effective effective"
+    for board in "${boards[@]}"; do
+        read -r target cpu machine <<<"$board"
+        local elf=$fw/target/$target/release/predict
+        local vectors text rodata data bss uninit out peak counts real dense
+        vectors=$(section "$elf" .vector_table)
+        text=$(section "$elf" .text)
+        rodata=$(section "$elf" .rodata)
+        data=$(section "$elf" .data)
+        bss=$(section "$elf" .bss)
+        uninit=$(section "$elf" .uninit)
+        local flash=$((vectors + text + rodata + data))
+        local code=$((flash - model - images - expected))
+        if [ -n "$plugin" ]; then
+            out=$(qemu "$target" "$cpu" "$machine" predict -plugin "$plugin" 2>&1)
+        else
+            out=$(qemu "$target" "$cpu" "$machine" predict 2>&1)
+        fi
+        peak=$(sed -n 's/^stack peak \([0-9]*\) bytes.*/\1/p' <<<"$out")
+        local ram=$((data + bss + uninit + peak))
+        echo
+        echo "-- $target on QEMU $machine ($cpu) --"
+        printf '  flash %7d bytes: .vector_table %d + .text %d + .rodata %d + .data %d\n' \
+            "$flash" "$vectors" "$text" "$rodata" "$data"
+        printf '  code  %7d bytes: flash minus model, images and expected classes\n' "$code"
+        printf '  RAM   %7d bytes: .data %d + .bss %d + .uninit %d + peak stack %d (activations 4736 of it)\n' \
+            "$ram" "$data" "$bss" "$uninit" "$peak"
+        if [ -n "$plugin" ]; then
+            counts=$(sed -n 's/^insn-count: //p' <<<"$out")
+            real=$(head -n 100 <<<"$counts" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+            dense=$(tail -n 1 <<<"$counts")
+            awk -v r="$real" -v d="$dense" -v n="$nominal" -v e="$effective" -v de="$dense_effective" 'BEGIN {
+                printf "  instructions per inference, 100 test images (mean): %d = %.2f per nominal MAC, %.2f per effective MAC\n", r, r / n, r / e
+                printf "  instructions per inference, dense input:            %d = %.2f per nominal MAC, %.2f per effective MAC\n", d, d / n, d / de
+            }'
+        fi
+        if [ "$target" = thumbv7em-none-eabihf ]; then
+            [ "$ram" -lt 8192 ] || { echo "  GOAL MISSED: RAM $ram >= 8192 bytes" >&2; failed=1; }
+            [ "$code" -lt 16384 ] || { echo "  GOAL MISSED: code $code >= 16384 bytes" >&2; failed=1; }
+            if [ -n "$plugin" ] && [ $((dense * 2)) -gt $((nominal * 4)) ]; then
+                echo "  GOAL MISSED: dense input above 2.0 instructions per nominal MAC" >&2
+                failed=1
+            fi
+        fi
+    done
+    return $failed
+}
+
+case "${1:-}" in
+    check) check ;;
+    bench) bench ;;
+    *)
+        echo "usage: $0 check|bench" >&2
+        exit 2
+        ;;
+esac
