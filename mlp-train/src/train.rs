@@ -489,3 +489,69 @@ pub fn evaluate_file(
     model.check_fits(model_path, data.features, CLASSES)?;
     Ok(metrics::evaluate(&model, &data))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *state
+    }
+
+    fn batch_loss(model: &Mlp, buf: &mut StepBuffers, b: usize) -> f32 {
+        forward_batch(model, &buf.x, b, &mut buf.acts);
+        let last = buf.acts.len() - 1;
+        softmax_cross_entropy(
+            &buf.acts[last][..b * model.classes()],
+            &buf.y[..b],
+            model.classes(),
+            None,
+        )
+    }
+
+    /// The analytic gradients of a training step match central differences.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut s = 7u64;
+        let mut model = Mlp::xavier(&[6, 5, 4, 3], &mut || lcg(&mut s)).unwrap();
+        for p in model.params.iter_mut() {
+            *p += 0.05; // non-zero biases too
+        }
+        let b = 4;
+        let mut buf = StepBuffers::new(&model, b);
+        for (i, x) in buf.x.iter_mut().enumerate() {
+            *x = ((lcg(&mut s) >> 40) as f32 / (1u64 << 24) as f32)
+                * if i % 5 == 0 { 0.0 } else { 1.0 };
+        }
+        buf.y.copy_from_slice(&[0, 2, 1, 2]);
+        compute_gradients(&model, &mut buf, b);
+        let analytic = buf.grads.clone();
+        let eps = 1e-2f32;
+        for i in 0..model.params.len() {
+            let orig = model.params[i];
+            model.params[i] = orig + eps;
+            let up = f64::from(batch_loss(&model, &mut buf, b));
+            model.params[i] = orig - eps;
+            let down = f64::from(batch_loss(&model, &mut buf, b));
+            model.params[i] = orig;
+            let numeric = (up - down) / (2.0 * f64::from(eps));
+            let a = f64::from(analytic[i]);
+            assert!(
+                (numeric - a).abs() <= 2e-3 + 2e-2 * a.abs(),
+                "parameter {i}: analytic {a}, numeric {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn improvement_rules() {
+        assert!(improves(Monitor::ValAccuracy, 0.5, None));
+        assert!(improves(Monitor::ValAccuracy, 0.6, Some((1, 0.5))));
+        assert!(!improves(Monitor::ValAccuracy, 0.5, Some((1, 0.5))));
+        assert!(improves(Monitor::ValLoss, 0.4, Some((1, 0.5))));
+        assert!(!improves(Monitor::ValLoss, 0.6, Some((1, 0.5))));
+    }
+}

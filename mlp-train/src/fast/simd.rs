@@ -1,0 +1,356 @@
+//! The vector operations the fast kernels are written in, once, generically, and
+//! three implementations: AVX-512, AVX2 with FMA, and a portable one.
+//!
+//! A kernel is a generic function over [`Simd`] marked `#[inline(always)]`; each
+//! instruction set gets an entry point with `#[target_feature]` that calls it, so the
+//! whole kernel is compiled for that instruction set (see `gemm.rs`). The x86 types
+//! can only be built by [`Avx512::detect`] and [`Avx2::detect`], which check the CPU at
+//! run time: holding one is the proof that its intrinsics may be executed, which is
+//! what every `// SAFETY:` comment below relies on.
+
+/// A set of vector instructions over `f32` lanes.
+///
+/// Loads and stores take slices and touch exactly `LANES` elements (the `*_partial`
+/// ones exactly `slice.len() < LANES`), so no method can read or write out of bounds.
+pub(crate) trait Simd: Copy {
+    /// A vector of `LANES` floats.
+    type V: Copy;
+    /// Floats per vector.
+    const LANES: usize;
+    /// Largest number of vectors per row a micro-kernel with `mr` rows keeps in
+    /// registers (accumulators `mr × nv` plus a few temporaries must fit the register
+    /// file).
+    fn max_vectors(mr: usize) -> usize;
+    /// All lanes zero.
+    fn zero(self) -> Self::V;
+    /// All lanes `x`.
+    fn splat(self, x: f32) -> Self::V;
+    /// The first `LANES` elements of `s` (panics if shorter).
+    fn load(self, s: &[f32]) -> Self::V;
+    /// The `s.len() < LANES` elements of `s`, the other lanes zero.
+    fn load_partial(self, s: &[f32]) -> Self::V;
+    /// Stores into the first `LANES` elements of `s` (panics if shorter).
+    fn store(self, s: &mut [f32], v: Self::V);
+    /// Stores the first `s.len() < LANES` lanes of `v` into `s`.
+    fn store_partial(self, s: &mut [f32], v: Self::V);
+    /// `a·b + c` (fused where the hardware has FMA).
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a − b`.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b`.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// ReLU as `mlp_core::activation::relu_forward` does it: negative lanes become 0,
+    /// NaN and −0 stay.
+    fn relu(self, v: Self::V) -> Self::V;
+    /// `v` where `h > 0`, else 0 (ReLU backward; NaN in `h` gives 0, as in the core).
+    fn keep_where_positive(self, v: Self::V, h: Self::V) -> Self::V;
+}
+
+/// Loads and stores for a `&[f32]` with one vector's worth of elements, shared by the
+/// portable implementation.
+#[inline(always)]
+fn lanes<const L: usize>(s: &[f32]) -> [f32; L] {
+    let mut out = [0.0; L];
+    out.copy_from_slice(&s[..L]);
+    out
+}
+
+/// The portable implementation: eight lanes as an array, which the compiler turns
+/// into whatever vector instructions the target has (SSE2, NEON) or scalar code.
+/// Products and sums are rounded separately (no FMA), since emulated FMA is slow.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Portable;
+
+impl Simd for Portable {
+    type V = [f32; 8];
+    const LANES: usize = 8;
+
+    fn max_vectors(mr: usize) -> usize {
+        if mr >= 4 {
+            2
+        } else {
+            4
+        }
+    }
+    #[inline(always)]
+    fn zero(self) -> Self::V {
+        [0.0; 8]
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> Self::V {
+        [x; 8]
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> Self::V {
+        lanes::<8>(s)
+    }
+    #[inline(always)]
+    fn load_partial(self, s: &[f32]) -> Self::V {
+        let mut out = [0.0; 8];
+        out[..s.len()].copy_from_slice(s);
+        out
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32], v: Self::V) {
+        s[..8].copy_from_slice(&v);
+    }
+    #[inline(always)]
+    fn store_partial(self, s: &mut [f32], v: Self::V) {
+        let n = s.len();
+        s.copy_from_slice(&v[..n]);
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        core::array::from_fn(|i| a[i] * b[i] + c[i])
+    }
+    #[inline(always)]
+    fn add(self, a: Self::V, b: Self::V) -> Self::V {
+        core::array::from_fn(|i| a[i] + b[i])
+    }
+    #[inline(always)]
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V {
+        core::array::from_fn(|i| a[i] - b[i])
+    }
+    #[inline(always)]
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V {
+        core::array::from_fn(|i| a[i] * b[i])
+    }
+    #[inline(always)]
+    fn relu(self, v: Self::V) -> Self::V {
+        v.map(|x| if x < 0.0 { 0.0 } else { x })
+    }
+    #[inline(always)]
+    fn keep_where_positive(self, v: Self::V, h: Self::V) -> Self::V {
+        core::array::from_fn(|i| if h[i] > 0.0 { v[i] } else { 0.0 })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    use super::Simd;
+
+    /// AVX-512F: 16 lanes, 32 vector registers, mask registers for partial vectors.
+    /// Only [`Avx512::detect`] builds one.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Avx512 {
+        _private: (),
+    }
+
+    impl Avx512 {
+        /// `Some` when this CPU runs AVX-512F (and AVX2 and FMA, which it implies).
+        pub(crate) fn detect() -> Option<Self> {
+            (is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma"))
+            .then_some(Avx512 { _private: () })
+        }
+    }
+
+    /// The mask selecting the first `n < 16` lanes.
+    #[inline(always)]
+    fn mask16(n: usize) -> __mmask16 {
+        ((1u32 << n) - 1) as __mmask16
+    }
+
+    impl Simd for Avx512 {
+        type V = __m512;
+        const LANES: usize = 16;
+
+        fn max_vectors(mr: usize) -> usize {
+            // 32 registers: 4 × 7 accumulators + a weight vector + broadcasts.
+            match mr {
+                0..=2 => 8,
+                3 => 8,
+                _ => 7,
+            }
+        }
+        #[inline(always)]
+        fn zero(self) -> __m512 {
+            // SAFETY: `self` exists only if AVX-512F was detected at run time.
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> __m512 {
+            // SAFETY: AVX-512F was detected (see `zero`).
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn load(self, s: &[f32]) -> __m512 {
+            let s = &s[..16];
+            // SAFETY: AVX-512F was detected; `s` has 16 readable elements.
+            unsafe { _mm512_loadu_ps(s.as_ptr()) }
+        }
+        #[inline(always)]
+        fn load_partial(self, s: &[f32]) -> __m512 {
+            debug_assert!(s.len() < 16);
+            let m = mask16(s.len().min(15));
+            // SAFETY: AVX-512F was detected; the mask enables only the first
+            // `s.len()` lanes, and masked-off lanes are never accessed.
+            unsafe { _mm512_maskz_loadu_ps(m, s.as_ptr()) }
+        }
+        #[inline(always)]
+        fn store(self, s: &mut [f32], v: __m512) {
+            let s = &mut s[..16];
+            // SAFETY: AVX-512F was detected; `s` has 16 writable elements.
+            unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        fn store_partial(self, s: &mut [f32], v: __m512) {
+            debug_assert!(s.len() < 16);
+            let m = mask16(s.len().min(15));
+            // SAFETY: AVX-512F was detected; only the first `s.len()` lanes are written.
+            unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), m, v) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+            // SAFETY: AVX-512F was detected.
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F was detected.
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F was detected.
+            unsafe { _mm512_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F was detected.
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn relu(self, v: __m512) -> __m512 {
+            // `max(0, v)` returns its second operand when either is NaN, and `v` for
+            // −0 (0 > −0 is false): the core's `if v < 0 { 0 }` exactly.
+            // SAFETY: AVX-512F was detected.
+            unsafe { _mm512_max_ps(_mm512_setzero_ps(), v) }
+        }
+        #[inline(always)]
+        fn keep_where_positive(self, v: __m512, h: __m512) -> __m512 {
+            // SAFETY: AVX-512F was detected.
+            unsafe {
+                let m = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(h, _mm512_setzero_ps());
+                _mm512_maskz_mov_ps(m, v)
+            }
+        }
+    }
+
+    /// AVX2 with FMA: 8 lanes, 16 vector registers. Only [`Avx2::detect`] builds one.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Avx2 {
+        _private: (),
+    }
+
+    impl Avx2 {
+        /// `Some` when this CPU runs AVX2 and FMA.
+        pub(crate) fn detect() -> Option<Self> {
+            (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+                .then_some(Avx2 { _private: () })
+        }
+    }
+
+    /// The integer mask selecting the first `n < 8` lanes.
+    #[inline(always)]
+    fn mask8(_proof: Avx2, n: usize) -> __m256i {
+        // SAFETY: `_proof` exists only if AVX2 was detected at run time.
+        unsafe {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
+        }
+    }
+
+    impl Simd for Avx2 {
+        type V = __m256;
+        const LANES: usize = 8;
+
+        fn max_vectors(mr: usize) -> usize {
+            // 16 registers: accumulators `mr × nv` plus a weight vector and broadcasts.
+            match mr {
+                0 | 1 => 8,
+                2 | 3 => 5,
+                _ => 3,
+            }
+        }
+        #[inline(always)]
+        fn zero(self) -> __m256 {
+            // SAFETY: `self` exists only if AVX2 and FMA were detected at run time.
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> __m256 {
+            // SAFETY: AVX2 was detected (see `zero`).
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn load(self, s: &[f32]) -> __m256 {
+            let s = &s[..8];
+            // SAFETY: AVX2 was detected; `s` has 8 readable elements.
+            unsafe { _mm256_loadu_ps(s.as_ptr()) }
+        }
+        #[inline(always)]
+        fn load_partial(self, s: &[f32]) -> __m256 {
+            debug_assert!(s.len() < 8);
+            // SAFETY: AVX2 was detected; the mask enables only the first `s.len()`
+            // lanes, and masked-off lanes are never accessed.
+            unsafe { _mm256_maskload_ps(s.as_ptr(), mask8(self, s.len().min(7))) }
+        }
+        #[inline(always)]
+        fn store(self, s: &mut [f32], v: __m256) {
+            let s = &mut s[..8];
+            // SAFETY: AVX2 was detected; `s` has 8 writable elements.
+            unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        fn store_partial(self, s: &mut [f32], v: __m256) {
+            debug_assert!(s.len() < 8);
+            // SAFETY: AVX2 was detected; only the first `s.len()` lanes are written.
+            unsafe { _mm256_maskstore_ps(s.as_mut_ptr(), mask8(self, s.len().min(7)), v) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+            // SAFETY: FMA was detected.
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX was detected (implied by AVX2).
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX was detected.
+            unsafe { _mm256_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX was detected.
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn relu(self, v: __m256) -> __m256 {
+            // Same operand order as the AVX-512 version: NaN and −0 pass through.
+            // SAFETY: AVX was detected.
+            unsafe { _mm256_max_ps(_mm256_setzero_ps(), v) }
+        }
+        #[inline(always)]
+        fn keep_where_positive(self, v: __m256, h: __m256) -> __m256 {
+            // SAFETY: AVX was detected.
+            unsafe {
+                let m = _mm256_cmp_ps::<_CMP_GT_OQ>(h, _mm256_setzero_ps());
+                _mm256_and_ps(m, v)
+            }
+        }
+    }
+}

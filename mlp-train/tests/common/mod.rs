@@ -1,0 +1,126 @@
+//! Helpers shared by the trainer's integration tests: running the binary, the data
+//! directories, and checks on failures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The full Fashion-MNIST (the test command installs it).
+pub const FASHION: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Fashion-MNIST's directory, with a clear message when it is missing.
+pub fn fashion() -> PathBuf {
+    let dir = PathBuf::from(FASHION);
+    assert!(
+        dir.join("train-images-idx3-ubyte.gz").is_file(),
+        "Fashion-MNIST is missing from {FASHION}: run scripts/setup.sh (apt-get install dataset-fashion-mnist)"
+    );
+    dir
+}
+
+/// The bundled digits.
+pub fn bundled() -> PathBuf {
+    mlp_train::data::bundled_data_dir()
+}
+
+/// Runs the trainer binary with `args`.
+pub fn run<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_mlp-train"))
+        .args(args)
+        .output()
+        .expect("the trainer binary runs")
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// Asserts a failure with exit code 1 and a one-line message containing every
+/// `needle`; returns the message.
+pub fn fails(o: &Output, needles: &[&str]) -> String {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit code 1\nstdout:\n{}\nstderr:\n{err}",
+        stdout(o)
+    );
+    let line = err.trim_end();
+    assert_eq!(
+        line.lines().count(),
+        1,
+        "expected a one-line message, got:\n{err}"
+    );
+    for n in needles {
+        assert!(line.contains(n), "message lacks {n:?}: {line}");
+    }
+    line.to_owned()
+}
+
+/// Names of the files in `dir` (empty when it does not exist).
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The figure after "test accuracy: " in the trainer's output, as a fraction.
+pub fn test_accuracy(out: &str) -> f64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("test accuracy: "))
+        .unwrap_or_else(|| panic!("no test accuracy line in:\n{out}"));
+    let pct: f64 = line["test accuracy: ".len()..]
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    pct / 100.0
+}
+
+/// Arguments for a quick Fashion-MNIST run: `limit` training images, 2,000
+/// validation images, `epochs` epochs, outputs in `out`.
+pub fn quick_fashion(out: &Path, limit: usize, epochs: usize) -> Vec<String> {
+    vec![
+        "train".into(),
+        "--quiet".into(),
+        "--data".into(),
+        fashion().display().to_string(),
+        "--limit".into(),
+        limit.to_string(),
+        "--validation".into(),
+        "2000".into(),
+        "--epochs".into(),
+        epochs.to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ]
+}
