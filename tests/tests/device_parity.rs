@@ -1,7 +1,8 @@
 //! Host and device agree to the bit.
 //!
-//! Trains a 784-100-200-10 model on the bundled MNIST digits, predicts 100 test images
-//! on the host with `mlp-core`'s forward pass, builds the firmware with that model and
+//! Trains a 784-100-200-10 model on the bundled MNIST digits with the trainer
+//! (`mlp-train`), predicts 100 test images on the host with the trainer's model
+//! (`Mlp::logits_one`, the core's shared forward pass), builds the firmware with that model and
 //! those images for the Cortex-M4F (`thumbv7em-none-eabihf`, QEMU `mps2-an386`) and
 //! for v6-M (`thumbv6m-none-eabi`, soft float, run on `mps2-an385`), runs it in QEMU,
 //! and compares every logit's bits. Also boots the firmware that reads a separately
@@ -18,8 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use mlp_core::activation::relu_forward;
+use mlp_core::dense::{dense_forward, DenseShape};
 use mlp_core::format::ModelView;
-use mlp_core::network::{forward_one, LayerParams};
+use mlp_train::idx::{read_images, read_labels};
+use mlp_train::model::Mlp;
+use mlp_train::train::{RunOptions, TrainConfig};
 
 const LAYERS: [u32; 4] = [784, 100, 200, 10];
 const PIXELS: usize = 784;
@@ -44,187 +49,74 @@ fn assets_dir() -> PathBuf {
     firmware_dir().join("target/assets")
 }
 
-/// An IDX file, gunzipped, without its header.
-fn read_idx(name: &str, header: usize) -> Vec<u8> {
-    let path = workspace().join("data/mnist-digits").join(name);
-    let output = Command::new("gzip")
-        .arg("-dc")
-        .arg(&path)
-        .output()
-        .expect("run gzip");
-    assert!(output.status.success(), "gzip -dc {}", path.display());
-    output.stdout[header..].to_vec()
+fn digits(name: &str) -> PathBuf {
+    workspace().join("data/mnist-digits").join(name)
 }
 
 // --- the model ---------------------------------------------------------------------
 
-/// The model under test, as a model file.
-///
-/// Trained here with `mlp-core`'s kernels (Xavier init, a few hundred SGD steps on
-/// the bundled training digits): a small stand-in for the trainer, written with the
-/// same core functions it uses. Swapping in `mlp-train` changes only this function.
+/// Trains the walkthrough's 784-100-200-10 model with the trainer (SGD, learning rate
+/// 0.1, batch 32) for two epochs on the bundled digits, and returns its model file.
 fn train_model() -> Vec<u8> {
-    dev_trainer::train(
-        &LAYERS,
-        &read_idx("train-images-idx3-ubyte.gz", 16),
-        &read_idx("train-labels-idx1-ubyte.gz", 8),
-    )
-}
-
-mod dev_trainer {
-    use mlp_core::activation::{relu_backward, relu_forward};
-    use mlp_core::dense::{dense_backward, dense_forward, sgd_step, DenseShape};
-    use mlp_core::init::xavier_normal;
-    use mlp_core::loss::softmax_cross_entropy;
-
-    const BATCH: usize = 32;
-    const STEPS: usize = 600;
-    const LEARNING_RATE: f32 = 0.1;
-
-    /// SplitMix64.
-    fn rng(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-    }
-
-    pub fn train(layers: &[u32], images: &[u8], labels: &[u8]) -> Vec<u8> {
-        let sizes: Vec<usize> = layers.iter().map(|&s| s as usize).collect();
-        let pixels = sizes[0];
-        let count = labels.len().min(images.len() / pixels);
-        let mut next = rng(42);
-        let mut params: Vec<(Vec<f32>, Vec<f32>)> = sizes
-            .windows(2)
-            .map(|p| {
-                let mut w = vec![0.0; p[0] * p[1]];
-                xavier_normal(&mut w, p[0], p[1], &mut next);
-                (w, vec![0.0; p[1]])
-            })
-            .collect();
-        let mut x = vec![0.0f32; BATCH * pixels];
-        let mut y_labels = vec![0u8; BATCH];
-        for _ in 0..STEPS {
-            for (row, label) in x.chunks_exact_mut(pixels).zip(&mut y_labels) {
-                let index = (next() % count as u64) as usize;
-                for (v, &p) in row
-                    .iter_mut()
-                    .zip(&images[index * pixels..(index + 1) * pixels])
-                {
-                    *v = p as f32 / 255.0;
-                }
-                *label = labels[index];
-            }
-            // Forward, keeping every layer's output (ReLU applied for hidden layers).
-            let mut acts: Vec<Vec<f32>> = vec![x.clone()];
-            for (k, (w, b)) in params.iter().enumerate() {
-                let shape = DenseShape::new(BATCH, sizes[k], sizes[k + 1]);
-                let mut y = vec![0.0; shape.output_len()];
-                dense_forward(shape, &acts[k], w, b, &mut y);
-                if k + 1 < params.len() {
-                    relu_forward(&mut y);
-                }
-                acts.push(y);
-            }
-            let classes = *sizes.last().unwrap();
-            let mut grad = vec![0.0; BATCH * classes];
-            softmax_cross_entropy(acts.last().unwrap(), &y_labels, classes, Some(&mut grad));
-            for k in (0..params.len()).rev() {
-                let shape = DenseShape::new(BATCH, sizes[k], sizes[k + 1]);
-                let mut gw = vec![0.0; shape.weight_len()];
-                let mut gb = vec![0.0; shape.outputs];
-                let mut gi = vec![0.0; shape.input_len()];
-                let (w, b) = &mut params[k];
-                dense_backward(
-                    shape,
-                    &acts[k],
-                    w,
-                    &grad,
-                    (k > 0).then_some(&mut gi[..]),
-                    &mut gw,
-                    &mut gb,
-                );
-                sgd_step(w, &gw, LEARNING_RATE);
-                sgd_step(b, &gb, LEARNING_RATE);
-                if k > 0 {
-                    relu_backward(&acts[k], &mut gi);
-                    grad = gi;
-                }
-            }
-        }
-        let payload: Vec<u8> = params
-            .iter()
-            .flat_map(|(w, b)| w.iter().chain(b))
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        super::encode_model(layers, &payload)
-    }
+    let out_dir = std::env::temp_dir().join(format!("mlp-device-parity-{}", std::process::id()));
+    let config = TrainConfig {
+        data_dir: workspace().join("data/mnist-digits"),
+        hidden: vec![100, 200],
+        epochs: 2,
+        ..TrainConfig::default()
+    };
+    let options = RunOptions {
+        out_dir: out_dir.clone(),
+        resume: None,
+        stop_after: None,
+        verbose: false,
+    };
+    let report = mlp_train::train::run(config, &options).expect("train with mlp-train");
+    let path = report.model_path.expect("the run wrote a model");
+    let file = fs::read(&path).expect("read the trained model");
+    let _ = fs::remove_dir_all(&out_dir);
+    file
 }
 
 // --- host prediction -----------------------------------------------------------------
 
-/// A model file's parameters as `f32` vectors, for the host forward pass.
+/// The host side: the trainer's model, loaded from the same file the firmware embeds.
 struct HostModel {
-    layers: Vec<(usize, usize, Vec<f32>, Vec<f32>)>,
+    mlp: Mlp,
 }
 
 impl HostModel {
     fn new(file: &[u8]) -> Self {
-        let view = ModelView::decode(file).expect("valid model");
-        let floats = |b: &[u8]| -> Vec<f32> {
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()
-        };
-        let layers = view
-            .layers()
-            .map(|l| (l.inputs, l.outputs, floats(l.weights), floats(l.bias)))
-            .collect();
-        Self { layers }
+        Self {
+            mlp: Mlp::from_bytes(file).expect("valid model"),
+        }
     }
 
-    fn params(&self) -> impl Iterator<Item = LayerParams<'_, f32>> {
-        self.layers
-            .iter()
-            .map(|(inputs, outputs, w, b)| LayerParams {
-                inputs: *inputs,
-                outputs: *outputs,
-                weights: &w[..],
-                bias: &b[..],
-            })
+    fn input(pixels: &[u8]) -> Vec<f32> {
+        pixels.iter().map(|&p| p as f32 / 255.0).collect()
     }
 
-    /// The logits the host predicts for one image: `pixel as f32 / 255.0`, then
-    /// `mlp_core::network::forward_one`.
+    /// The logits the host predicts for one image: `pixel as f32 / 255.0`, then the
+    /// trainer's `Mlp::logits_one` (`mlp_core::network::forward_one`).
     fn logits(&self, pixels: &[u8]) -> Vec<f32> {
-        let input: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-        let width = self.layers.iter().map(|l| l.1).max().unwrap();
-        let (mut a, mut b) = (vec![0.0; width], vec![0.0; width]);
-        forward_one(self.params(), &input, &mut a, &mut b)
-            .unwrap()
-            .to_vec()
+        self.mlp
+            .logits_one(&Self::input(pixels))
+            .expect("host prediction")
     }
 
     /// Multiply-accumulates the zero-skipping kernel really does for one image: for each
     /// layer, its non-zero inputs times its outputs.
     fn effective_macs(&self, pixels: &[u8]) -> usize {
-        let mut x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+        let mut x = Self::input(pixels);
+        let layers: Vec<_> = self.mlp.layer_params().collect();
         let mut macs = 0;
-        for (k, (inputs, outputs, w, b)) in self.layers.iter().enumerate() {
-            macs += x.iter().filter(|&&v| v != 0.0).count() * outputs;
-            let mut y = vec![0.0; *outputs];
-            mlp_core::dense::dense_forward(
-                mlp_core::dense::DenseShape::new(1, *inputs, *outputs),
-                &x,
-                w,
-                b,
-                &mut y,
-            );
-            if k + 1 < self.layers.len() {
-                mlp_core::activation::relu_forward(&mut y);
+        for (k, layer) in layers.iter().enumerate() {
+            macs += x.iter().filter(|&&v| v != 0.0).count() * layer.outputs;
+            let mut y = vec![0.0; layer.outputs];
+            let shape = DenseShape::new(1, layer.inputs, layer.outputs);
+            dense_forward(shape, &x, layer.weights, layer.bias, &mut y);
+            if k + 1 < layers.len() {
+                relu_forward(&mut y);
             }
             x = y;
         }
@@ -392,9 +284,10 @@ fn setup() -> &'static Setup {
     SETUP.get_or_init(|| {
         let model = train_model();
         let host = HostModel::new(&model);
-        let images = read_idx("t10k-images-idx3-ubyte.gz", 16);
-        let labels = read_idx("t10k-labels-idx1-ubyte.gz", 8);
-        let images = &images[..TEST_IMAGES * PIXELS];
+        let images = read_images(&digits("t10k-images-idx3-ubyte.gz")).expect("test images");
+        let labels = read_labels(&digits("t10k-labels-idx1-ubyte.gz"), 10).expect("test labels");
+        assert_eq!(images.pixels_per_image(), PIXELS);
+        let images = &images.pixels[..TEST_IMAGES * PIXELS];
         let host_logits: Vec<Vec<f32>> = images
             .chunks_exact(PIXELS)
             .map(|image| host.logits(image))
