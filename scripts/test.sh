@@ -28,3 +28,15 @@ step "cargo test --workspace"
 cargo test --workspace --locked
 
 # Later checks (firmware in QEMU, fuzzing, benchmarks' smoke runs) are added below.
+
+# --- firmware in QEMU (mlp-embedded/firmware) ----------------------------------
+# The bit-exact host/device test ran above (tests/tests/device_parity.rs). Here: boot,
+# predict, panic and HardFault exit statuses on both boards, a separately flashed
+# model, the panic-never link check, then the flash/RAM/instructions-per-MAC figures,
+# which fail if the Cortex-M4F misses its goals. Every QEMU run is inside `timeout`.
+step "firmware checks in QEMU (Cortex-M4F mps2-an386, v6-M on mps2-an385)"
+scripts/firmware.sh check
+
+step "firmware figures: flash, RAM, peak stack, instructions per MAC"
+scripts/firmware.sh bench
+# --- end of the firmware section ------------------------------------------------
