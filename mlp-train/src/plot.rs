@@ -11,6 +11,68 @@ use plotters::prelude::*;
 
 use crate::metrics::EpochMetrics;
 
+/// Which two values of an epoch one panel plots: (train, validation).
+type Pick = fn(&EpochMetrics) -> (f64, f64);
+
+/// Orange for the validation curve.
+const ORANGE: RGBColor = RGBColor(230, 120, 0);
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    history: &[EpochMetrics],
+    pick: Pick,
+) -> Result<()> {
+    let values: Vec<(f64, f64)> = history.iter().map(pick).collect();
+    let (lo, hi) = values
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.1).max(1e-3);
+    let x_range = if history.len() <= 1 {
+        0.5..1.5
+    } else {
+        1.0..history.len() as f64
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x_range, (lo - pad)..(hi + pad))
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(title.to_lowercase())
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (label, color, validation) in [("train", BLUE, false), ("validation", ORANGE, true)] {
+        let points = history
+            .iter()
+            .zip(&values)
+            .map(|(m, v)| (m.epoch as f64, if validation { v.1 } else { v.0 }));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
 /// Renders the curves to an SVG string.
 pub fn render_svg(history: &[EpochMetrics]) -> Result<String> {
     let mut svg = String::new();
@@ -18,80 +80,10 @@ pub fn render_svg(history: &[EpochMetrics]) -> Result<String> {
         let root = SVGBackend::with_string(&mut svg, (1000, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
         let (left, right) = root.split_horizontally(500);
-        let epochs = history.len().max(1) as f64;
-        let x_range = if history.len() <= 1 {
-            0.5..1.5
-        } else {
-            1.0..epochs
-        };
-        let panels: [(
-            &plotters::drawing::DrawingArea<_, _>,
-            &str,
-            fn(&EpochMetrics) -> (f64, f64),
-        ); 2] = [
-            (&left, "Accuracy", |m| (m.train_accuracy, m.val_accuracy)),
-            (&right, "Loss", |m| (m.train_loss, m.val_loss)),
-        ];
-        for (area, title, pick) in panels {
-            let values: Vec<(f64, f64)> = history.iter().map(pick).collect();
-            let (lo, hi) = values
-                .iter()
-                .flat_map(|&(a, b)| [a, b])
-                .filter(|v| v.is_finite())
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                    (lo.min(v), hi.max(v))
-                });
-            let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-            let pad = ((hi - lo) * 0.1).max(1e-3);
-            let mut chart = ChartBuilder::on(area)
-                .caption(title, ("sans-serif", 22))
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(x_range.clone(), (lo - pad)..(hi + pad))
-                .map_err(|e| anyhow!("{e}"))?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .y_desc(title.to_lowercase())
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
-            let series: [(&str, RGBColor, Vec<(f64, f64)>); 2] = [
-                (
-                    "train",
-                    BLUE,
-                    history
-                        .iter()
-                        .zip(&values)
-                        .map(|(m, v)| (m.epoch as f64, v.0))
-                        .collect(),
-                ),
-                (
-                    "validation",
-                    RGBColor(230, 120, 0),
-                    history
-                        .iter()
-                        .zip(&values)
-                        .map(|(m, v)| (m.epoch as f64, v.1))
-                        .collect(),
-                ),
-            ];
-            for (label, color, points) in series {
-                chart
-                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .label(label)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
-        }
+        draw_panel(&left, "Accuracy", history, |m| {
+            (m.train_accuracy, m.val_accuracy)
+        })?;
+        draw_panel(&right, "Loss", history, |m| (m.train_loss, m.val_loss))?;
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
     Ok(svg)

@@ -530,7 +530,7 @@ mod tests {
         compute_gradients(&model, &mut buf, b);
         let analytic = buf.grads.clone();
         let eps = 1e-2f32;
-        for i in 0..model.params.len() {
+        for (i, &a) in analytic.iter().enumerate() {
             let orig = model.params[i];
             model.params[i] = orig + eps;
             let up = f64::from(batch_loss(&model, &mut buf, b));
@@ -538,7 +538,7 @@ mod tests {
             let down = f64::from(batch_loss(&model, &mut buf, b));
             model.params[i] = orig;
             let numeric = (up - down) / (2.0 * f64::from(eps));
-            let a = f64::from(analytic[i]);
+            let a = f64::from(a);
             assert!(
                 (numeric - a).abs() <= 2e-3 + 2e-2 * a.abs(),
                 "parameter {i}: analytic {a}, numeric {numeric}"

@@ -90,7 +90,7 @@ fn write_digit(dir: &Path, data: &mlp_train::data::Dataset, i: usize) -> PathBuf
         let v = data.input(i)[(y / 3 * 28 + x / 3) as usize];
         image::Luma([255 - (v * 255.0).round() as u8])
     });
-    let path = dir.join(if i % 2 == 0 {
+    let path = dir.join(if i.is_multiple_of(2) {
         format!("d{i}.png")
     } else {
         format!("d{i}.pgm")

@@ -1,0 +1,310 @@
+//! The one product kernel every fast path uses: `C ← epilogue(A·B)`, skipping the
+//! zeros of `A`.
+//!
+//! # Notation
+//! `A: [m, k]` is read through strides (`A[i][p] = a[i·rs + p·cs]`), so it can be a
+//! batch `x` (`rs = inputs`, `cs = 1`) or its transpose `xᵀ` (`rs = 1`, `cs = inputs`)
+//! without copying. `B: [k, n]` and `C: [m, n]` are row-major and contiguous.
+//!
+//! # How
+//! Rows of `A` are taken `MR` at a time. For each block the `p` where any of the `MR`
+//! rows is non-zero are packed, with their `MR` values, into a short list (on MNIST
+//! images and ReLU outputs about half the entries are zero, and whole columns of
+//! neighbouring pixels are). Then, for each panel of up to `NV` vectors of columns,
+//! `MR × NV` accumulators stay in registers while the list is walked: per entry, `NV`
+//! vectors of row `p` of `B` are loaded once and used by `MR` fused multiply-adds
+//! each. The last vector of a panel may be partial (masked loads and stores), so any
+//! `n` works without padding. The epilogue is applied as the accumulators leave the
+//! registers, which fuses the bias, ReLU, ReLU's backward mask, or an SGD update into
+//! the product at no extra pass over memory.
+//!
+//! Every element of `C` is one sum over `p` ascending, computed the same way whatever
+//! the block a row falls into, except that a row sharing a block with others also
+//! adds the exact zeros `0·B[p][j]` of the entries only the others need. So results
+//! do not depend on how the rows are split between threads, up to the sign of an
+//! all-zero sum.
+
+use super::simd::Simd;
+
+/// What happens to each accumulated `acc = (A·B)[i][j]` on its way to `C[i][j]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Epilogue<'a> {
+    /// `C ← acc + bias[j]` (the sum starts from the bias), then ReLU if `relu`.
+    Bias {
+        /// `bias: [n]`.
+        bias: &'a [f32],
+        /// Apply ReLU.
+        relu: bool,
+    },
+    /// `C ← acc`.
+    Store,
+    /// `C ← acc` where `h[i][j] > 0`, else 0: an input gradient with the previous
+    /// layer's ReLU backward fused in. `h: [m, n]`, row-major.
+    KeepWherePositive {
+        /// The previous layer's ReLU outputs.
+        h: &'a [f32],
+    },
+    /// `C ← C − lr·acc`: a weight gradient applied by SGD without storing it.
+    Sgd {
+        /// The learning rate.
+        lr: f32,
+    },
+}
+
+/// `A` seen through strides: `A[i][p] = data[i·rs + p·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided<'a> {
+    /// The elements.
+    pub data: &'a [f32],
+    /// Rows `m`.
+    pub rows: usize,
+    /// Columns `k`.
+    pub cols: usize,
+    /// Distance between rows.
+    pub rs: usize,
+    /// Distance between columns.
+    pub cs: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// A row-major `[rows, cols]` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Strided {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major `[cols, rows]` matrix, as `[rows, cols]`.
+    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Strided {
+            data,
+            rows,
+            cols,
+            rs: 1,
+            cs: rows,
+        }
+    }
+}
+
+/// Packing space for one thread: grows to the largest `k` seen, then never again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Pack {
+    cols: Vec<u32>,
+    vals: Vec<f32>,
+}
+
+impl Pack {
+    /// Room for blocks of `MAX_MR` rows over `k` columns.
+    pub fn reserve(&mut self, k: usize) {
+        if self.cols.len() < k {
+            self.cols.resize(k, 0);
+            self.vals.resize(k * MAX_MR, 0.0);
+        }
+    }
+}
+
+/// The most rows a block can have.
+pub(crate) const MAX_MR: usize = 4;
+
+/// Everything one product needs.
+pub(crate) struct Gemm<'a, 'p> {
+    /// `A: [m, k]`.
+    pub a: Strided<'a>,
+    /// `B: [k, n]`, row-major.
+    pub b: &'a [f32],
+    /// Columns `n` of `B` and `C`.
+    pub n: usize,
+    /// `C: [m, n]`, row-major.
+    pub c: &'a mut [f32],
+    /// What to do with each sum.
+    pub epilogue: Epilogue<'a>,
+    /// Rows per block (1, 2 or 4; larger shares more loads of `B`, smaller skips
+    /// more zeros).
+    pub mr: usize,
+    /// Packing space.
+    pub pack: &'p mut Pack,
+}
+
+/// `C ← epilogue(A·B)` with the instructions of `s`; see the module docs.
+#[inline(always)]
+pub(crate) fn gemm<S: Simd>(s: S, g: Gemm<'_, '_>) {
+    let Gemm {
+        a,
+        b,
+        n,
+        c,
+        epilogue,
+        mr,
+        pack,
+    } = g;
+    let (m, k) = (a.rows, a.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    debug_assert!(b.len() >= k * n, "B length");
+    debug_assert!(c.len() >= m * n, "C length");
+    pack.reserve(k);
+    let mr = match mr {
+        0 | 1 => 1,
+        2 | 3 => 2,
+        _ => 4,
+    };
+    let mut r0 = 0;
+    while r0 < m {
+        let rows = if m - r0 >= mr {
+            mr
+        } else if m - r0 >= 2 && mr >= 2 {
+            2
+        } else {
+            1
+        };
+        let entries = match rows {
+            4 => pack_rows::<4>(a, r0, pack),
+            2 => pack_rows::<2>(a, r0, pack),
+            _ => pack_rows::<1>(a, r0, pack),
+        };
+        let block = Block {
+            cols: &pack.cols[..entries],
+            vals: &pack.vals[..entries * rows],
+            b,
+            n,
+            r0,
+        };
+        match rows {
+            4 => panels::<S, 4>(s, &block, c, epilogue),
+            2 => panels::<S, 2>(s, &block, c, epilogue),
+            _ => panels::<S, 1>(s, &block, c, epilogue),
+        }
+        r0 += rows;
+    }
+}
+
+/// Packs rows `r0..r0 + MR` of `A`: for every column `p` where one of them is not
+/// zero, `cols[e] = p` and `vals[e·MR + r] = A[r0 + r][p]`. Returns the entries.
+#[inline(always)]
+fn pack_rows<const MR: usize>(a: Strided<'_>, r0: usize, pack: &mut Pack) -> usize {
+    let mut count = 0;
+    let base = r0 * a.rs;
+    // Branch-free: every column is written at `count`, which only advances when it
+    // has a non-zero, so the data-dependent pattern costs no mispredictions.
+    let cols = &mut pack.cols[..a.cols];
+    let vals = &mut pack.vals[..a.cols * MR];
+    for p in 0..a.cols {
+        let mut any = false;
+        for r in 0..MR {
+            let v = a.data[base + r * a.rs + p * a.cs];
+            vals[count * MR + r] = v;
+            any |= v != 0.0;
+        }
+        cols[count] = p as u32;
+        count += usize::from(any);
+    }
+    count
+}
+
+/// One packed block of `MR` rows of `A`.
+struct Block<'a> {
+    cols: &'a [u32],
+    vals: &'a [f32],
+    b: &'a [f32],
+    n: usize,
+    r0: usize,
+}
+
+/// Splits the columns into panels of at most `max_vectors(MR)` vectors, as even as
+/// possible, and runs each.
+#[inline(always)]
+fn panels<S: Simd, const MR: usize>(s: S, block: &Block<'_>, c: &mut [f32], epilogue: Epilogue<'_>) {
+    let lanes = S::LANES;
+    let vectors = block.n.div_ceil(lanes);
+    let max = S::max_vectors(MR);
+    let panels = vectors.div_ceil(max);
+    let (base, extra) = (vectors / panels, vectors % panels);
+    let mut col0 = 0;
+    for p in 0..panels {
+        let nv = base + usize::from(p < extra);
+        let width = (nv * lanes).min(block.n - col0);
+        let tail = width % lanes != 0;
+        macro_rules! run {
+            ($($nv:literal)*) => {
+                match (nv, tail) {
+                    $(
+                        ($nv, false) => panel::<S, MR, $nv, false>(s, block, col0, width, c, epilogue),
+                        ($nv, true) => panel::<S, MR, $nv, true>(s, block, col0, width, c, epilogue),
+                    )*
+                    _ => unreachable!("panel of {nv} vectors"),
+                }
+            };
+        }
+        run!(1 2 3 4 5 6 7 8);
+        col0 += width;
+    }
+}
+
+/// The micro-kernel: columns `col0..col0 + width` (`NV` vectors, the last partial if
+/// `TAIL`) of the block's `MR` rows.
+#[inline(always)]
+fn panel<S: Simd, const MR: usize, const NV: usize, const TAIL: bool>(
+    s: S,
+    block: &Block<'_>,
+    col0: usize,
+    width: usize,
+    c: &mut [f32],
+    epilogue: Epilogue<'_>,
+) {
+    let l = S::LANES;
+    let n = block.n;
+    let load = |row: &[f32], v: usize| {
+        if TAIL && v == NV - 1 {
+            s.load_partial(&row[v * l..width])
+        } else {
+            s.load(&row[v * l..])
+        }
+    };
+    let mut acc = [[s.zero(); NV]; MR];
+    if let Epilogue::Bias { bias, .. } = epilogue {
+        let bias = &bias[col0..col0 + width];
+        for v in 0..NV {
+            let bv = load(bias, v);
+            for row in acc.iter_mut() {
+                row[v] = bv;
+            }
+        }
+    }
+    for (e, &p) in block.cols.iter().enumerate() {
+        let start = p as usize * n + col0;
+        let b_row = &block.b[start..start + width];
+        let a = &block.vals[e * MR..e * MR + MR];
+        let mut splats = [s.zero(); MR];
+        for r in 0..MR {
+            splats[r] = s.splat(a[r]);
+        }
+        for v in 0..NV {
+            let bv = load(b_row, v);
+            for r in 0..MR {
+                acc[r][v] = s.mul_add(splats[r], bv, acc[r][v]);
+            }
+        }
+    }
+    for (r, acc_row) in acc.iter().enumerate() {
+        let start = (block.r0 + r) * n + col0;
+        let c_row = &mut c[start..start + width];
+        for (v, &a) in acc_row.iter().enumerate() {
+            let out = match epilogue {
+                Epilogue::Bias { relu: true, .. } => s.relu(a),
+                Epilogue::Bias { relu: false, .. } | Epilogue::Store => a,
+                Epilogue::KeepWherePositive { h } => s.keep_where_positive(a, load(&h[start..start + width], v)),
+                Epilogue::Sgd { lr } => s.sub(load(c_row, v), s.mul(s.splat(lr), a)),
+            };
+            if TAIL && v == NV - 1 {
+                s.store_partial(&mut c_row[v * l..width], out);
+            } else {
+                s.store(&mut c_row[v * l..], out);
+            }
+        }
+    }
+}
