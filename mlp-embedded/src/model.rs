@@ -165,6 +165,11 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
                 "need IN > 0 and 0 < OUT <= WIDTH"
             )
         };
+        if view.element_type() != ElementType::F32 {
+            return Err(LoadError::UnsupportedElementType {
+                found: view.element_type(),
+            });
+        }
         let sizes = view.layer_sizes();
         let inputs = sizes.first().copied().unwrap_or(0) as usize;
         if inputs != IN {

@@ -355,3 +355,43 @@ fn a_model_is_found_at_the_start_of_a_flash_region() {
         LoadError::Format(FormatError::ChecksumMismatch { .. })
     ));
 }
+
+#[test]
+fn an_int8_model_is_refused_as_an_unsupported_element_type() {
+    use mlp_core::format::int8_payload_len;
+    use mlp_core::quant::{write_int8_layer, QuantizedMultiplier};
+    let mut payload = vec![0u8; int8_payload_len(&SIZES).unwrap()];
+    payload[..4].copy_from_slice(&1.0f32.to_le_bytes()); // input scale
+    let mut at = 4;
+    let m = QuantizedMultiplier::from_real(0.5).unwrap();
+    for pair in SIZES.windows(2) {
+        let (inputs, outputs) = (pair[0] as usize, pair[1] as usize);
+        let weights = vec![1i8; inputs * outputs];
+        let zeros = vec![0i32; outputs];
+        let multiplier = vec![m.multiplier; outputs];
+        let shift = vec![m.shift as i32; outputs];
+        at += write_int8_layer(
+            &mut payload[at..],
+            1.0,
+            &weights,
+            &zeros,
+            &multiplier,
+            &shift,
+        )
+        .unwrap();
+    }
+    assert_eq!(at, payload.len());
+    let mut file = vec![0u8; encoded_len(&SIZES, payload.len()).unwrap()];
+    let used = encode(&SIZES, ElementType::Int8, &payload, &mut file).unwrap();
+    let file = &file[..used];
+    assert_eq!(
+        ModelView::decode(file).unwrap().element_type(),
+        ElementType::Int8
+    );
+    assert_eq!(
+        Small::load(file).unwrap_err(),
+        LoadError::UnsupportedElementType {
+            found: ElementType::Int8
+        }
+    );
+}

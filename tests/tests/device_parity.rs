@@ -395,7 +395,9 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
         &vec![0; mlp_core::format::f32_payload_len(&foreign_layers).unwrap()],
     );
 
-    let cases: [(&str, &[u8], &str); 5] = [
+    let int8 = int8_model(&LAYERS);
+
+    let cases: [(&str, &[u8], &str); 6] = [
         (
             "corrupt",
             &corrupt,
@@ -415,6 +417,11 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
             "nan",
             &nan,
             "load error: parameter 0 of layer 0 is not finite",
+        ),
+        (
+            "int8",
+            &int8,
+            "load error: the model's parameters are Int8, this firmware runs F32 models",
         ),
         (
             "foreign",
@@ -446,6 +453,37 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
         "{}",
         run.stdout
     );
+}
+
+/// A valid int8 model (format version 2) with these sizes: all weights 1, biases 0.
+fn int8_model(layers: &[u32]) -> Vec<u8> {
+    use mlp_core::quant::{write_int8_layer, QuantizedMultiplier};
+    let mut payload = vec![0u8; mlp_core::format::int8_payload_len(layers).unwrap()];
+    payload[..4].copy_from_slice(&1.0f32.to_le_bytes()); // input scale
+    let mut at = 4;
+    let m = QuantizedMultiplier::from_real(0.5).unwrap();
+    for pair in layers.windows(2) {
+        let (inputs, outputs) = (pair[0] as usize, pair[1] as usize);
+        at += write_int8_layer(
+            &mut payload[at..],
+            1.0,
+            &vec![1i8; inputs * outputs],
+            &vec![0; outputs],
+            &vec![m.multiplier; outputs],
+            &vec![m.shift as i32; outputs],
+        )
+        .unwrap();
+    }
+    let mut file = vec![0u8; mlp_core::format::encoded_len(layers, payload.len()).unwrap()];
+    let used = mlp_core::format::encode(
+        layers,
+        mlp_core::format::ElementType::Int8,
+        &payload,
+        &mut file,
+    )
+    .unwrap();
+    file.truncate(used);
+    file
 }
 
 fn encode_model(layers: &[u32], payload: &[u8]) -> Vec<u8> {
