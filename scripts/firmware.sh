@@ -131,7 +131,7 @@ bench() {
         printf '  flash %7d bytes: .vector_table %d + .text %d + .rodata %d + .data %d\n' \
             "$flash" "$vectors" "$text" "$rodata" "$data"
         printf '  code  %7d bytes: flash minus model, images and expected classes\n' "$code"
-        printf '  RAM   %7d bytes: .data %d + .bss %d + .uninit %d + peak stack %d (activations 4736 of it)\n' \
+        printf '  RAM   %7d bytes: .data %d + .bss %d + .uninit %d + peak stack %d (activations 1600 of it)\n' \
             "$ram" "$data" "$bss" "$uninit" "$peak"
         if [ -n "$plugin" ]; then
             counts=$(sed -n 's/^insn-count: //p' <<<"$out")

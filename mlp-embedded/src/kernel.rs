@@ -23,7 +23,7 @@
 //! `mlp-core`'s kernel for every size from 0 to 40 and awkward ones; the assembly is
 //! checked by the QEMU parity test, whose three layers use every block size.
 
-use mlp_core::dense::{dense_forward, DenseShape};
+use mlp_core::dense::{dense_forward, DenseShape, Weight};
 use mlp_core::format::LayerBytes;
 
 /// Inputs gathered at a time by [`dense_forward_sparse_blocked`]: its stack use is
@@ -52,6 +52,26 @@ pub fn dense_layer(layer: &LayerBytes<'_>, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `y ← x·W + b` for one sample given as pixels, `x[i] = pixels[i] as f32 / 255.0`,
+/// with `W` and `b` read in place from `layer`: the first layer of
+/// [`Model::predict_pixels`](crate::Model::predict_pixels), which never holds `x` in RAM.
+///
+/// # Shapes
+/// `pixels: [layer.inputs]`, `y: [layer.outputs]`; `y` is NaN for other lengths.
+pub fn dense_layer_pixels(layer: &LayerBytes<'_>, pixels: &[u8], y: &mut [f32]) {
+    match (as_f32(layer.weights), as_f32(layer.bias)) {
+        (Some(weights), Some(bias)) => {
+            dense_forward_sparse_blocked_pixels(pixels, weights, bias, y)
+        }
+        _ => dense_forward_sparse_blocked_pixels(
+            pixels,
+            layer.weights.as_chunks::<4>().0,
+            layer.bias.as_chunks::<4>().0,
+            y,
+        ),
+    }
+}
+
 /// The bytes as `f32`s in place, if they are 4-byte aligned (and the target is
 /// little-endian, as the file is).
 #[cfg(target_endian = "little")]
@@ -67,13 +87,7 @@ fn as_f32(_bytes: &[u8]) -> Option<&[f32]> {
     None
 }
 
-/// One gathered non-zero input: its value and the byte offset of its weight row.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(C)]
-struct Entry {
-    x: f32,
-    row_offset_bytes: u32,
-}
+use sealed::Entry;
 
 /// `y ← x·W + b` for one sample, bit-identical to [`mlp_core::dense::dense_forward`]
 /// (same operations, same order for each output), faster on Cortex-M; see the module
@@ -84,17 +98,82 @@ struct Entry {
 /// For other lengths `y` is filled with NaN (no panic, even with debug assertions);
 /// weights of 1 GiB or more go to `mlp-core`'s kernel.
 pub fn dense_forward_sparse_blocked(x: &[f32], weights: &[f32], bias: &[f32], y: &mut [f32]) {
-    let (inputs, outputs) = (x.len(), bias.len());
-    if inputs.checked_mul(outputs) != Some(weights.len()) || y.len() != outputs {
+    if x.len().checked_mul(bias.len()) == Some(weights.len()) && !offsets_fit(weights.len()) {
+        // Row offsets would not fit in 32 bits (only possible on a 64-bit host).
+        dense_forward(DenseShape::new(1, x.len(), bias.len()), x, weights, bias, y);
+        return;
+    }
+    sparse_blocked(x, nonzero_f32, weights, bias, y);
+}
+
+/// `y ← x·W + b` where `x[i] = pixels[i] as f32 / 255.0`, without materializing `x`:
+/// only the non-zero pixels are converted. Bit-identical to converting every pixel
+/// and calling [`mlp_core::dense::dense_forward`] (a pixel is zero exactly when its
+/// `x[i]` is `0.0`). Weights are `f32` or little-endian `[u8; 4]` (an unaligned file).
+///
+/// # Shapes
+/// As [`dense_forward_sparse_blocked`], with `pixels: [inputs]`; other lengths, or
+/// weights of 1 GiB or more, fill `y` with NaN.
+pub fn dense_forward_sparse_blocked_pixels<W: Blocks>(
+    pixels: &[u8],
+    weights: &[W],
+    bias: &[W],
+    y: &mut [f32],
+) {
+    if !offsets_fit(weights.len()) {
         y.fill(f32::NAN);
         return;
     }
-    if weights.len() >= (u32::MAX / 4) as usize {
-        // Row offsets would not fit in 32 bits (only possible on a 64-bit host).
-        dense_forward(DenseShape::new(1, inputs, outputs), x, weights, bias, y);
+    sparse_blocked(pixels, nonzero_pixel, weights, bias, y);
+}
+
+/// Whether every row offset in bytes fits in the `u32` of an [`Entry`].
+fn offsets_fit(weights: usize) -> bool {
+    weights < (u32::MAX / 4) as usize
+}
+
+/// The input's value if the core's kernel would use it: it skips exactly the inputs
+/// with `x == 0.0` (so NaN is kept, and -0.0 is skipped like 0.0).
+#[inline(always)]
+fn nonzero_f32(x: f32) -> Option<f32> {
+    if x == 0.0 {
+        None
+    } else {
+        Some(x)
+    }
+}
+
+/// A pixel's input value, `pixel as f32 / 255.0`, if it is not zero.
+#[inline(always)]
+fn nonzero_pixel(pixel: u8) -> Option<f32> {
+    if pixel == 0 {
+        None
+    } else {
+        Some(f32::from(pixel) / 255.0)
+    }
+}
+
+/// The kernel for any input encoding and weight encoding; the caller checked that
+/// row offsets fit in 32 bits.
+#[inline(always)]
+fn sparse_blocked<X: Copy, W: Blocks>(
+    x: &[X],
+    nonzero: impl Fn(X) -> Option<f32>,
+    weights: &[W],
+    bias: &[W],
+    y: &mut [f32],
+) {
+    let (inputs, outputs) = (x.len(), bias.len());
+    if inputs.checked_mul(outputs) != Some(weights.len())
+        || y.len() != outputs
+        || !offsets_fit(weights.len())
+    {
+        y.fill(f32::NAN);
         return;
     }
-    y.copy_from_slice(bias);
+    for (yj, &bj) in y.iter_mut().zip(bias) {
+        *yj = bj.value();
+    }
     if outputs == 0 {
         return;
     }
@@ -102,48 +181,84 @@ pub fn dense_forward_sparse_blocked(x: &[f32], weights: &[f32], bias: &[f32], y:
     for (chunk_index, x_chunk) in x.chunks(CHUNK).enumerate() {
         let mut count = 0;
         for (i, &xi) in (chunk_index * CHUNK..).zip(x_chunk) {
-            // Exactly the core's test: NaN is kept, -0.0 is skipped like 0.0.
-            if xi == 0.0 {
-                continue;
-            }
+            let Some(value) = nonzero(xi) else { continue };
             if let Some(slot) = gathered.get_mut(count) {
                 // Fits: i × outputs × 4 < weights.len() × 4 < u32::MAX (checked above).
                 *slot = Entry {
-                    x: xi,
+                    x: value,
                     row_offset_bytes: (i * outputs * 4) as u32,
                 };
                 count += 1;
             }
         }
         if let Some(entries @ [_, ..]) = gathered.get(..count) {
-            apply(entries, weights, y);
+            sealed::Apply::apply(entries, weights, y);
         }
     }
 }
 
-/// `y[j] ← y[j] + Σ_entries x · W[row][j]` for every output `j`, entries in order.
+/// A weight encoding the blocked kernel can read: `f32` in place (register blocks in
+/// assembly on hard-float Cortex-M) or little-endian `[u8; 4]` (plain Rust). Sealed.
+pub trait Blocks: Weight + sealed::Apply {}
+
+impl Blocks for f32 {}
+impl Blocks for [u8; 4] {}
+
+mod sealed {
+    /// One gathered non-zero input: its value and the byte offset of its weight row.
+    /// Only this module makes them (nameable nowhere else), always in ascending order
+    /// of input, which the assembly blocks' bounds check relies on.
+    #[derive(Clone, Copy, Debug, Default)]
+    #[repr(C)]
+    pub struct Entry {
+        pub(crate) x: f32,
+        pub(crate) row_offset_bytes: u32,
+    }
+
+    /// `y[j] ← y[j] + Σ_entries x · W[row][j]` for every output `j`, entries in order.
+    pub trait Apply: Sized {
+        fn apply(entries: &[Entry], weights: &[Self], y: &mut [f32]);
+    }
+}
+
+impl sealed::Apply for f32 {
+    #[inline(always)]
+    fn apply(entries: &[Entry], weights: &[f32], y: &mut [f32]) {
+        let mut column = 0;
+        let mut rest = y;
+        while let Some(block) = take_block::<16>(&mut rest) {
+            block16(block, entries, weights, column);
+            column += 16;
+        }
+        if let Some(block) = take_block::<8>(&mut rest) {
+            block8(block, entries, weights, column);
+            column += 8;
+        }
+        if let Some(block) = take_block::<4>(&mut rest) {
+            block4(block, entries, weights, column);
+            column += 4;
+        }
+        apply_scalar(entries, weights, rest, column);
+    }
+}
+
+impl sealed::Apply for [u8; 4] {
+    #[inline(always)]
+    fn apply(entries: &[Entry], weights: &[[u8; 4]], y: &mut [f32]) {
+        // Only for unaligned model files: kept small rather than fast.
+        apply_scalar(entries, weights, y, 0);
+    }
+}
+
+/// The outputs left after the blocks, one at a time.
 #[inline(always)]
-fn apply(entries: &[Entry], weights: &[f32], y: &mut [f32]) {
-    let mut column = 0;
-    let mut rest = y;
-    while let Some(block) = take_block::<16>(&mut rest) {
-        block16(block, entries, weights, column);
-        column += 16;
-    }
-    if let Some(block) = take_block::<8>(&mut rest) {
-        block8(block, entries, weights, column);
-        column += 8;
-    }
-    if let Some(block) = take_block::<4>(&mut rest) {
-        block4(block, entries, weights, column);
-        column += 4;
-    }
+fn apply_scalar<W: Weight>(entries: &[Entry], weights: &[W], rest: &mut [f32], column: usize) {
     for (k, yk) in rest.iter_mut().enumerate() {
         let mut acc = *yk;
         for entry in entries {
             let index = entry.row_offset_bytes as usize / 4 + column + k;
             if let Some(&w) = weights.get(index) {
-                acc += entry.x * w;
+                acc += entry.x * w.value();
             }
         }
         *yk = acc;
@@ -168,18 +283,18 @@ fn take_block<'y, const B: usize>(rest: &mut &'y mut [f32]) -> Option<&'y mut [f
 /// entries in order, for `k < B`.
 #[cfg_attr(all(target_arch = "arm", target_abi = "eabihf"), allow(dead_code))]
 #[inline(always)]
-fn block_portable<const B: usize>(
+fn block_portable<const B: usize, W: Weight>(
     y: &mut [f32; B],
     entries: &[Entry],
-    weights: &[f32],
+    weights: &[W],
     column: usize,
 ) {
     let mut acc = *y;
     for entry in entries {
         let start = entry.row_offset_bytes as usize / 4 + column;
         if let Some(w) = weights.get(start..).and_then(|w| w.first_chunk::<B>()) {
-            for (a, &wk) in acc.iter_mut().zip(w) {
-                *a += entry.x * wk;
+            for (a, wk) in acc.iter_mut().zip(w) {
+                *a += entry.x * wk.value();
             }
         }
     }
@@ -236,7 +351,8 @@ mod fpu {
     #[inline(always)]
     pub(super) fn block16(y: &mut [f32; 16], entries: &[Entry], weights: &[f32], column: usize) {
         if !in_bounds::<16>(entries, weights, column) {
-            return super::block_portable(y, entries, weights, column);
+            // Unreachable (see `in_bounds`); NaN rather than reading out of bounds.
+            return y.fill(f32::NAN);
         }
         // SAFETY: `y` is 16 writable f32s; `entries` is `entries.len() >= 1` readable
         // 8-byte entries, and the loop runs exactly that many times; for each, the 16
@@ -292,7 +408,7 @@ mod fpu {
     #[inline(always)]
     pub(super) fn block8(y: &mut [f32; 8], entries: &[Entry], weights: &[f32], column: usize) {
         if !in_bounds::<8>(entries, weights, column) {
-            return super::block_portable(y, entries, weights, column);
+            return y.fill(f32::NAN);
         }
         // SAFETY: as in `block16`, with 8 outputs and 8 weights per entry.
         unsafe {
@@ -333,7 +449,7 @@ mod fpu {
     #[inline(always)]
     pub(super) fn block4(y: &mut [f32; 4], entries: &[Entry], weights: &[f32], column: usize) {
         if !in_bounds::<4>(entries, weights, column) {
-            return super::block_portable(y, entries, weights, column);
+            return y.fill(f32::NAN);
         }
         // SAFETY: as in `block16`, with 4 outputs and 4 weights per entry.
         unsafe {

@@ -10,9 +10,9 @@
 //! - [`Model::predict`] and [`Model::predict_pixels`] cannot fail after that. They run the
 //!   same forward pass as the trainer (`mlp-core`'s Dense kernel with ReLU between
 //!   layers), so the logits are bit-identical to the host's.
-//! - RAM is only the activations, in a [`Scratch`] whose sizes are const generics
-//!   (`IN` inputs, `WIDTH` for the widest layer output); [`MemoryNeeds`] states what a
-//!   given model needs in RAM and flash.
+//! - RAM is only the activations, in a [`Scratch`] whose size is a const generic
+//!   (`WIDTH`, the widest layer output), checked against the file at load time;
+//!   [`MemoryNeeds`] states what a given model needs in RAM and flash.
 //!
 //! ```
 //! use mlp_embedded::{Model, Scratch};
@@ -20,7 +20,7 @@
 //! # let file = mlp_embedded::doc_example_model(&mut buffer);
 //! // A 4-3-2 network; the firmware is built for 4 inputs, 2 classes, layers up to 3 wide.
 //! let model = Model::<4, 2, 3>::load(file).unwrap();
-//! let mut scratch = Scratch::<4, 3>::new();
+//! let mut scratch = Scratch::<3>::new();
 //! let prediction = model.predict(&[1.0, 0.0, 0.5, 0.25], &mut scratch);
 //! assert!(prediction.class < 2);
 //! ```

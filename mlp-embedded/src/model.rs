@@ -8,14 +8,17 @@
 //! # Memory
 //! - Flash: the model file, read in place: `4 × Σ_k (n_k + 1) · n_{k+1}` bytes of
 //!   parameters plus a header of about 20 bytes ([`MemoryNeeds::flash_model_bytes`]).
-//! - RAM: a [`Scratch<IN, WIDTH>`](Scratch): the input as `f32` and two activation
-//!   buffers as wide as the widest layer output, `4 × (IN + 2 × WIDTH)` bytes
-//!   ([`MemoryNeeds::ram_activation_bytes`]). For 784-100-200-10 that is 4,736 bytes.
+//! - RAM: a [`Scratch<WIDTH>`](Scratch): two activation buffers as wide as the widest
+//!   layer output, `8 × WIDTH` bytes ([`MemoryNeeds::ram_activation_bytes`]); for
+//!   784-100-200-10 that is 1,600 bytes. [`Model::predict_pixels`] never holds the
+//!   input as `f32` (the first layer converts only the non-zero pixels, as it uses
+//!   them); [`Model::predict`] reads the caller's `[f32; IN]`. The kernel adds
+//!   `8 × CHUNK` = 512 bytes of stack ([`kernel::CHUNK`](crate::kernel::CHUNK)).
 
 use core::mem::size_of;
 
 use mlp_core::activation::relu_forward;
-use mlp_core::format::{encoded_len, ElementType, FormatError, LayerSizes, ModelView};
+use mlp_core::format::{encoded_len, ElementType, FormatError, LayerBytes, LayerSizes, ModelView};
 use mlp_core::loss::{argmax, softmax};
 
 use crate::error::LoadError;
@@ -31,33 +34,30 @@ pub struct Model<'a, const IN: usize, const OUT: usize, const WIDTH: usize> {
     file_len: usize,
 }
 
-/// The activation buffers of one prediction: all the RAM a prediction needs besides a
-/// few hundred bytes of stack.
+/// The activation buffers of one prediction: all the RAM a prediction needs besides
+/// about 600 bytes of stack.
 ///
-/// `IN` is the number of inputs (the input is converted to `f32` here by
-/// [`Model::predict_pixels`]), `WIDTH` the widest layer output.
+/// `WIDTH` is the widest layer output: layer `k` reads one buffer and writes the other.
 #[derive(Clone, Debug)]
-pub struct Scratch<const IN: usize, const WIDTH: usize> {
-    input: [f32; IN],
+pub struct Scratch<const WIDTH: usize> {
     even: [f32; WIDTH],
     odd: [f32; WIDTH],
 }
 
-impl<const IN: usize, const WIDTH: usize> Scratch<IN, WIDTH> {
-    /// Bytes of RAM a `Scratch` takes: `4 × (IN + 2 × WIDTH)`.
+impl<const WIDTH: usize> Scratch<WIDTH> {
+    /// Bytes of RAM a `Scratch` takes: `8 × WIDTH`.
     pub const BYTES: usize = size_of::<Self>();
 
     /// Zeroed buffers (the contents never matter: every prediction overwrites them).
     pub const fn new() -> Self {
         Self {
-            input: [0.0; IN],
             even: [0.0; WIDTH],
             odd: [0.0; WIDTH],
         }
     }
 }
 
-impl<const IN: usize, const WIDTH: usize> Default for Scratch<IN, WIDTH> {
+impl<const WIDTH: usize> Default for Scratch<WIDTH> {
     fn default() -> Self {
         Self::new()
     }
@@ -86,8 +86,8 @@ impl<const OUT: usize> Prediction<OUT> {
 pub struct MemoryNeeds {
     /// Bytes of flash for the model file (header, padding and parameters).
     pub flash_model_bytes: usize,
-    /// Bytes of RAM for the activations: `4 × (inputs + 2 × widest layer output)`,
-    /// the size of the matching [`Scratch`].
+    /// Bytes of RAM for the activations: `8 × widest layer output`, the size of the
+    /// matching [`Scratch`] (the input is read from where the caller keeps it).
     pub ram_activation_bytes: usize,
     /// Multiply-accumulates of one prediction with no zero input skipped.
     pub macs: usize,
@@ -98,10 +98,9 @@ impl MemoryNeeds {
     pub fn for_layer_sizes(layer_sizes: &[u32]) -> Result<Self, FormatError> {
         let sizes = LayerSizes::new(layer_sizes)?;
         let payload = sizes.payload_len(ElementType::F32);
-        let inputs = layer_sizes.first().copied().unwrap_or(0) as usize;
         Ok(Self {
             flash_model_bytes: encoded_len(layer_sizes, payload)?,
-            ram_activation_bytes: 4 * (inputs + 2 * sizes.max_output()),
+            ram_activation_bytes: 8 * sizes.max_output(),
             macs: sizes.macs(),
         })
     }
@@ -224,7 +223,7 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     pub fn memory_needs(&self) -> MemoryNeeds {
         MemoryNeeds {
             flash_model_bytes: self.file_len,
-            ram_activation_bytes: Scratch::<IN, WIDTH>::BYTES,
+            ram_activation_bytes: Scratch::<WIDTH>::BYTES,
             macs: self.view.sizes().macs(),
         }
     }
@@ -233,33 +232,33 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     ///
     /// # Shapes
     /// `input: [IN]`; the result's `logits: [OUT]`.
-    pub fn predict(&self, input: &[f32; IN], scratch: &mut Scratch<IN, WIDTH>) -> Prediction<OUT> {
-        self.forward(input, &mut scratch.even, &mut scratch.odd)
+    pub fn predict(&self, input: &[f32; IN], scratch: &mut Scratch<WIDTH>) -> Prediction<OUT> {
+        self.forward(|layer, y| kernel::dense_layer(layer, input, y), scratch)
     }
 
     /// Predicts the class of an image given as one byte per pixel, scaled to `[0, 1]` as
-    /// the trainer does: `pixel as f32 / 255.0`.
+    /// the trainer does: `pixel as f32 / 255.0`. Bit-identical to converting the pixels
+    /// and calling [`predict`](Self::predict), without the `4 × IN` bytes of RAM.
     pub fn predict_pixels(
         &self,
         pixels: &[u8; IN],
-        scratch: &mut Scratch<IN, WIDTH>,
+        scratch: &mut Scratch<WIDTH>,
     ) -> Prediction<OUT> {
-        for (x, &pixel) in scratch.input.iter_mut().zip(pixels) {
-            *x = f32::from(pixel) / 255.0;
-        }
-        self.forward(&scratch.input, &mut scratch.even, &mut scratch.odd)
+        self.forward(
+            |layer, y| kernel::dense_layer_pixels(layer, pixels, y),
+            scratch,
+        )
     }
 
     fn forward(
         &self,
-        input: &[f32; IN],
-        even: &mut [f32; WIDTH],
-        odd: &mut [f32; WIDTH],
+        first_layer: impl FnOnce(&LayerBytes<'_>, &mut [f32]),
+        scratch: &mut Scratch<WIDTH>,
     ) -> Prediction<OUT> {
         let mut logits = [f32::NAN; OUT];
         // `load` checked every size against IN, OUT and WIDTH, so `run` always returns
         // Some; if it did not, the logits stay NaN rather than panicking.
-        if let Some(result) = self.run(input, even, odd) {
+        if let Some(result) = self.run(first_layer, &mut scratch.even, &mut scratch.odd) {
             logits.copy_from_slice(result);
         }
         Prediction {
@@ -268,18 +267,20 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
         }
     }
 
-    /// The forward pass, as `mlp_core::network::forward_one`: layer `k` reads the
-    /// previous activations (ReLU applied in place) and writes the other buffer.
+    /// The forward pass, as `mlp_core::network::forward_one`: layer 0 reads the input
+    /// (through `first_layer`), layer `k > 0` reads the previous activations (ReLU
+    /// applied in place) and writes the other buffer.
     fn run<'s>(
         &self,
-        input: &[f32; IN],
+        first_layer: impl FnOnce(&LayerBytes<'_>, &mut [f32]),
         mut held: &'s mut [f32; WIDTH],
         mut free: &'s mut [f32; WIDTH],
     ) -> Option<&'s [f32; OUT]> {
+        let mut first_layer = Some(first_layer);
         let mut len = None;
         for layer in self.view.layers() {
             match len {
-                None => kernel::dense_layer(&layer, input, held.get_mut(..layer.outputs)?),
+                None => (first_layer.take()?)(&layer, held.get_mut(..layer.outputs)?),
                 Some(len) => {
                     let source = held.get_mut(..len)?;
                     relu_forward(source);
@@ -289,6 +290,8 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
             }
             len = Some(layer.outputs);
         }
+        // A model without layers leaves `len` None: no logits (`load` refuses it).
+        len?;
         held.first_chunk::<OUT>()
     }
 }

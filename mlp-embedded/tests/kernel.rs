@@ -6,7 +6,9 @@
 //! `MLP_KERNEL_SWEEP=short` shortens the sweep (e.g. under an emulator).
 
 use mlp_core::dense::{dense_forward, DenseShape};
-use mlp_embedded::kernel::{dense_forward_sparse_blocked, CHUNK};
+use mlp_embedded::kernel::{
+    dense_forward_sparse_blocked, dense_forward_sparse_blocked_pixels, CHUNK,
+};
 
 struct Rng(u64);
 
@@ -137,4 +139,72 @@ fn wrong_lengths_do_not_panic() {
     dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 5], &[0.0; 3], &mut y);
     dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 12], &[0.0; 3], &mut y[..2]);
     dense_forward_sparse_blocked(&[], &[], &[], &mut []);
+    let mut y = [0.0; 3];
+    dense_forward_sparse_blocked_pixels(&[1; 4], &[1.0f32; 5], &[0.0; 3], &mut y);
+    assert!(y.iter().all(|v| v.is_nan()));
+}
+
+/// Pixels (about two thirds zero, or none), f32 weights and the same weights as
+/// little-endian bytes (an unaligned model file): against converting every pixel with
+/// `p as f32 / 255.0` and the core's kernel.
+fn check_pixels(inputs: usize, outputs: usize, dense: bool, rng: &mut Rng) {
+    let pixels: Vec<u8> = (0..inputs)
+        .map(|_| {
+            let p = (rng.next_u64() % 256) as u8;
+            if dense {
+                p.max(1)
+            } else if rng.next_u64().is_multiple_of(3) {
+                p
+            } else {
+                0
+            }
+        })
+        .collect();
+    let x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
+    let weights: Vec<f32> = (0..inputs * outputs).map(|_| rng.unit()).collect();
+    let bias: Vec<f32> = (0..outputs).map(|_| rng.unit()).collect();
+    let mut expected = vec![f32::NAN; outputs];
+    dense_forward(
+        DenseShape::new(1, inputs, outputs),
+        &x,
+        &weights,
+        &bias,
+        &mut expected,
+    );
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+
+    let mut got = vec![f32::NAN; outputs];
+    dense_forward_sparse_blocked_pixels(&pixels, &weights, &bias, &mut got);
+    assert_eq!(
+        bits(&got),
+        bits(&expected),
+        "{inputs}x{outputs} pixels, f32 weights"
+    );
+
+    let as_bytes = |v: &[f32]| v.iter().map(|f| f.to_le_bytes()).collect::<Vec<[u8; 4]>>();
+    let mut got = vec![f32::NAN; outputs];
+    dense_forward_sparse_blocked_pixels(&pixels, &as_bytes(&weights), &as_bytes(&bias), &mut got);
+    assert_eq!(
+        bits(&got),
+        bits(&expected),
+        "{inputs}x{outputs} pixels, byte weights"
+    );
+}
+
+#[test]
+fn pixel_inputs_match_converting_first_bit_for_bit() {
+    let mut rng = Rng(3);
+    let limit = if short() { 12 } else { 30 };
+    for inputs in 0..=limit {
+        for outputs in 0..=limit {
+            for dense in [false, true] {
+                check_pixels(inputs, outputs, dense, &mut rng);
+            }
+        }
+    }
+    for (inputs, outputs) in [(CHUNK + 1, 20), (784, 100), (3 * CHUNK, 9)] {
+        for dense in [false, true] {
+            check_pixels(inputs, outputs, dense, &mut rng);
+        }
+    }
 }
