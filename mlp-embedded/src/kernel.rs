@@ -22,6 +22,12 @@
 //! the blocks are plain Rust, which is what the host tests check bit for bit against
 //! `mlp-core`'s kernel for every size from 0 to 40 and awkward ones; the assembly is
 //! checked by the QEMU parity test, whose three layers use every block size.
+//!
+//! [`dense_layer_pixels`] is the first layer of `Model::predict_pixels` on every
+//! target: it gathers straight from the pixel bytes (a pixel is zero exactly when
+//! `pixel as f32 / 255.0` is `0.0`), converting only the pixels it uses, so the input
+//! never exists as `f32` in RAM. Weights from an unaligned file are read as
+//! little-endian bytes, one output at a time.
 
 use mlp_core::dense::{dense_forward, DenseShape, Weight};
 use mlp_core::format::LayerBytes;
@@ -336,10 +342,11 @@ mod fpu {
 
     /// Whether every entry's `B` weights from `column` lie inside `weights`.
     ///
-    /// `dense_forward_sparse_blocked` only makes entries for inputs `i < inputs`, in
-    /// ascending order, and blocks with `column + B <= outputs`, so this always holds;
-    /// it is checked again (on the last entry, which has the largest offset) because
-    /// the assembly reads the weights without bounds checks.
+    /// The gathering loop only makes entries for inputs `i < inputs`, in ascending
+    /// order, and blocks have `column + B <= outputs`, so this always holds; it is
+    /// checked again (on the last entry, which has the largest offset) because the
+    /// assembly reads the weights without bounds checks. If it ever failed, the block
+    /// would be NaN rather than read out of bounds.
     #[inline(always)]
     fn in_bounds<const B: usize>(entries: &[Entry], weights: &[f32], column: usize) -> bool {
         match entries.last() {
