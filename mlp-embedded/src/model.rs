@@ -13,7 +13,7 @@
 //!   784-100-200-10 that is 1,600 bytes. [`Model::predict_pixels`] never holds the
 //!   input as `f32` (the first layer converts only the non-zero pixels, as it uses
 //!   them); [`Model::predict`] reads the caller's `[f32; IN]`. The kernel adds
-//!   `8 × CHUNK` = 512 bytes of stack ([`kernel::CHUNK`](crate::kernel::CHUNK)).
+//!   `8 × CHUNK` = 512 bytes of stack ([`crate::kernel::CHUNK`]).
 
 use core::mem::size_of;
 
