@@ -311,12 +311,8 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         match &args.resume {
             Some(ck) => println!("resuming from {}", ck.display()),
             None => println!(
-                "training {} on {} for {} epochs (batch {}, learning rate {}, {:?}); outputs in {}",
-                train::layer_sizes(&config, 784)
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join("-"),
+                "training hidden layers {:?} on {} for {} epochs (batch {}, learning rate {}, {:?}); outputs in {}",
+                config.hidden,
                 config.data_dir.display(),
                 config.epochs,
                 config.batch_size,
