@@ -100,7 +100,7 @@ pub struct TrainArgs {
     /// What early stopping watches.
     #[arg(long, value_enum, default_value_t = Monitor::ValAccuracy)]
     pub monitor: Monitor,
-    /// Output directory [default: runs/<name> at the workspace root].
+    /// Output directory [default: runs/NAME at the workspace root].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Run name for the default output directory [default: the data directory's name].
