@@ -1,4 +1,4 @@
-//! Puts `memory.x` on the linker's search path, links binaries with cortex-m-rt's
+//! Puts the board's `memory.x` on the linker's search path, links binaries with cortex-m-rt's
 //! `link.x`, and stages the model, test images and expected classes the firmware
 //! embeds, plus the layer sizes it is built for.
 //!
@@ -9,8 +9,9 @@
 //!   `target/assets/expected.bin`.
 //! - `MLP_LAYERS`: the layer sizes the firmware is built for, comma separated;
 //!   default `784,100,200,10`. A model with other sizes is refused at load time.
+//! - `MLP_BOARD`: the memory map, `boards/<board>/memory.x`: `mps2` (default) or `microbit`.
 //!
-//! `scripts/firmware.sh prepare` (or the `device_parity` test) writes the defaults.
+//! The `device_parity` test (`tests/tests/device_parity.rs`) writes the defaults.
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,10 +21,21 @@ fn main() {
     let manifest =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
 
-    fs::copy(manifest.join("memory.x"), out.join("memory.x")).expect("copy memory.x");
+    // The board's memory map, boards/<board>/memory.x: mps2 (QEMU mps2-an385/an386) by
+    // default, `MLP_BOARD=microbit` for the micro:bit (a real Cortex-M0 with 256 KB of
+    // flash and 16 KB of RAM). No memory.x in this folder itself: the linker would find
+    // it first, whatever the board.
+    println!("cargo:rerun-if-env-changed=MLP_BOARD");
+    let board = env::var("MLP_BOARD").unwrap_or_else(|_| "mps2".to_owned());
+    let memory = manifest.join("boards").join(&board).join("memory.x");
+    assert!(
+        memory.is_file(),
+        "MLP_BOARD={board}: no {}",
+        memory.display()
+    );
+    fs::copy(&memory, out.join("memory.x")).expect("copy the memory map");
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={}", memory.display());
     let target = env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumb") {
         println!("cargo:rustc-link-arg-bins=-Tlink.x");

@@ -55,14 +55,15 @@ fn digits(name: &str) -> PathBuf {
 
 // --- the model ---------------------------------------------------------------------
 
-/// Trains the walkthrough's 784-100-200-10 model with the trainer (SGD, learning rate
-/// 0.1, batch 32) for two epochs on the bundled digits, and returns its model file.
-fn train_model() -> Vec<u8> {
-    let out_dir = std::env::temp_dir().join(format!("mlp-device-parity-{}", std::process::id()));
+/// Trains a model with the trainer (SGD, learning rate 0.1, batch 32) on the bundled
+/// digits and returns its model file.
+fn train_model(hidden: &[usize], epochs: usize) -> Vec<u8> {
+    let name = format!("mlp-device-parity-{}-{hidden:?}", std::process::id());
+    let out_dir = std::env::temp_dir().join(name.replace([' ', '[', ']', ','], ""));
     let config = TrainConfig {
         data_dir: workspace().join("data/mnist-digits"),
-        hidden: vec![100, 200],
-        epochs: 2,
+        hidden: hidden.to_vec(),
+        epochs,
         ..TrainConfig::default()
     };
     let options = RunOptions {
@@ -150,9 +151,17 @@ const BOARDS: [Board; 2] = [
     },
 ];
 
+/// Builds the firmware for an mps2 board with the default assets.
 fn build_firmware(board: &Board) {
+    build_firmware_with(board.target, &firmware_dir().join("target"), &[]);
+}
+
+/// Builds the firmware for `target` into `target_dir`, with these `MLP_*` variables
+/// (the others unset: defaults).
+fn build_firmware_with(target: &str, target_dir: &Path, vars: &[(&str, String)]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .current_dir(firmware_dir())
         .args([
             "build",
@@ -160,20 +169,23 @@ fn build_firmware(board: &Board) {
             "--locked",
             "--bins",
             "--target",
-            board.target,
+            target,
         ])
-        .env("CARGO_TARGET_DIR", firmware_dir().join("target"))
-        .env_remove("MLP_MODEL")
-        .env_remove("MLP_IMAGES")
-        .env_remove("MLP_EXPECTED")
-        .env_remove("MLP_LAYERS")
-        .status()
-        .expect("run cargo build for the firmware");
-    assert!(
-        status.success(),
-        "firmware build for {} failed",
-        board.target
-    );
+        .env("CARGO_TARGET_DIR", target_dir);
+    for var in [
+        "MLP_MODEL",
+        "MLP_IMAGES",
+        "MLP_EXPECTED",
+        "MLP_LAYERS",
+        "MLP_BOARD",
+    ] {
+        command.env_remove(var);
+    }
+    for (var, value) in vars {
+        command.env(var, value);
+    }
+    let status = command.status().expect("run cargo build for the firmware");
+    assert!(status.success(), "firmware build for {target} failed");
 }
 
 struct Run {
@@ -187,15 +199,14 @@ fn run_qemu(board: &Board, bin: &str, extra: &[String]) -> Run {
         .join(board.target)
         .join("release")
         .join(bin);
+    run_qemu_elf(&["-cpu", board.cpu, "-machine", board.machine], &elf, extra)
+}
+
+/// Runs an ELF in QEMU with the given machine arguments, inside `timeout`.
+fn run_qemu_elf(machine: &[&str], elf: &Path, extra: &[String]) -> Run {
     let output = Command::new("timeout")
-        .args([
-            QEMU_TIMEOUT_SECONDS,
-            "qemu-system-arm",
-            "-cpu",
-            board.cpu,
-            "-machine",
-            board.machine,
-        ])
+        .args([QEMU_TIMEOUT_SECONDS, "qemu-system-arm"])
+        .args(machine)
         .args([
             "-nographic",
             "-semihosting-config",
@@ -203,15 +214,15 @@ fn run_qemu(board: &Board, bin: &str, extra: &[String]) -> Run {
         ])
         .args(extra)
         .arg("-kernel")
-        .arg(&elf)
+        .arg(elf)
         .output()
         .expect("run qemu-system-arm (scripts/setup.sh installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_ne!(
         output.status.code(),
         Some(124),
-        "{bin} on {} timed out:\n{stdout}",
-        board.machine
+        "{} ({machine:?}) timed out:\n{stdout}",
+        elf.display()
     );
     Run {
         success: output.status.success(),
@@ -282,7 +293,8 @@ struct Setup {
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let model = train_model();
+        // The walkthrough's 784-100-200-10, two epochs.
+        let model = train_model(&[100, 200], 2);
         let host = HostModel::new(&model);
         let images = read_images(&digits("t10k-images-idx3-ubyte.gz")).expect("test images");
         let labels = read_labels(&digits("t10k-labels-idx1-ubyte.gz"), 10).expect("test labels");
@@ -497,4 +509,59 @@ fn encode_model(layers: &[u32], payload: &[u8]) -> Vec<u8> {
     .unwrap();
     file.truncate(used);
     file
+}
+
+/// A real Cortex-M0: QEMU's micro:bit (nRF51, 256 KB of flash, 16 KB of RAM), with a
+/// model that fits it, 784-32-10 (100 KB), built with `MLP_BOARD=microbit`.
+#[test]
+fn device_logits_are_bit_identical_on_a_cortex_m0_microbit() {
+    let layers = [784u32, 32, 10];
+    let model = train_model(&[32], 1);
+    let host = HostModel::new(&model);
+    let images = read_images(&digits("t10k-images-idx3-ubyte.gz")).expect("test images");
+    let images = &images.pixels[..TEST_IMAGES * PIXELS];
+    let host_logits: Vec<Vec<f32>> = images
+        .chunks_exact(PIXELS)
+        .map(|image| host.logits(image))
+        .collect();
+    let expected: Vec<u8> = host_logits
+        .iter()
+        .map(|l| mlp_core::loss::argmax(l) as u8)
+        .collect();
+
+    let assets = assets_dir().join("microbit");
+    fs::create_dir_all(&assets).unwrap();
+    let path = |name: &str| assets.join(name).display().to_string();
+    fs::write(assets.join("model.mlp"), &model).unwrap();
+    fs::write(assets.join("images.bin"), images).unwrap();
+    fs::write(assets.join("expected.bin"), &expected).unwrap();
+    let target_dir = firmware_dir().join("target/microbit");
+    let layer_list = layers.map(|s| s.to_string()).join(",");
+    build_firmware_with(
+        "thumbv6m-none-eabi",
+        &target_dir,
+        &[
+            ("MLP_BOARD", "microbit".into()),
+            ("MLP_LAYERS", layer_list),
+            ("MLP_MODEL", path("model.mlp")),
+            ("MLP_IMAGES", path("images.bin")),
+            ("MLP_EXPECTED", path("expected.bin")),
+        ],
+    );
+    let elf = target_dir.join("thumbv6m-none-eabi/release/predict");
+    let run = run_qemu_elf(&["-machine", "microbit"], &elf, &[]);
+    let setup = Setup {
+        dense_logits: host.logits(&dense_pixels()),
+        model,
+        host_logits,
+    };
+    assert_bit_identical(&run, &setup, "thumbv6m-none-eabi on microbit (Cortex-M0)");
+    eprintln!(
+        "{}",
+        run.stdout
+            .lines()
+            .filter(|l| !l.starts_with("image "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

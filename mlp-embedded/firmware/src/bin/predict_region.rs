@@ -1,5 +1,5 @@
 //! Predicts the embedded test images with a model flashed on its own, at the start of
-//! the `MODEL` region of `memory.x`: a retrained model is flashed without rebuilding
+//! the `MODEL` region of the board's `memory.x` (`boards/mps2/memory.x`): a retrained model is flashed without rebuilding
 //! this firmware. In QEMU: `-device loader,file=model.mlp,addr=0x00300000`.
 #![no_std]
 #![no_main]
