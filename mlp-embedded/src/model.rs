@@ -28,6 +28,18 @@ use crate::kernel;
 /// `IN` inputs, `OUT` classes and activation buffers `WIDTH` values long.
 ///
 /// Cheap to copy: it holds the borrowed file and its parsed header, never the weights.
+///
+/// Sizes that can never work are a compile error, not a load error: the logits live in
+/// an activation buffer, so `OUT <= WIDTH`.
+///
+/// ```compile_fail
+/// // 5 classes do not fit buffers 3 wide.
+/// let _ = mlp_embedded::Model::<4, 5, 3>::load(&[]);
+/// ```
+///
+/// ```
+/// let _ = mlp_embedded::Model::<4, 3, 3>::load(&[]);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a, const IN: usize, const OUT: usize, const WIDTH: usize> {
     view: ModelView<'a>,
