@@ -176,6 +176,12 @@ pub fn load_splits(
     }
     let n = full.len();
     let validation = validation.unwrap_or_else(|| default_validation(n));
+    if validation == 0 {
+        bail!(
+            "{}: the validation set would be empty (--validation must be at least 1)",
+            dir.display()
+        );
+    }
     if validation >= n {
         bail!(
             "{}: validation size {validation} leaves no training images (the training file has {n})",

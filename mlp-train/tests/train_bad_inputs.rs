@@ -329,3 +329,24 @@ fn bad_image_for_predict() {
         &["blank.pgm", "no ink"],
     );
 }
+
+#[test]
+fn empty_validation_set_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path(), "d");
+    let out = tmp.path().join("out");
+    fails(
+        &run([
+            "train",
+            "--quiet",
+            "--validation",
+            "0",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        &["validation set would be empty"],
+    );
+    assert_eq!(files_in(&out), Vec::<String>::new());
+}

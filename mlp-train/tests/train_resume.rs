@@ -83,3 +83,33 @@ fn corrupt_checkpoint_is_refused() {
     );
     assert!(!out.join("model.mlp").exists());
 }
+
+#[test]
+fn divergence_after_a_good_epoch_keeps_that_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut args = quick_fashion(&out, 1000, 3);
+    args.extend(["--stop-after".into(), "1".into()]);
+    ok(&run(&args));
+    // Make the rest of the run diverge: same state, absurd learning rate.
+    let ck_path = out.join("checkpoint.ckpt");
+    let mut ck = mlp_train::checkpoint::Checkpoint::load(&ck_path).unwrap();
+    ck.config.learning_rate = 1e9;
+    ck.save(&ck_path).unwrap();
+    let good = std::fs::read(&ck_path).unwrap();
+    fails(
+        &run(["train", "--quiet", "--resume", ck_path.to_str().unwrap()]),
+        &[
+            "training diverged",
+            "epoch 2",
+            "last good checkpoint (epoch 1)",
+            "checkpoint.ckpt",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&ck_path).unwrap(),
+        good,
+        "the good checkpoint was replaced"
+    );
+    assert!(!out.join("model.mlp").exists());
+}
