@@ -32,6 +32,8 @@
 use mlp_core::dense::{dense_forward, DenseShape, Weight};
 use mlp_core::format::LayerBytes;
 
+use sealed::Entry;
+
 /// Inputs gathered at a time by [`dense_forward_sparse_blocked`]: its stack use is
 /// `8 × CHUNK` bytes.
 pub const CHUNK: usize = 64;
@@ -92,8 +94,6 @@ fn as_f32(bytes: &[u8]) -> Option<&[f32]> {
 fn as_f32(_bytes: &[u8]) -> Option<&[f32]> {
     None
 }
-
-use sealed::Entry;
 
 /// `y ← x·W + b` for one sample, bit-identical to [`mlp_core::dense::dense_forward`]
 /// (same operations, same order for each output), faster on Cortex-M; see the module
