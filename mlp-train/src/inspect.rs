@@ -16,6 +16,8 @@ use mlp_core::format::ModelView;
 pub struct ModelInfo {
     /// Layer widths, input first.
     pub sizes: Vec<usize>,
+    /// How parameters are stored (`F32`, `Int8`).
+    pub element_type: String,
     /// Weights and biases.
     pub parameters: usize,
     /// Model file size in bytes (= flash needed).
@@ -33,10 +35,11 @@ pub fn inspect(path: &Path) -> Result<ModelInfo> {
     let view = ModelView::decode(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: not a valid model file: {e}", path.display()))?;
     let sizes: Vec<usize> = view.layer_sizes().iter().map(|&s| s as usize).collect();
-    let parameters = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-    let macs = sizes.windows(2).map(|w| w[0] * w[1]).sum();
-    let widest_output = sizes.iter().skip(1).copied().max().unwrap_or(0);
+    let parameters = view.sizes().parameter_count();
+    let macs = view.sizes().macs();
+    let widest_output = view.sizes().max_output();
     Ok(ModelInfo {
+        element_type: format!("{:?}", view.element_type()),
         parameters,
         file_bytes: bytes.len(),
         ram_bytes: 2 * widest_output * 4 + sizes[0] * 4,
@@ -66,7 +69,11 @@ impl ModelInfo {
                 w[0] * w[1] + w[1]
             );
         }
-        let _ = writeln!(s, "parameters:  {}", self.parameters);
+        let _ = writeln!(
+            s,
+            "parameters:  {} ({})",
+            self.parameters, self.element_type
+        );
         let _ = writeln!(s, "file size:   {} bytes", self.file_bytes);
         let _ = writeln!(
             s,

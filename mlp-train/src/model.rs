@@ -126,9 +126,17 @@ impl Mlp {
         Ok(out)
     }
 
-    /// Reads a model from model file bytes, validated by the core's decoder.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Mlp, format::FormatError> {
-        let view = ModelView::decode(bytes)?;
+    /// Reads a model from model file bytes, validated by the core's decoder. Only
+    /// `f32` models can be read back into a trainable network.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Mlp> {
+        let view =
+            ModelView::decode(bytes).map_err(|e| anyhow::anyhow!("not a valid model file: {e}"))?;
+        if view.element_type() != ElementType::F32 {
+            bail!(
+                "holds {:?} parameters; the trainer reads f32 models only",
+                view.element_type()
+            );
+        }
         let sizes: Vec<usize> = view.layer_sizes().iter().map(|&s| s as usize).collect();
         let mut params = Vec::with_capacity(view.payload().len() / 4);
         for layer in view.layers() {
@@ -151,8 +159,7 @@ impl Mlp {
     pub fn load(path: &Path) -> Result<Mlp> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("{}: cannot read model file", path.display()))?;
-        Mlp::from_bytes(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: not a valid model file: {e}", path.display()))
+        Mlp::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 
     /// Writes the model file atomically.

@@ -49,7 +49,7 @@ fn inspect_reports_sizes_and_device_needs() {
     let out = ok(&run(["inspect", model().to_str().unwrap()]));
     let size = std::fs::metadata(model()).unwrap().len();
     assert!(out.contains("784-100-200-10"), "{out}");
-    assert!(out.contains("parameters:  100710"), "{out}");
+    assert!(out.contains("parameters:  100710 (F32)"), "{out}");
     assert!(out.contains(&format!("flash:       {size} bytes")), "{out}");
     // 2 × 200 × 4 + 784 × 4
     assert!(out.contains("RAM:         4736 bytes"), "{out}");
