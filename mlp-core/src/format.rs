@@ -203,7 +203,13 @@ impl core::fmt::Display for FormatError {
         match *self {
             Self::TruncatedHeader => f.write_str("file ends inside the model header"),
             Self::BadMagic { found } => {
-                write!(f, "not a model file: starts with {found:02x?}, expected \"MLPW\"")
+                // Hex by hand: `{:02x?}` on an array pulls ~1 KB of formatting code into
+                // firmware that only wants to print this message.
+                f.write_str("not a model file: starts with")?;
+                for byte in found {
+                    write!(f, " {byte:02x}")?;
+                }
+                f.write_str(", expected \"MLPW\"")
             }
             Self::UnsupportedVersion { found } => write!(
                 f,

@@ -21,7 +21,10 @@
 //! The forward kernel fixes the order of every floating-point operation (see
 //! [`dense::dense_forward`]) and never fuses a multiply with an add, so any target
 //! computes the same bits: the trainer on x86-64 and the firmware on a Cortex-M0
-//! (soft float) or Cortex-M4F agree to the last bit.
+//! (soft float) or Cortex-M4F agree to the last bit. The promise covers finite
+//! results: a NaN stays a NaN everywhere, but its payload bits may differ between
+//! architectures (x86 and ARM produce different default NaNs), and a model file with a
+//! non-finite weight is refused by the device loader anyway.
 //!
 //! # Modules
 //! - [`dense`]: the Dense layer: forward, backward, SGD step, typed `Dense<IN, OUT>`.
