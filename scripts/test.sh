@@ -40,3 +40,9 @@ scripts/firmware.sh check
 step "firmware figures: flash, RAM, peak stack, instructions per MAC"
 scripts/firmware.sh bench
 # --- end of the firmware section ------------------------------------------------
+
+# --- fuzzing (fuzz/, cargo-fuzz on the nightly toolchain) -------------------------
+# Every parser of untrusted bytes, time-boxed: the core's format decoder, the device's
+# model loader, the IDX reader and predict's image path. A crash fails the suite.
+step "fuzz every parser of untrusted bytes (${FUZZ_SECONDS:-20} s each)"
+scripts/fuzz.sh

@@ -1,0 +1,295 @@
+//! The checks the fuzz targets run on every input, kept out of the targets so that a new
+//! target (an int8 loader, another firmware shape) is a few lines calling them.
+//!
+//! Every check panics on a property violation: libFuzzer reports a panic as a crash and
+//! keeps the input under `fuzz/artifacts/<target>/`.
+//!
+//! - [`check_model_file`]: `mlp_core::format::ModelView::decode` must agree with
+//!   [`reference`], an independent reader written from `docs/FORMAT.md`; a decoded model
+//!   runs through `mlp_core::network::forward_one`; re-encoding gives the same model,
+//!   and the same bytes when the file was canonical (minimal varints, aligned payload).
+//! - [`check_embedded_load_f32`]: `mlp_embedded::Model::load` for several firmware
+//!   shapes; a loaded model predicts finite-or-not logits without panicking, its class
+//!   is in range, and the file re-encodes as above.
+//! - [`check_idx`] and [`check_image`]: the trainer's IDX reader and the image path of
+//!   `predict`, which read files, so the input is written to a temporary file first.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mlp_core::format::{encode, encoded_len, ElementType, ModelView};
+use mlp_core::network::{forward_one, LayerParams};
+
+pub mod reference;
+
+/// Decodes `data` as a model file and checks everything that must hold for any bytes.
+pub fn check_model_file(data: &[u8]) {
+    let expected = reference::parse(data);
+    match ModelView::decode(data) {
+        Ok(view) => {
+            // Display and Debug of a valid view never panic either.
+            let _ = format!("{view:?}");
+            match &expected {
+                Some(Ok(model)) => model.assert_matches(&view),
+                Some(Err(why)) => panic!("decode accepted a file the spec rejects: {why}"),
+                None => {} // A version or element type the reference does not know.
+            }
+            if view.element_type() == ElementType::F32 {
+                run_f32(&view);
+            }
+            let canonical = matches!(&expected, Some(Ok(model)) if model.canonical);
+            check_reencode(data, &view, canonical);
+        }
+        Err(error) => {
+            let message = error.to_string();
+            assert!(!message.is_empty());
+            if let Some(Ok(_)) = expected {
+                panic!("decode rejected a file the spec accepts: {message}");
+            }
+        }
+    }
+}
+
+/// Runs one f32 model on a fixed input with scratch buffers as long as its widest layer.
+fn run_f32(view: &ModelView<'_>) {
+    let sizes = view.layer_sizes();
+    let mut layer_count = 0;
+    for (k, layer) in view.layers().enumerate() {
+        assert_eq!(layer.inputs, sizes[k] as usize);
+        assert_eq!(layer.outputs, sizes[k + 1] as usize);
+        assert_eq!(layer.weights.len(), layer.inputs * layer.outputs * 4);
+        assert_eq!(layer.bias.len(), layer.outputs * 4);
+        layer_count += 1;
+    }
+    assert_eq!(
+        layer_count,
+        sizes.len() - 1,
+        "layers() must yield every layer"
+    );
+
+    let input: Vec<f32> = (0..sizes[0] as usize)
+        .map(|i| ((i % 7) as f32 - 3.0) * 0.25)
+        .collect();
+    let width = view.sizes().max_output();
+    let (mut a, mut b) = (vec![0.0f32; width], vec![0.0f32; width]);
+    let layers = view.layers().map(|layer| LayerParams {
+        inputs: layer.inputs,
+        outputs: layer.outputs,
+        weights: layer.weights.as_chunks::<4>().0,
+        bias: layer.bias.as_chunks::<4>().0,
+    });
+    let logits = forward_one(layers, &input, &mut a, &mut b)
+        .unwrap_or_else(|error| panic!("a decoded model does not run: {error}"));
+    assert_eq!(logits.len(), *sizes.last().unwrap() as usize);
+}
+
+/// Re-encodes a decoded model: the result must decode to the same model, be a fixed
+/// point of decode+encode, and equal the input when the input was canonical.
+pub fn check_reencode(data: &[u8], view: &ModelView<'_>, canonical: bool) {
+    let sizes = view.layer_sizes();
+    let len = encoded_len(sizes, view.payload().len()).expect("encoded_len of a decoded model");
+    let mut out = vec![0u8; len];
+    let used = encode(sizes, view.element_type(), view.payload(), &mut out)
+        .expect("encode of a decoded model");
+    assert_eq!(used, len, "encode wrote encoded_len bytes");
+    out.truncate(used);
+    let again = ModelView::decode(&out).expect("a re-encoded model decodes");
+    assert_eq!(again.version(), view.version());
+    assert_eq!(again.element_type(), view.element_type());
+    assert_eq!(again.layer_sizes(), sizes);
+    assert_eq!(again.payload_crc(), view.payload_crc());
+    assert_eq!(again.payload(), view.payload());
+    assert_eq!(
+        (again.payload().as_ptr() as usize - out.as_ptr() as usize) % 4,
+        0,
+        "the encoder aligns the payload"
+    );
+    if canonical {
+        assert_eq!(out, data, "a canonical file re-encodes to the same bytes");
+    }
+    // The payload is the file's tail in both: only the header may differ.
+    assert!(data.ends_with(view.payload()) && out.ends_with(view.payload()));
+}
+
+/// The firmware shapes the embedded loader is fuzzed with: `(IN, OUT, WIDTH)`. Seeds are
+/// small models of these shapes; the last is the walkthrough's MNIST network.
+macro_rules! for_each_shape {
+    ($m:ident, $data:expr) => {
+        $m::<1, 1, 16>($data);
+        $m::<2, 2, 16>($data);
+        $m::<4, 2, 16>($data);
+        $m::<4, 3, 8>($data);
+        $m::<8, 4, 32>($data);
+        $m::<784, 10, 200>($data);
+    };
+}
+
+/// Loads `data` with `mlp_embedded::Model::load` for every shape in [`for_each_shape`].
+pub fn check_embedded_load_f32(data: &[u8]) {
+    for_each_shape!(load_and_predict, data);
+    // The helper that finds a model at the start of a flash region must not panic on
+    // any region either, and what it returns is a prefix that decodes or an error.
+    if let Ok(file) = mlp_embedded::model_in_region(data) {
+        assert!(data.starts_with(file));
+        // The file is the region minus trailing bytes: a whole file, whose payload
+        // checksum `load` verifies next.
+        match ModelView::decode(file) {
+            Ok(_) | Err(mlp_core::format::FormatError::ChecksumMismatch { .. }) => {}
+            Err(error) => panic!("model_in_region returned a file that fails with {error}"),
+        }
+    }
+}
+
+fn load_and_predict<const IN: usize, const OUT: usize, const WIDTH: usize>(data: &[u8]) {
+    let model = match mlp_embedded::Model::<IN, OUT, WIDTH>::load(data) {
+        Ok(model) => model,
+        Err(error) => {
+            let _ = error.to_string();
+            return;
+        }
+    };
+    let view = ModelView::decode(data).expect("Model::load accepted what decode rejects");
+    assert_eq!(model.layer_sizes(), view.layer_sizes());
+    assert_eq!(model.layer_sizes()[0] as usize, IN);
+    assert_eq!(*model.layer_sizes().last().unwrap() as usize, OUT);
+    let sizes: Vec<u32> = model.layer_sizes().to_vec();
+    assert!(mlp_embedded::Model::<IN, OUT, WIDTH>::load_expecting(data, &sizes).is_ok());
+    let _ = model.memory_needs();
+
+    let mut scratch = mlp_embedded::Scratch::<WIDTH>::new();
+    let mut pixels = [0u8; IN];
+    for (i, p) in pixels.iter_mut().enumerate() {
+        *p = (i * 37 % 256) as u8;
+    }
+    let by_pixels = model.predict_pixels(&pixels, &mut scratch);
+    assert!(by_pixels.class < OUT);
+    let inputs: [f32; IN] = core::array::from_fn(|i| f32::from(pixels[i]) / 255.0);
+    let by_values = model.predict(&inputs, &mut scratch);
+    assert!(by_values.class < OUT);
+    // Same input, same bits, whichever entry point (NaN logits compare by bits too).
+    let bits = |p: &mlp_embedded::Prediction<OUT>| p.logits.map(f32::to_bits);
+    assert_eq!(bits(&by_pixels), bits(&by_values));
+    let _ = by_values.probabilities();
+    // Extreme inputs must not panic either.
+    for value in [0.0, -1.0, f32::MAX, f32::NAN] {
+        let prediction = model.predict(&[value; IN], &mut scratch);
+        assert!(prediction.class < OUT);
+    }
+    // A misaligned copy loads and predicts the same bits (the byte-wise weight path).
+    let mut shifted = vec![0u8; data.len() + 1];
+    shifted[1..].copy_from_slice(data);
+    let misaligned = mlp_embedded::Model::<IN, OUT, WIDTH>::load(&shifted[1..])
+        .expect("the same bytes at another address load");
+    assert_eq!(
+        bits(&misaligned.predict(&inputs, &mut scratch)),
+        bits(&by_values)
+    );
+
+    let canonical = matches!(reference::parse(data), Some(Ok(m)) if m.canonical);
+    check_reencode(data, &view, canonical);
+}
+
+/// A per-process temporary file the file-reading targets write each input to.
+pub struct ScratchFile {
+    path: PathBuf,
+}
+
+impl ScratchFile {
+    /// A file named `name` in a directory private to this process (on tmpfs when there
+    /// is one, so a run does not wear a disk).
+    pub fn new(name: &str) -> Self {
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("mlp-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the fuzz scratch directory");
+        Self {
+            path: dir.join(name),
+        }
+    }
+
+    /// Replaces the file's contents with `data` and returns its path.
+    pub fn write(&self, data: &[u8]) -> &Path {
+        let mut file = std::fs::File::create(&self.path).expect("create the fuzz scratch file");
+        file.write_all(data).expect("write the fuzz scratch file");
+        &self.path
+    }
+}
+
+/// Reads `data` as an IDX image file and as a label file (plain, and gzip when it starts
+/// with the gzip magic); whatever is read must be self-consistent.
+pub fn check_idx(file: &ScratchFile, data: &[u8]) {
+    let path = file.write(data);
+    match mlp_train::idx::read_images(path) {
+        Ok(images) => {
+            assert_eq!(
+                images.pixels.len(),
+                images.count * images.rows * images.cols
+            );
+            if images.count > 0 {
+                assert_eq!(
+                    images.image(images.count - 1).len(),
+                    images.pixels_per_image()
+                );
+            }
+            // Plain (not gzip) input: the reader returns exactly the encoded contents.
+            if !data.starts_with(&[0x1f, 0x8b]) {
+                let again = mlp_train::idx::encode_images(
+                    images.count as u32,
+                    images.rows as u32,
+                    images.cols as u32,
+                    &images.pixels,
+                );
+                assert_eq!(again, data, "IDX images re-encode to the same bytes");
+            }
+        }
+        Err(error) => assert!(error.to_string().contains(&*path.to_string_lossy())),
+    }
+    for classes in [10, 256] {
+        match mlp_train::idx::read_labels(path, classes) {
+            Ok(labels) => {
+                assert!(labels.iter().all(|&l| usize::from(l) < classes));
+                if !data.starts_with(&[0x1f, 0x8b]) {
+                    assert_eq!(mlp_train::idx::encode_labels(&labels), data);
+                }
+            }
+            Err(error) => assert!(error.to_string().contains(&*path.to_string_lossy())),
+        }
+    }
+}
+
+/// The image path of `predict`: decode a PNG/PGM, bring it to MNIST's 28×28 form, run
+/// a fixed model on it. Also runs the 28×28 step directly on a raw grey image made from
+/// the bytes, which reaches shapes the decoders rarely produce.
+pub fn check_image(file: &ScratchFile, model: &mlp_train::model::Mlp, data: &[u8]) {
+    let path = file.write(data);
+    if let Ok(inputs) = mlp_train::image_input::load_mnist_inputs(path) {
+        check_inputs(model, &inputs);
+    }
+    if let [w, h, pixels @ ..] = data {
+        let (w, h) = (u32::from(*w % 64) + 1, u32::from(*h % 64) + 1);
+        let mut raw = vec![0u8; (w * h) as usize];
+        for (dst, src) in raw.iter_mut().zip(pixels.iter().cycle()) {
+            *dst = *src;
+        }
+        let gray = image::GrayImage::from_raw(w, h, raw).expect("buffer matches dimensions");
+        match mlp_train::image_input::to_mnist_inputs(&gray) {
+            Ok(inputs) => check_inputs(model, &inputs),
+            Err(error) => assert!(!error.to_string().is_empty()),
+        }
+    }
+}
+
+fn check_inputs(model: &mlp_train::model::Mlp, inputs: &[f32]) {
+    assert_eq!(inputs.len(), 784);
+    assert!(
+        inputs.iter().all(|v| (0.0..=1.0).contains(v)),
+        "inputs in [0, 1]"
+    );
+    let logits = model
+        .logits_one(inputs)
+        .expect("a 784-input model takes the inputs");
+    assert_eq!(logits.len(), model.classes());
+}
