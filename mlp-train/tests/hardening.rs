@@ -144,3 +144,314 @@ fn a_full_disk_gives_a_clear_error_and_no_partial_files() {
         assert_ne!(name, "model.mlp", "a partial model was left behind");
     }
 }
+
+/// A data directory of `rows × cols` images, with the given bytes for any file
+/// overridden by `replace` (name, contents).
+fn data_dir(
+    root: &Path,
+    name: &str,
+    rows: u32,
+    cols: u32,
+    replace: &[(&str, Vec<u8>)],
+) -> std::path::PathBuf {
+    use mlp_train::idx::{encode_images, encode_labels};
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pixels = (rows * cols) as usize;
+    let images = |n: usize| {
+        encode_images(
+            n as u32,
+            rows,
+            cols,
+            &(0..n * pixels)
+                .map(|i| (i * 13 % 256) as u8)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let labels = |n: usize| encode_labels(&(0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>());
+    for (file, bytes) in [
+        ("train-images-idx3-ubyte", images(24)),
+        ("train-labels-idx1-ubyte", labels(24)),
+        ("t10k-images-idx3-ubyte", images(8)),
+        ("t10k-labels-idx1-ubyte", labels(8)),
+    ] {
+        let bytes = replace
+            .iter()
+            .find(|(n, _)| *n == file)
+            .map_or(bytes, |(_, b)| b.clone());
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}
+
+/// Bad inputs to every command: each exits with code 1 and one line naming the file
+/// at fault, and writes nothing.
+#[test]
+fn bad_inputs_to_every_command_are_named_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let p = |path: &Path| path.to_str().unwrap().to_owned();
+
+    let good_model = root.join("good.mlp");
+    mlp_train::model::Mlp::zeroed(&[784, 8, 10])
+        .unwrap()
+        .save(&good_model)
+        .unwrap();
+    let good_bytes = std::fs::read(&good_model).unwrap();
+    let mut future = good_bytes.clone();
+    future[4] = (mlp_core::format::FORMAT_VERSION + 1) as u8; // a model from the future
+    let future_model = root.join("future.mlp");
+    std::fs::write(&future_model, &future).unwrap();
+    let empty_model = root.join("empty.mlp");
+    std::fs::write(&empty_model, b"").unwrap();
+    let truncated_model = root.join("truncated.mlp");
+    std::fs::write(&truncated_model, &good_bytes[..good_bytes.len() / 2]).unwrap();
+    let image = root.join("digit.pgm");
+    std::fs::write(
+        &image,
+        [b"P5\n2 2\n255\n".as_slice(), &[0, 255, 255, 0]].concat(),
+    )
+    .unwrap();
+    let empty_image = root.join("empty.png");
+    std::fs::write(&empty_image, b"").unwrap();
+
+    let empty_images = data_dir(
+        root,
+        "empty-images",
+        28,
+        28,
+        &[("train-images-idx3-ubyte", vec![])],
+    );
+    let empty_labels = data_dir(
+        root,
+        "empty-labels",
+        28,
+        28,
+        &[("t10k-labels-idx1-ubyte", vec![])],
+    );
+    let wrong_size = data_dir(root, "wrong-size", 32, 32, &[]);
+    let fewer_labels = data_dir(
+        root,
+        "fewer-labels",
+        28,
+        28,
+        &[(
+            "t10k-labels-idx1-ubyte",
+            mlp_train::idx::encode_labels(&[1, 2, 3]),
+        )],
+    );
+    let mut bad_label = mlp_train::idx::encode_labels(&[0, 1, 2, 3, 4, 5, 6, 7]);
+    bad_label[10] = 10;
+    let label_out_of_range = data_dir(
+        root,
+        "label-10",
+        28,
+        28,
+        &[("t10k-labels-idx1-ubyte", bad_label)],
+    );
+    let mut wrong_magic = mlp_train::idx::encode_labels(&[0; 8]);
+    wrong_magic[3] = 0x03; // 2051, an images file's magic, in a labels file
+    let wrong_magic_dir = data_dir(
+        root,
+        "wrong-magic",
+        28,
+        28,
+        &[("t10k-labels-idx1-ubyte", wrong_magic)],
+    );
+
+    let out = root.join("out");
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "inspect: empty model",
+            vec!["inspect".into(), p(&empty_model)],
+            "empty.mlp",
+        ),
+        (
+            "inspect: truncated model",
+            vec!["inspect".into(), p(&truncated_model)],
+            "truncated.mlp",
+        ),
+        (
+            "inspect: model from the future",
+            vec!["inspect".into(), p(&future_model)],
+            "future.mlp",
+        ),
+        (
+            "evaluate: model from the future",
+            vec!["evaluate".into(), "--model".into(), p(&future_model)],
+            "future.mlp",
+        ),
+        (
+            "predict: model from the future",
+            vec![
+                "predict".into(),
+                "--model".into(),
+                p(&future_model),
+                p(&image),
+            ],
+            "future.mlp",
+        ),
+        (
+            "predict: empty image",
+            vec![
+                "predict".into(),
+                "--model".into(),
+                p(&good_model),
+                p(&empty_image),
+            ],
+            "empty.png",
+        ),
+        (
+            "predict: missing image",
+            vec![
+                "predict".into(),
+                "--model".into(),
+                p(&good_model),
+                p(&root.join("absent.png")),
+            ],
+            "absent.png",
+        ),
+        (
+            "train: empty images file",
+            vec![
+                "train".into(),
+                "--quiet".into(),
+                "--data".into(),
+                p(&empty_images),
+                "--out".into(),
+                p(&out),
+            ],
+            "train-images-idx3-ubyte",
+        ),
+        (
+            "evaluate: empty labels file",
+            vec![
+                "evaluate".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&empty_labels),
+            ],
+            "t10k-labels-idx1-ubyte",
+        ),
+        (
+            "evaluate: images of the wrong size",
+            vec![
+                "evaluate".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&wrong_size),
+            ],
+            "good.mlp",
+        ),
+        (
+            "evaluate: fewer labels than images",
+            vec![
+                "evaluate".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&fewer_labels),
+            ],
+            "t10k",
+        ),
+        (
+            "evaluate: label out of range",
+            vec![
+                "evaluate".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&label_out_of_range),
+            ],
+            "t10k-labels-idx1-ubyte",
+        ),
+        (
+            "evaluate: wrong magic",
+            vec![
+                "evaluate".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&wrong_magic_dir),
+            ],
+            "t10k-labels-idx1-ubyte",
+        ),
+        (
+            "show: empty images file",
+            vec!["show".into(), "--data".into(), p(&empty_images)],
+            "train-images-idx3-ubyte",
+        ),
+        (
+            "show: missing directory",
+            vec!["show".into(), "--data".into(), p(&root.join("nowhere"))],
+            "nowhere",
+        ),
+    ];
+    for (name, args, needle) in &cases {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(1), "{name}: {}", stderr(&output));
+        let message = stderr(&output);
+        assert_eq!(
+            message.trim().lines().count(),
+            1,
+            "{name}: one line: {message}"
+        );
+        assert!(
+            message.contains(needle),
+            "{name}: the message names {needle}: {message}"
+        );
+        eprintln!("{name:40} -> {}", message.trim());
+    }
+    assert!(
+        files_in(&out).is_empty(),
+        "a failed command left files behind"
+    );
+    eprintln!("{} bad-input cases in this table", cases.len());
+}
+
+/// A run killed with SIGKILL mid-way and resumed from its last checkpoint ends with the
+/// same model bytes as an uninterrupted run with the same seed.
+#[test]
+fn killed_mid_run_and_resumed_gives_the_same_model_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let started = Instant::now();
+    ok(&run(run_args(&whole, 42)));
+    let full_run = started.elapsed();
+    let expected = std::fs::read(whole.join("model.mlp")).unwrap();
+
+    // Kill later and later until a checkpoint exists but the run has not finished.
+    for fraction in [0.5, 0.65, 0.8, 0.35, 0.9] {
+        let parts = dir.path().join(format!("parts-{fraction}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mlp-train"))
+            .args(run_args(&parts, 42))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full_run.mul_f64(fraction));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let checkpoint = parts.join("checkpoint.ckpt");
+        if status.success() || parts.join("model.mlp").exists() || !checkpoint.exists() {
+            continue; // finished before the kill, or killed before the first epoch ended
+        }
+        let epochs_done = Checkpoint::load(&checkpoint).unwrap().epochs_done;
+        ok(&run([
+            "train",
+            "--quiet",
+            "--resume",
+            checkpoint.to_str().unwrap(),
+        ]));
+        let resumed = std::fs::read(parts.join("model.mlp")).unwrap();
+        assert!(
+            resumed == expected,
+            "resumed model differs (killed at {fraction} of the run)"
+        );
+        eprintln!(
+            "killed at {fraction} of the run after {epochs_done} epochs, resumed: same bytes"
+        );
+        return;
+    }
+    panic!("no kill landed between the first checkpoint and the end of the run");
+}
