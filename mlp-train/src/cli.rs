@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::{self, Split};
@@ -37,6 +37,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Download the full MNIST files into a cache directory, checking SHA-256 sums.
     Download(DownloadArgs),
+    /// Quantize a trained f32 model to int8 (integer-only inference), calibrated on
+    /// training images.
+    Quantize(QuantizeArgs),
 }
 
 /// Options of `train`.
@@ -184,6 +187,23 @@ pub struct InspectArgs {
     pub model: PathBuf,
 }
 
+/// Options of `quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The trained f32 model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Data directory whose training images calibrate the scales [default: the bundled digits].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Training images used for calibration.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub calibration: usize,
+    /// Where to write the int8 model (default: next to the model, NAME-int8.mlp).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
 /// Options of `download`.
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
@@ -268,6 +288,13 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => train_command(&cli.train),
         Some(Command::Train(args)) => train_command(&args),
+        Some(Command::Evaluate(args)) if crate::quantize::is_int8_file(&args.model) => {
+            let model = crate::quantize::Int8Model::load(&args.model)?;
+            let data = data::load_split(&data_dir(&args.data), args.split, args.validation)?;
+            model.check_fits(&args.model, data.features, data::CLASSES)?;
+            print!("{}", crate::quantize::evaluate(&model, &data).report(None));
+            Ok(())
+        }
         Some(Command::Evaluate(args)) => {
             let e = train::evaluate_file(
                 &args.model,
@@ -279,6 +306,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Predict(args)) => predict(&args),
+        Some(Command::Quantize(args)) => quantize_command(&args),
         Some(Command::Show(args)) => show(&args),
         Some(Command::Inspect(args)) => {
             print!("{}", crate::inspect::inspect(&args.model)?.report());
@@ -352,7 +380,39 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn quantize_command(args: &QuantizeArgs) -> Result<()> {
+    let model = crate::model::Mlp::load(&args.model)?;
+    let dir = data_dir(&args.data);
+    let mut calibration = data::load_split(&dir, Split::Train, None)?;
+    model.check_fits(&args.model, calibration.features, data::CLASSES)?;
+    let keep = args.calibration.clamp(1, calibration.len());
+    calibration.inputs.truncate(keep * calibration.features);
+    calibration.labels.truncate(keep);
+    let bytes = crate::quantize::quantize(&model, &calibration)
+        .with_context(|| format!("{}: cannot quantize", args.model.display()))?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .model
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        args.model.with_file_name(format!("{stem}-int8.mlp"))
+    });
+    crate::fsio::write_bytes_atomic(&out, &bytes)
+        .with_context(|| format!("{}: cannot write model file", out.display()))?;
+    let f32_bytes = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({} bytes, {:.1}% of the f32 model's {f32_bytes}), calibrated on {keep} training images",
+        out.display(),
+        bytes.len(),
+        100.0 * bytes.len() as f64 / f32_bytes.max(1) as f64
+    );
+    Ok(())
+}
+
 fn predict(args: &PredictArgs) -> Result<()> {
+    if crate::quantize::is_int8_file(&args.model) {
+        return predict_int8(args);
+    }
     let model = crate::model::Mlp::load(&args.model)?;
     if model.inputs() != crate::image_input::SIDE * crate::image_input::SIDE {
         bail!(
@@ -364,22 +424,49 @@ fn predict(args: &PredictArgs) -> Result<()> {
     for path in &args.images {
         let inputs = crate::image_input::load_mnist_inputs(path)?;
         let logits = model.logits_one(&inputs)?;
-        let mut probs = vec![0.0f32; logits.len()];
-        mlp_core::loss::softmax(&logits, &mut probs);
-        let class = mlp_core::loss::argmax(&logits);
-        let listed: Vec<String> = probs
-            .iter()
-            .enumerate()
-            .map(|(c, p)| format!("{c}:{p:.3}"))
-            .collect();
-        println!(
-            "{}: class {class} ({:.1}%)  probabilities {}",
-            path.display(),
-            100.0 * probs[class],
-            listed.join(" ")
-        );
+        print_prediction(path, &logits, mlp_core::loss::argmax(&logits));
     }
     Ok(())
+}
+
+fn predict_int8(args: &PredictArgs) -> Result<()> {
+    let model = crate::quantize::Int8Model::load(&args.model)?;
+    model.check_fits(
+        &args.model,
+        crate::image_input::SIDE * crate::image_input::SIDE,
+        data::CLASSES,
+    )?;
+    let mut images = Vec::new();
+    for path in &args.images {
+        images.push((
+            path,
+            crate::quantize::pixel_bytes(&crate::image_input::load_mnist_inputs(path)?),
+        ));
+    }
+    model.with_predictor(|predict, scale| {
+        for (path, pixels) in &images {
+            let logits = predict(pixels);
+            let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
+            print_prediction(path, &real, mlp_core::quant::argmax_i32(&logits));
+        }
+    });
+    Ok(())
+}
+
+fn print_prediction(path: &Path, logits: &[f32], class: usize) {
+    let mut probs = vec![0.0f32; logits.len()];
+    mlp_core::loss::softmax(logits, &mut probs);
+    let listed: Vec<String> = probs
+        .iter()
+        .enumerate()
+        .map(|(c, p)| format!("{c}:{p:.3}"))
+        .collect();
+    println!(
+        "{}: class {class} ({:.1}%)  probabilities {}",
+        path.display(),
+        100.0 * probs[class],
+        listed.join(" ")
+    );
 }
 
 fn show(args: &ShowArgs) -> Result<()> {

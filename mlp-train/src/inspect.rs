@@ -2,7 +2,9 @@
 //!
 //! - flash = the model file's size (the firmware reads the weights in place);
 //! - RAM = activations only: two ping-pong buffers as long as the widest layer output,
-//!   `2 × max(outputs) × 4` bytes, plus the input, `inputs × 4` bytes (f32);
+//!   `2 × max(outputs) × 4` bytes, plus the input, `inputs × 4` bytes (f32); for int8
+//!   models `2 × max(outputs)` bytes, `max(outputs) × 4` bytes of int32 accumulators and
+//!   the input as `inputs` raw bytes;
 //! - MACs per inference = `Σ inputs × outputs` over the layers.
 
 use std::fmt::Write as _;
@@ -42,7 +44,11 @@ pub fn inspect(path: &Path) -> Result<ModelInfo> {
         element_type: format!("{:?}", view.element_type()),
         parameters,
         file_bytes: bytes.len(),
-        ram_bytes: 2 * widest_output * 4 + sizes[0] * 4,
+        ram_bytes: match view.element_type() {
+            // uint8 ping-pong activations, int32 accumulators, the input as raw bytes.
+            mlp_core::format::ElementType::Int8 => 2 * widest_output + widest_output * 4 + sizes[0],
+            _ => 2 * widest_output * 4 + sizes[0] * 4,
+        },
         macs,
         sizes,
     })
@@ -80,11 +86,18 @@ impl ModelInfo {
             "flash:       {} bytes (the model file, read in place)",
             self.file_bytes
         );
-        let _ = writeln!(
-            s,
-            "RAM:         {} bytes (activations: 2 x {widest} x 4 ping-pong + {} x 4 input)",
-            self.ram_bytes, self.sizes[0]
-        );
+        let ram = if self.element_type == "Int8" {
+            format!(
+                "2 x {widest} bytes ping-pong + {widest} x 4 accumulators + {} input bytes",
+                self.sizes[0]
+            )
+        } else {
+            format!(
+                "activations: 2 x {widest} x 4 ping-pong + {} x 4 input",
+                self.sizes[0]
+            )
+        };
+        let _ = writeln!(s, "RAM:         {} bytes ({ram})", self.ram_bytes);
         let _ = writeln!(s, "MACs:        {} per inference", self.macs);
         s
     }

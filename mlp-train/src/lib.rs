@@ -29,5 +29,6 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod quantize;
 pub mod show;
 pub mod train;
