@@ -6,7 +6,7 @@ use common::*;
 use mlp_train::checkpoint::Checkpoint;
 use mlp_train::fsio::TEMP_SUFFIX;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// A run on the bundled digits long enough (a second or two) to be killed mid-way,
@@ -75,6 +75,7 @@ fn sigkill_at_any_moment_leaves_the_previous_model_and_checkpoint_intact() {
         let delay = full_run.mul_f64((i as f64 + 0.5) / iterations as f64 * 1.1);
         let mut child = Command::new(env!("CARGO_BIN_EXE_mlp-train"))
             .args(run_args(&out, 100 + i))
+            .stdout(Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(delay);
@@ -427,6 +428,7 @@ fn killed_mid_run_and_resumed_gives_the_same_model_bytes() {
         let parts = dir.path().join(format!("parts-{fraction}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_mlp-train"))
             .args(run_args(&parts, 42))
+            .stdout(Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(full_run.mul_f64(fraction));
