@@ -4,7 +4,8 @@ use core::fmt;
 
 use mlp_core::format::{ElementType, FormatError};
 
-/// Why [`Model::load`](crate::Model::load) refused a model file.
+/// Why [`Model::load`](crate::Model::load) or [`Int8Model::load`](crate::Int8Model::load)
+/// refused a model file.
 ///
 /// File-level problems (bad magic, unsupported version, unknown element type, a
 /// truncated file, a checksum mismatch, bad layer sizes, ...) are `mlp-core`'s
@@ -19,11 +20,14 @@ use mlp_core::format::{ElementType, FormatError};
 pub enum LoadError {
     /// The file is not a valid model file; the inner error says why.
     Format(FormatError),
-    /// The model's parameters are not `f32` (e.g. an int8 model): this crate runs `f32`
-    /// models only.
+    /// The model's parameters are not of the type this loader runs: an int8 model given
+    /// to [`Model`](crate::Model) (which runs `f32` models), or an `f32` model given to
+    /// [`Int8Model`](crate::Int8Model).
     UnsupportedElementType {
         /// The file's element type.
         found: ElementType,
+        /// The element type of the loader that refused it.
+        expected: ElementType,
     },
     /// The model takes a different number of inputs than the firmware was built for.
     InputSizeMismatch {
@@ -73,10 +77,10 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Format(error) => write!(f, "invalid model file: {error}"),
-            Self::UnsupportedElementType { found } => {
+            Self::UnsupportedElementType { found, expected } => {
                 write!(
                     f,
-                    "the model's parameters are {found:?}, this firmware runs F32 models"
+                    "the model's parameters are {found:?}, this firmware runs {expected:?} models"
                 )
             }
             Self::InputSizeMismatch { expected, found } => write!(

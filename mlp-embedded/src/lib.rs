@@ -25,19 +25,42 @@
 //! assert!(prediction.class < 2);
 //! ```
 //!
+//! Int8 models (format version 2) run with integer arithmetic only, through
+//! [`Int8Model`] and an [`Int8Scratch`] of bytes and int32 accumulators; on a Cortex-M4
+//! the multiply-accumulates use the DSP extension's `SMLAD`. The logits are the same
+//! integers as the host's:
+//!
+//! ```
+//! use mlp_embedded::{Int8Model, Int8Scratch};
+//! # let mut buffer = [0u8; 160];
+//! # let file = mlp_embedded::doc_example_int8_model(&mut buffer);
+//! let model = Int8Model::<4, 2, 3>::load(file).unwrap();
+//! let mut scratch = Int8Scratch::<3>::new();
+//! let prediction = model.predict_pixels(&[255, 0, 128, 64], &mut scratch);
+//! assert!(prediction.class < 2);
+//! ```
+//!
 //! # Modules
-//! - [`model`]: loading, prediction, scratch buffers and memory figures.
+//! - [`model`]: loading `f32` models, prediction, scratch buffers and memory figures.
+//! - [`int8`]: the same for int8 models.
 //! - [`error`]: [`LoadError`], what is wrong with a model file.
-//! - [`kernel`]: the Dense kernel used on this target; on Cortex-M a blocked kernel that
-//!   keeps `mlp-core`'s exact order of operations (checked bit for bit on the host).
+//! - [`kernel`]: the `f32` Dense kernel used on this target; on Cortex-M a blocked kernel
+//!   that keeps `mlp-core`'s exact order of operations (checked bit for bit on the host).
+//! - [`kernel_i8`]: the int8 Dense kernel; `SMLAD` on Cortex-M4/M7, exact like every
+//!   integer kernel.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod int8;
 pub mod kernel;
+pub mod kernel_i8;
 pub mod model;
 
 pub use error::LoadError;
+#[doc(hidden)]
+pub use int8::doc_example_int8_model;
+pub use int8::{Int8Model, Int8Prediction, Int8Scratch};
 pub use model::{model_in_region, MemoryNeeds, Model, Prediction, Scratch};
 
 /// Writes a small valid model file (4-3-2, deterministic weights) into `buffer` and

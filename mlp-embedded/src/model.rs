@@ -98,14 +98,28 @@ impl<const OUT: usize> Prediction<OUT> {
 pub struct MemoryNeeds {
     /// Bytes of flash for the model file (header, padding and parameters).
     pub flash_model_bytes: usize,
-    /// Bytes of RAM for the activations: `8 × widest layer output`, the size of the
-    /// matching [`Scratch`] (the input is read from where the caller keeps it).
+    /// Bytes of RAM for the activations: the size of the matching [`Scratch`]
+    /// (`8 × widest layer output`) or [`Int8Scratch`](crate::Int8Scratch) (`6 ×`); the
+    /// input is read from where the caller keeps it.
     pub ram_activation_bytes: usize,
     /// Multiply-accumulates of one prediction with no zero input skipped.
     pub macs: usize,
 }
 
 impl MemoryNeeds {
+    /// The figures for an int8 model with these layer sizes (input size first): RAM is
+    /// `6 × widest layer output`, the size of the matching
+    /// [`Int8Scratch`](crate::Int8Scratch) (two byte buffers and the int32 accumulators).
+    pub fn for_int8_layer_sizes(layer_sizes: &[u32]) -> Result<Self, FormatError> {
+        let sizes = LayerSizes::new(layer_sizes)?;
+        let payload = sizes.payload_len(ElementType::Int8);
+        Ok(Self {
+            flash_model_bytes: encoded_len(layer_sizes, payload)?,
+            ram_activation_bytes: 6 * sizes.max_output(),
+            macs: sizes.macs(),
+        })
+    }
+
     /// The figures for an `f32` model with these layer sizes (input size first).
     pub fn for_layer_sizes(layer_sizes: &[u32]) -> Result<Self, FormatError> {
         let sizes = LayerSizes::new(layer_sizes)?;
@@ -116,6 +130,58 @@ impl MemoryNeeds {
             macs: sizes.macs(),
         })
     }
+}
+
+/// [`LoadError::ShapeMismatch`] at the first place where the file's layer sizes
+/// (`found`) differ from the ones the firmware was built for (`expected`).
+pub(crate) fn check_layer_sizes(found: &[u32], expected: &[u32]) -> Result<(), LoadError> {
+    let longest = found.len().max(expected.len());
+    for index in 0..longest {
+        let want = expected.get(index).copied().unwrap_or(0);
+        let in_file = found.get(index).copied().unwrap_or(0);
+        if want != in_file {
+            return Err(LoadError::ShapeMismatch {
+                index,
+                expected: want,
+                found: in_file,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks layer sizes against a firmware built for `inputs` inputs, `outputs` classes
+/// and activation buffers `width` long.
+pub(crate) fn check_fits(
+    sizes: &[u32],
+    inputs: usize,
+    outputs: usize,
+    width: usize,
+) -> Result<(), LoadError> {
+    let found = sizes.first().copied().unwrap_or(0) as usize;
+    if found != inputs {
+        return Err(LoadError::InputSizeMismatch {
+            expected: inputs,
+            found,
+        });
+    }
+    let found = sizes.last().copied().unwrap_or(0) as usize;
+    if found != outputs {
+        return Err(LoadError::OutputSizeMismatch {
+            expected: outputs,
+            found,
+        });
+    }
+    for (layer, &size) in sizes.iter().skip(1).enumerate() {
+        if size as usize > width {
+            return Err(LoadError::LayerTooWide {
+                layer,
+                outputs: size as usize,
+                capacity: width,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The model file at the start of a larger flash region, followed by anything
@@ -153,19 +219,7 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     /// firmware was built for), failing with [`LoadError::ShapeMismatch`] otherwise.
     pub fn load_expecting(bytes: &'a [u8], layer_sizes: &[u32]) -> Result<Self, LoadError> {
         let view = ModelView::decode(bytes)?;
-        let found = view.layer_sizes();
-        let longest = found.len().max(layer_sizes.len());
-        for index in 0..longest {
-            let expected = layer_sizes.get(index).copied().unwrap_or(0);
-            let in_file = found.get(index).copied().unwrap_or(0);
-            if expected != in_file {
-                return Err(LoadError::ShapeMismatch {
-                    index,
-                    expected,
-                    found: in_file,
-                });
-            }
-        }
+        check_layer_sizes(view.layer_sizes(), layer_sizes)?;
         Self::check(view, bytes.len())
     }
 
@@ -179,32 +233,10 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
         if view.element_type() != ElementType::F32 {
             return Err(LoadError::UnsupportedElementType {
                 found: view.element_type(),
+                expected: ElementType::F32,
             });
         }
-        let sizes = view.layer_sizes();
-        let inputs = sizes.first().copied().unwrap_or(0) as usize;
-        if inputs != IN {
-            return Err(LoadError::InputSizeMismatch {
-                expected: IN,
-                found: inputs,
-            });
-        }
-        let outputs = sizes.last().copied().unwrap_or(0) as usize;
-        if outputs != OUT {
-            return Err(LoadError::OutputSizeMismatch {
-                expected: OUT,
-                found: outputs,
-            });
-        }
-        for (layer, &width) in sizes.iter().skip(1).enumerate() {
-            if width as usize > WIDTH {
-                return Err(LoadError::LayerTooWide {
-                    layer,
-                    outputs: width as usize,
-                    capacity: WIDTH,
-                });
-            }
-        }
+        check_fits(view.layer_sizes(), IN, OUT, WIDTH)?;
         for (layer, bytes) in view.layers().enumerate() {
             let parameters = bytes
                 .weights

@@ -393,7 +393,8 @@ fn an_int8_model_is_refused_as_an_unsupported_element_type() {
     assert_eq!(
         Small::load(file).unwrap_err(),
         LoadError::UnsupportedElementType {
-            found: ElementType::Int8
+            found: ElementType::Int8,
+            expected: ElementType::F32,
         }
     );
 }

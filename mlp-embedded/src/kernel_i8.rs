@@ -1,0 +1,291 @@
+//! The int8 Dense kernel this target uses: `acc ← bias + x·W` in integer arithmetic,
+//! with the weights read in place from the model file.
+//!
+//! # Notation
+//! `x: [inputs]` are uint8 activations (raw pixels for the first layer), `W: [inputs,
+//! outputs]` int8 weights stored row-major (`W[i][j]` is byte `i × outputs + j`), `bias:
+//! [outputs]` little-endian int32, and `acc: [outputs]` int32 accumulators:
+//! `acc[j] = bias[j] + Σ_i x[i] · W[i][j]`, wrapping modulo 2³².
+//!
+//! Integer sums are exact in any order, so every kernel here gives the same bits as
+//! [`mlp_core::quant::dense_accumulate_i8`], the host's kernel, whatever order it visits
+//! the products in.
+//!
+//! # The Cortex-M4 kernel (`thumbv7em`, the DSP extension)
+//! [`dense_accumulate_i8`] runs [`dense_accumulate_i8_paired`] there:
+//!
+//! 1. the non-zero inputs are gathered two at a time into a [`PAIRS`]-entry list: each
+//!    entry holds both values packed as 16-bit halves (`x_a | x_b << 16`) and the byte
+//!    offsets of their weight rows (an odd one out is paired with a zero);
+//! 2. the outputs are taken 4 at a time, held in registers while the entries stream
+//!    by. For each entry the assembly loads one word (4 weights) from each row,
+//!    interleaves them with `PKHBT`/`PKHTB` into `[a0 a1 b0 b1]` and `[a2 a3 b2 b3]`,
+//!    sign-extends byte pairs with `SXTB16` (`(a0, b0)`, `(a1, b1)`, …) and does
+//!    `SMLAD acc_j, (x_a, x_b), (a_j, b_j)`: two multiply-accumulates in one instruction.
+//!    `SMLAD` wraps modulo 2³² (it only sets the sticky Q flag), like the host kernel.
+//! 3. the 0–3 outputs left over go through plain Rust.
+//!
+//! Elsewhere the same pairing runs with the instructions written as Rust functions
+//! ([`dense_accumulate_i8_paired`]), which is what the host tests compare with the
+//! core's kernel for every size from 0 to 40 and awkward ones; the assembly is checked
+//! by the QEMU parity test. Other targets (the Cortex-M0) call the core's kernel.
+
+use mlp_core::quant::Le32;
+
+/// Entries (pairs of non-zero inputs) gathered at a time by
+/// [`dense_accumulate_i8_paired`]: its stack use is `12 × PAIRS` bytes.
+pub const PAIRS: usize = 32;
+
+/// Two non-zero inputs and the byte offsets of their weight rows.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+struct Pair {
+    /// `x_a | x_b << 16`: the operand `SMLAD` multiplies the weight pairs with.
+    x: u32,
+    /// `a × outputs`: where input `a`'s weights start.
+    a: u32,
+    /// `b × outputs`, with `a < b`; for an odd input out, `b = a` and `x_b = 0`.
+    b: u32,
+}
+
+/// `acc ← bias + x·W` (wrapping), bit-identical to
+/// [`mlp_core::quant::dense_accumulate_i8`]: with `SMLAD` on Cortex-M4/M7, the core's
+/// kernel elsewhere.
+///
+/// # Shapes
+/// `x: [inputs]`, `weights: [inputs, outputs]`, `bias: [outputs]`, `acc: [outputs]`.
+/// For other lengths `acc` is filled with zeros (no panic).
+pub fn dense_accumulate_i8(x: &[u8], weights: &[u8], bias: &[[u8; 4]], acc: &mut [i32]) {
+    if !shapes_fit(x, weights, bias, acc) {
+        acc.fill(0);
+        return;
+    }
+    #[cfg(mlp_dsp)]
+    dense_accumulate_i8_paired(x, weights, bias, acc);
+    #[cfg(not(mlp_dsp))]
+    mlp_core::quant::dense_accumulate_i8(x, weights, bias, acc);
+}
+
+/// Whether the lengths agree, and every row offset fits the `u32` of a [`Pair`].
+fn shapes_fit(x: &[u8], weights: &[u8], bias: &[[u8; 4]], acc: &[i32]) -> bool {
+    acc.len() == bias.len()
+        && x.len().checked_mul(bias.len()) == Some(weights.len())
+        && u32::try_from(weights.len()).is_ok()
+}
+
+/// `acc ← bias + x·W` by pairs of non-zero inputs (see the module documentation): the
+/// `SMLAD` assembly on Cortex-M4/M7, the same steps in plain Rust elsewhere.
+///
+/// # Shapes
+/// As [`dense_accumulate_i8`]; other lengths (or 4 GiB of weights) fill `acc` with zeros.
+pub fn dense_accumulate_i8_paired(x: &[u8], weights: &[u8], bias: &[[u8; 4]], acc: &mut [i32]) {
+    if !shapes_fit(x, weights, bias, acc) {
+        acc.fill(0);
+        return;
+    }
+    for (a, b) in acc.iter_mut().zip(bias) {
+        *a = b.get();
+    }
+    let outputs = bias.len();
+    if outputs == 0 {
+        return;
+    }
+    let mut pairs = [Pair::default(); PAIRS];
+    let mut count = 0;
+    let mut pending: Option<(u32, u32)> = None;
+    for (i, &xi) in x.iter().enumerate() {
+        if xi == 0 {
+            continue;
+        }
+        // Fits: i × outputs < weights.len() ≤ u32::MAX (checked above).
+        let offset = (i * outputs) as u32;
+        let Some((xa, a)) = pending.take() else {
+            pending = Some((u32::from(xi), offset));
+            continue;
+        };
+        if let Some(slot) = pairs.get_mut(count) {
+            *slot = Pair {
+                x: xa | u32::from(xi) << 16,
+                a,
+                b: offset,
+            };
+            count += 1;
+        }
+        if count == PAIRS {
+            apply(&pairs, weights, acc);
+            count = 0;
+        }
+    }
+    if let (Some((xa, a)), Some(slot)) = (pending, pairs.get_mut(count)) {
+        *slot = Pair { x: xa, a, b: a };
+        count += 1;
+    }
+    if let Some(entries @ [_, ..]) = pairs.get(..count) {
+        apply(entries, weights, acc);
+    }
+}
+
+/// `acc[j] += Σ_entries x_a · W[a][j] + x_b · W[b][j]` for every output `j`.
+#[inline(always)]
+fn apply(entries: &[Pair], weights: &[u8], acc: &mut [i32]) {
+    let mut column = 0;
+    let mut rest = acc;
+    while let Some(block) = take_block4(&mut rest) {
+        block4(block, entries, weights, column);
+        column += 4;
+    }
+    for (k, a) in rest.iter_mut().enumerate() {
+        let mut sum = *a;
+        for entry in entries {
+            let at = |row: u32| row as usize + column + k;
+            let (Some(&wa), Some(&wb)) = (weights.get(at(entry.a)), weights.get(at(entry.b)))
+            else {
+                continue;
+            };
+            let (xa, xb) = (entry.x & 0xffff, entry.x >> 16);
+            sum = sum
+                .wrapping_add(xa as i32 * i32::from(wa as i8))
+                .wrapping_add(xb as i32 * i32::from(wb as i8));
+        }
+        *a = sum;
+    }
+}
+
+/// The first 4 values of `rest` as an array, `rest` advanced past them; `None` if
+/// fewer are left.
+#[inline(always)]
+fn take_block4<'y>(rest: &mut &'y mut [i32]) -> Option<&'y mut [i32; 4]> {
+    let taken = core::mem::take(rest);
+    if taken.len() < 4 {
+        *rest = taken;
+        return None;
+    }
+    let (block, tail) = taken.split_first_chunk_mut::<4>()?;
+    *rest = tail;
+    Some(block)
+}
+
+/// The DSP instructions the block uses, as plain Rust (Arm ARM semantics).
+#[cfg_attr(mlp_dsp, allow(dead_code))]
+mod emulated {
+    /// `PKHBT d, n, m, LSL #16`: the bottom half of `n`, the bottom half of `m` on top.
+    pub(super) fn pkhbt_lsl16(n: u32, m: u32) -> u32 {
+        (n & 0xffff) | (m << 16)
+    }
+
+    /// `PKHTB d, n, m, ASR #16`: the top half of `n`, the top half of `m` below it.
+    pub(super) fn pkhtb_asr16(n: u32, m: u32) -> u32 {
+        (n & 0xffff_0000) | (m >> 16)
+    }
+
+    /// `SXTB16 d, m, ROR #rotation`: bytes 0 and 2 of `m` rotated, sign-extended to halves.
+    pub(super) fn sxtb16(m: u32, rotation: u32) -> u32 {
+        let m = m.rotate_right(rotation);
+        let low = m as u8 as i8 as i16 as u16 as u32;
+        let high = (m >> 16) as u8 as i8 as i16 as u16 as u32;
+        low | high << 16
+    }
+
+    /// `SMLAD d, n, m, a`: `a + n.lo · m.lo + n.hi · m.hi`, halves signed, wrapping.
+    pub(super) fn smlad(n: u32, m: u32, a: i32) -> i32 {
+        let half = |v: u32, shift: u32| i32::from((v >> shift) as u16 as i16);
+        a.wrapping_add(half(n, 0) * half(m, 0))
+            .wrapping_add(half(n, 16) * half(m, 16))
+    }
+}
+
+/// Plain-Rust block: the assembly's steps, instruction by instruction.
+#[cfg(not(mlp_dsp))]
+#[inline(always)]
+fn block4(acc: &mut [i32; 4], entries: &[Pair], weights: &[u8], column: usize) {
+    use emulated::{pkhbt_lsl16, pkhtb_asr16, smlad, sxtb16};
+    let word = |row: u32| -> Option<u32> {
+        let start = (row as usize).checked_add(column)?;
+        let bytes = weights.get(start..)?.first_chunk::<4>()?;
+        Some(u32::from_le_bytes(*bytes))
+    };
+    for entry in entries {
+        let (Some(a), Some(b)) = (word(entry.a), word(entry.b)) else {
+            continue;
+        };
+        let low = pkhbt_lsl16(a, b); // [a0 a1 b0 b1]
+        let high = pkhtb_asr16(b, a); // [a2 a3 b2 b3]
+        acc[0] = smlad(entry.x, sxtb16(low, 0), acc[0]);
+        acc[1] = smlad(entry.x, sxtb16(low, 8), acc[1]);
+        acc[2] = smlad(entry.x, sxtb16(high, 0), acc[2]);
+        acc[3] = smlad(entry.x, sxtb16(high, 8), acc[3]);
+    }
+}
+
+#[cfg(mlp_dsp)]
+use dsp::block4;
+
+/// The block in assembly for cores with the DSP extension (Cortex-M4/M7).
+#[cfg(mlp_dsp)]
+mod dsp {
+    use super::Pair;
+    use core::arch::asm;
+
+    /// Whether every entry's 4 weights from `column` lie inside `weights`.
+    ///
+    /// Entries are made only by `dense_accumulate_i8_paired`, for inputs `< inputs`, in
+    /// ascending order (so the last entry's `b` is the largest offset), and blocks have
+    /// `column + 4 <= outputs`: this always holds. It is checked again because the
+    /// assembly reads without bounds checks; if it failed, the block would be left as
+    /// it is rather than read out of bounds.
+    #[inline(always)]
+    fn in_bounds(entries: &[Pair], weights: &[u8], column: usize) -> bool {
+        match entries.last() {
+            Some(last) => last.b as usize + column + 4 <= weights.len(),
+            None => false,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn block4(acc: &mut [i32; 4], entries: &[Pair], weights: &[u8], column: usize) {
+        if !in_bounds(entries, weights, column) {
+            return;
+        }
+        let [mut acc0, mut acc1, mut acc2, mut acc3] = *acc;
+        let range = entries.as_ptr_range();
+        // SAFETY: `entries` is `len >= 1` readable 12-byte entries from `range.start` to
+        // `range.end`, and the loop reads exactly those; for each, the 4 bytes at
+        // `weights + column + a` and `+ b` are inside `weights` (checked above; LDR
+        // reads them unaligned, which Armv7-M allows for LDR). Every register written
+        // is declared; no stack, no memory written.
+        unsafe {
+            asm!(
+                "2:",
+                "ldm {e}!, {{r4, r5, r8}}",
+                "ldr r12, [{base}, r5]",
+                "ldr lr, [{base}, r8]",
+                "pkhbt r5, r12, lr, lsl #16",
+                "pkhtb lr, lr, r12, asr #16",
+                "sxtb16 r12, r5",
+                "smlad {a0}, r4, r12, {a0}",
+                "sxtb16 r12, r5, ror #8",
+                "smlad {a1}, r4, r12, {a1}",
+                "sxtb16 r12, lr",
+                "smlad {a2}, r4, r12, {a2}",
+                "sxtb16 r12, lr, ror #8",
+                "smlad {a3}, r4, r12, {a3}",
+                "cmp {e}, {end}",
+                "bne 2b",
+                a0 = inout(reg) acc0,
+                a1 = inout(reg) acc1,
+                a2 = inout(reg) acc2,
+                a3 = inout(reg) acc3,
+                e = inout(reg) range.start => _,
+                end = in(reg) range.end,
+                base = in(reg) weights.as_ptr().wrapping_add(column),
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack, readonly),
+            );
+        }
+        *acc = [acc0, acc1, acc2, acc3];
+    }
+}
