@@ -10,8 +10,12 @@
 //! - `MLP_LAYERS`: the layer sizes the firmware is built for, comma separated;
 //!   default `784,100,200,10`. A model with other sizes is refused at load time.
 //! - `MLP_BOARD`: the memory map, `boards/<board>/memory.x`: `mps2` (default) or `microbit`.
+//! - `MLP_INT8_MODEL`, `MLP_INT8_IMAGES`, `MLP_INT8_EXPECTED`: the same three for the
+//!   int8 binaries (`predict_int8`, and `panic_never`'s int8 half); defaults in
+//!   `target/assets/int8/`. The int8 model has the same layer sizes (`MLP_LAYERS`).
 //!
-//! The `device_parity` test (`tests/tests/device_parity.rs`) writes the defaults.
+//! The `device_parity` test (`tests/tests/device_parity.rs`) writes the f32 defaults,
+//! `device_parity_int8` the int8 ones.
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -57,9 +61,15 @@ fn main() {
     let outputs = *sizes.last().unwrap() as usize;
     let width = sizes[1..].iter().copied().max().unwrap() as usize;
 
-    let model = stage(&out, &assets, "MLP_MODEL", "model.mlp");
-    let images = stage(&out, &assets, "MLP_IMAGES", "images.bin");
-    let expected = stage(&out, &assets, "MLP_EXPECTED", "expected.bin");
+    let model = stage(&out, &assets, "MLP_MODEL", "model.mlp", "model.mlp");
+    let images = stage(&out, &assets, "MLP_IMAGES", "images.bin", "images.bin");
+    let expected = stage(
+        &out,
+        &assets,
+        "MLP_EXPECTED",
+        "expected.bin",
+        "expected.bin",
+    );
     if model.is_empty() {
         println!(
             "cargo:warning=no model staged: the `predict` binary will report a truncated model"
@@ -77,6 +87,34 @@ fn main() {
         expected.len()
     );
 
+    let int8 = assets.join("int8");
+    stage(&out, &int8, "MLP_INT8_MODEL", "model.mlp", "int8-model.mlp");
+    let int8_images = stage(
+        &out,
+        &int8,
+        "MLP_INT8_IMAGES",
+        "images.bin",
+        "int8-images.bin",
+    );
+    let int8_expected = stage(
+        &out,
+        &int8,
+        "MLP_INT8_EXPECTED",
+        "expected.bin",
+        "int8-expected.bin",
+    );
+    assert!(
+        int8_images.len().is_multiple_of(inputs),
+        "int8 images: {} bytes is not a whole number of {inputs}-byte images",
+        int8_images.len()
+    );
+    let int8_count = int8_images.len() / inputs;
+    assert!(
+        int8_expected.len() == int8_count,
+        "int8 expected: {} classes for {int8_count} images",
+        int8_expected.len()
+    );
+
     let config = format!(
         "/// Layer sizes this firmware is built for (`MLP_LAYERS`).\n\
          pub const LAYER_SIZES: [u32; {n}] = {sizes:?};\n\
@@ -87,15 +125,17 @@ fn main() {
          /// The widest layer output: the length of each activation buffer.\n\
          pub const WIDTH: usize = {width};\n\
          /// Test images embedded.\n\
-         pub const IMAGE_COUNT: usize = {count};\n",
+         pub const IMAGE_COUNT: usize = {count};\n\
+         /// Test images embedded for the int8 binaries.\n\
+         pub const INT8_IMAGE_COUNT: usize = {int8_count};\n",
         n = sizes.len(),
     );
     fs::write(out.join("config.rs"), config).expect("write config.rs");
 }
 
-/// Copies the file named by `var` (or `assets/default_name`) into `out` and returns
-/// its bytes; a missing default becomes an empty file.
-fn stage(out: &Path, assets: &Path, var: &str, default_name: &str) -> Vec<u8> {
+/// Copies the file named by `var` (or `assets/default_name`) into `out/staged_name`
+/// and returns its bytes; a missing default becomes an empty file.
+fn stage(out: &Path, assets: &Path, var: &str, default_name: &str, staged_name: &str) -> Vec<u8> {
     println!("cargo:rerun-if-env-changed={var}");
     let source = env::var_os(var)
         .map(PathBuf::from)
@@ -106,6 +146,6 @@ fn stage(out: &Path, assets: &Path, var: &str, default_name: &str) -> Vec<u8> {
         Err(_) if env::var_os(var).is_none() => Vec::new(),
         Err(error) => panic!("{var}={}: {error}", source.display()),
     };
-    fs::write(out.join(default_name), &bytes).expect("stage asset");
+    fs::write(out.join(staged_name), &bytes).expect("stage asset");
     bytes
 }

@@ -11,10 +11,14 @@
 //! stack peak 6144 bytes
 //! result: 100/100 match
 //! ```
+//!
+//! The int8 binaries ([`run_int8`]) print the same lines with the int32 logits in hex
+//! (`image 0 class 7 expected 7 logits 0001a2b3 fffe0c11 ...`) and start with `int8
+//! model ...`.
 #![no_std]
 
 pub use cortex_m_semihosting::{hprint, hprintln};
-use mlp_embedded::{Model, Scratch};
+use mlp_embedded::{Int8Model, Int8Scratch, Model, Scratch};
 
 /// What the firmware was built for (written by `build.rs` from `MLP_LAYERS` and the
 /// staged assets).
@@ -22,7 +26,7 @@ pub mod config {
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
-use config::{IMAGE_COUNT, INPUTS, LAYER_SIZES, OUTPUTS, WIDTH};
+use config::{IMAGE_COUNT, INPUTS, INT8_IMAGE_COUNT, LAYER_SIZES, OUTPUTS, WIDTH};
 
 /// Bytes kept at a 4-byte aligned address, so a model's `f32` payload can be read in place.
 #[repr(C, align(4))]
@@ -35,8 +39,20 @@ pub static IMAGES: &Aligned<[u8]> =
 /// The class the host predicts for each image.
 pub static EXPECTED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/expected.bin"));
 
+/// The test images of the int8 binaries, `INT8_IMAGE_COUNT × INPUTS` bytes.
+pub static INT8_IMAGES: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/int8-images.bin"
+)));
+
+/// The class the host's integer kernels predict for each int8 test image.
+pub static INT8_EXPECTED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/int8-expected.bin"));
+
 /// The model type this firmware runs.
 pub type FirmwareModel = Model<'static, INPUTS, OUTPUTS, WIDTH>;
+
+/// The int8 model type this firmware runs.
+pub type FirmwareInt8Model = Int8Model<'static, INPUTS, OUTPUTS, WIDTH>;
 
 /// Ends the program: QEMU exits with status 0 if `success`, 1 otherwise (semihosting
 /// `SYS_EXIT`). On a real board with a debugger attached, the probe sees the same.
@@ -191,6 +207,69 @@ pub fn run(model_bytes: &'static [u8]) -> ! {
     );
     hprintln!("result: {}/{} match", matches, IMAGE_COUNT);
     exit(matches == IMAGE_COUNT && IMAGE_COUNT > 0)
+}
+
+/// Loads the int8 model `model_bytes`, predicts every embedded int8 test image and a
+/// dense input, prints each result with its int32 logits, and exits with success only
+/// if every class equals the host's.
+pub fn run_int8(model_bytes: &'static [u8]) -> ! {
+    stack::paint();
+    let model = match FirmwareInt8Model::load_expecting(model_bytes, &LAYER_SIZES) {
+        Ok(model) => model,
+        Err(error) => {
+            hprintln!("load error: {}", error);
+            exit(false)
+        }
+    };
+    let needs = model.memory_needs();
+    hprint!("int8 model");
+    for size in model.layer_sizes() {
+        hprint!(" {}", size);
+    }
+    hprintln!(
+        " at {:#010x}: {} bytes of flash, {} bytes of activations and accumulators, {} MACs",
+        model_bytes.as_ptr() as usize,
+        needs.flash_model_bytes,
+        needs.ram_activation_bytes,
+        needs.macs
+    );
+    let mut scratch = Int8Scratch::new();
+    let images = INT8_IMAGES.0.as_chunks::<INPUTS>().0;
+    let mut matches = 0;
+    for (index, (image, &expected)) in images.iter().zip(INT8_EXPECTED).enumerate() {
+        bench_marker_start();
+        let prediction = model.predict_pixels(image, &mut scratch);
+        bench_marker_stop();
+        hprint!(
+            "image {} class {} expected {}",
+            index,
+            prediction.class,
+            expected
+        );
+        print_int8_logits(&prediction.logits);
+        matches += usize::from(prediction.class == usize::from(expected));
+    }
+    let dense = dense_pixels();
+    bench_marker_start();
+    let prediction = model.predict_pixels(&dense, &mut scratch);
+    bench_marker_stop();
+    hprint!("dense class {}", prediction.class);
+    print_int8_logits(&prediction.logits);
+    hprintln!(
+        "stack peak {} bytes of {}",
+        stack::peak_bytes(),
+        stack::capacity_bytes()
+    );
+    hprintln!("result: {}/{} match", matches, INT8_IMAGE_COUNT);
+    exit(matches == INT8_IMAGE_COUNT && INT8_IMAGE_COUNT > 0)
+}
+
+fn print_int8_logits(logits: &[i32; OUTPUTS]) {
+    hprint!(" logits");
+    for logit in logits {
+        hprint!(" {:08x}", *logit as u32);
+    }
+    hprintln!();
 }
 
 /// Defines the panic handler and the HardFault handler: both print what happened over

@@ -1,5 +1,6 @@
-//! The panic-never check: loads the embedded model and predicts every embedded image,
-//! with a panic handler that calls a function that exists nowhere. The release build
+//! The panic-never check: loads the embedded f32 model and the embedded int8 model and
+//! predicts every embedded image with each, with a panic handler that calls a function
+//! that exists nowhere. The release build
 //! links only if the optimizer removed every panic path from loading and predicting;
 //! a panic path that cannot be proven dead fails the build, naming this function.
 //!
@@ -8,11 +9,15 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use mlp_embedded::Scratch;
+use mlp_embedded::{Int8Scratch, Scratch};
 use mlp_firmware::config::{INPUTS, LAYER_SIZES};
-use mlp_firmware::{Aligned, FirmwareModel, EXPECTED, IMAGES};
+use mlp_firmware::{
+    Aligned, FirmwareInt8Model, FirmwareModel, EXPECTED, IMAGES, INT8_EXPECTED, INT8_IMAGES,
+};
 
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.mlp")));
+static INT8_MODEL: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/int8-model.mlp")));
 
 #[entry]
 fn main() -> ! {
@@ -25,7 +30,17 @@ fn main() -> ! {
             all_match &= prediction.class == usize::from(expected);
         }
     }
-    mlp_firmware::exit(all_match)
+    let mut int8_match = false;
+    if let Ok(model) = FirmwareInt8Model::load_expecting(&INT8_MODEL.0, &LAYER_SIZES) {
+        let mut scratch = Int8Scratch::new();
+        int8_match = true;
+        let images = INT8_IMAGES.0.as_chunks::<INPUTS>().0;
+        for (image, &expected) in images.iter().zip(INT8_EXPECTED) {
+            let prediction = model.predict_pixels(image, &mut scratch);
+            int8_match &= prediction.class == usize::from(expected);
+        }
+    }
+    mlp_firmware::exit(all_match && int8_match)
 }
 
 #[panic_handler]
