@@ -23,7 +23,7 @@ use core::mem::size_of;
 
 use mlp_core::format::{ElementType, ModelView};
 use mlp_core::loss::softmax;
-use mlp_core::quant::{argmax_i32, requantize_logits, requantize_relu_u8};
+use mlp_core::quant::argmax_i32;
 
 use crate::error::LoadError;
 use crate::kernel_i8;
@@ -240,11 +240,11 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
             let acc = acc.get_mut(..layer.outputs)?;
             kernel_i8::dense_accumulate_i8(source, layer.weights, params.bias, acc);
             if layers.peek().is_none() {
-                requantize_logits(acc, params.multiplier, params.shift, logits);
+                kernel_i8::requantize_logits(acc, params.multiplier, params.shift, logits);
                 return Some(());
             }
             let destination = free.get_mut(..layer.outputs)?;
-            requantize_relu_u8(acc, params.multiplier, params.shift, destination);
+            kernel_i8::requantize_relu_u8(acc, params.multiplier, params.shift, destination);
             core::mem::swap(&mut held, &mut free);
             len = Some(layer.outputs);
         }

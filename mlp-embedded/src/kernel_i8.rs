@@ -90,48 +90,112 @@ pub fn dense_accumulate_i8_paired(x: &[u8], weights: &[u8], bias: &[[u8; 4]], ac
     if outputs == 0 {
         return;
     }
-    let mut pairs = [Pair::default(); PAIRS];
-    let mut count = 0;
-    let mut pending: Option<(u32, u32)> = None;
-    for (i, &xi) in x.iter().enumerate() {
-        if xi == 0 {
-            continue;
-        }
-        // Fits: i × outputs < weights.len() ≤ u32::MAX (checked above).
-        let offset = (i * outputs) as u32;
-        let Some((xa, a)) = pending.take() else {
-            pending = Some((u32::from(xi), offset));
-            continue;
-        };
-        if let Some(slot) = pairs.get_mut(count) {
-            *slot = Pair {
-                x: xa | u32::from(xi) << 16,
-                a,
-                b: offset,
+    // Two zero entries after the last one: the assembly stops at an entry whose `x`
+    // is 0 (a real entry never has one: `x_a > 0`), and may apply one of them first.
+    let mut pairs = [Pair::default(); PAIRS + 2];
+    let mut next = 0;
+    loop {
+        let mut count = 0;
+        let mut done = false;
+        while count < PAIRS {
+            let Some((xa, a)) = next_nonzero(x, &mut next, outputs) else {
+                done = true;
+                break;
             };
+            let (xb, b) = next_nonzero(x, &mut next, outputs).unwrap_or((0, a));
+            if let Some(slot) = pairs.get_mut(count) {
+                *slot = Pair {
+                    x: xa | xb << 16,
+                    a,
+                    b,
+                };
+            }
             count += 1;
         }
-        if count == PAIRS {
-            apply(&pairs, weights, acc);
-            count = 0;
+        for slot in pairs.iter_mut().skip(count).take(2) {
+            *slot = Pair::default();
+        }
+        if let Some(entries @ [_, ..]) = pairs.get(..count) {
+            apply(entries, &pairs, weights, acc);
+        }
+        if done || count < PAIRS {
+            return;
         }
     }
-    if let (Some((xa, a)), Some(slot)) = (pending, pairs.get_mut(count)) {
-        *slot = Pair { x: xa, a, b: a };
-        count += 1;
+}
+
+/// The next non-zero input from `x[*next..]` as `(value, row offset)`, `*next` moved
+/// past it. Runs of zeros are skipped 4 bytes at a time.
+#[inline(always)]
+fn next_nonzero(x: &[u8], next: &mut usize, outputs: usize) -> Option<(u32, u32)> {
+    let mut i = *next;
+    while let Some(word) = x.get(i..).and_then(|rest| rest.first_chunk::<4>()) {
+        if u32::from_ne_bytes(*word) != 0 {
+            break;
+        }
+        i += 4;
     }
-    if let Some(entries @ [_, ..]) = pairs.get(..count) {
-        apply(entries, weights, acc);
+    let rest = x.get(i..)?;
+    let skip = rest.iter().position(|&v| v != 0)?;
+    let value = rest.get(skip).copied()?;
+    let i = i + skip;
+    *next = i + 1;
+    // Fits: i × outputs < weights.len() ≤ u32::MAX (checked by the caller).
+    Some((u32::from(value), (i * outputs) as u32))
+}
+
+/// `mlp_core::quant::requantize(acc, M)` for `M = multiplier · 2^-shift`, with the
+/// file's raw `shift` clamped to `0..=62` as the core does: the same result for every
+/// input, computed without a 64-bit shift when `shift >= 32` (every multiplier below 1,
+/// which is what the quantizer writes).
+///
+/// For `shift = 32 + k`, `k > 0`: `(p + 2^(shift-1)) >> shift` with `p = hi·2³² + lo`
+/// is `(hi + 2^(k-1)) >> k`, since the rounding term only touches `hi` and
+/// `⌊⌊x / 2³²⌋ / 2^k⌋ = ⌊x / 2^shift⌋`; for `k = 0` it is `hi` plus the top bit of
+/// `lo`. `|p| < 2⁶²` (`multiplier < 2³¹`), so `|hi| < 2³⁰`: nothing overflows and
+/// nothing needs the core's clamp to `i32`.
+#[inline(always)]
+pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let shift = shift.clamp(0, mlp_core::quant::MAX_SHIFT as i32) as u32;
+    if multiplier >= 0 && shift >= 32 {
+        let product = i64::from(acc) * i64::from(multiplier);
+        let high = (product >> 32) as i32;
+        return match shift - 32 {
+            0 => high + ((product as u32) >> 31) as i32,
+            k => (high + (1 << (k - 1))) >> k,
+        };
+    }
+    mlp_core::quant::requantize(
+        acc,
+        mlp_core::quant::QuantizedMultiplier { multiplier, shift },
+    )
+}
+
+/// Hidden-layer outputs: `y[j] ← clamp(requantize(acc[j], M_j), 0, 255)`, equal to
+/// [`mlp_core::quant::requantize_relu_u8`].
+pub fn requantize_relu_u8(acc: &[i32], multiplier: &[[u8; 4]], shift: &[[u8; 4]], y: &mut [u8]) {
+    for (((y, &a), m), s) in y.iter_mut().zip(acc).zip(multiplier).zip(shift) {
+        *y = requantize(a, m.get(), s.get()).clamp(0, 255) as u8;
+    }
+}
+
+/// The logits: `y[j] ← requantize(acc[j], M_j)`, equal to
+/// [`mlp_core::quant::requantize_logits`].
+pub fn requantize_logits(acc: &[i32], multiplier: &[[u8; 4]], shift: &[[u8; 4]], y: &mut [i32]) {
+    for (((y, &a), m), s) in y.iter_mut().zip(acc).zip(multiplier).zip(shift) {
+        *y = requantize(a, m.get(), s.get());
     }
 }
 
 /// `acc[j] += Σ_entries x_a · W[a][j] + x_b · W[b][j]` for every output `j`.
+/// `terminated` is `entries` followed by at least two zero entries (what the assembly
+/// reads).
 #[inline(always)]
-fn apply(entries: &[Pair], weights: &[u8], acc: &mut [i32]) {
+fn apply(entries: &[Pair], terminated: &[Pair], weights: &[u8], acc: &mut [i32]) {
     let mut column = 0;
     let mut rest = acc;
     while let Some(block) = take_block4(&mut rest) {
-        block4(block, entries, weights, column);
+        block4(block, entries, terminated, weights, column);
         column += 4;
     }
     for (k, a) in rest.iter_mut().enumerate() {
@@ -197,7 +261,7 @@ mod emulated {
 /// Plain-Rust block: the assembly's steps, instruction by instruction.
 #[cfg(not(mlp_dsp))]
 #[inline(always)]
-fn block4(acc: &mut [i32; 4], entries: &[Pair], weights: &[u8], column: usize) {
+fn block4(acc: &mut [i32; 4], entries: &[Pair], _: &[Pair], weights: &[u8], column: usize) {
     use emulated::{pkhbt_lsl16, pkhtb_asr16, smlad, sxtb16};
     let word = |row: u32| -> Option<u32> {
         let start = (row as usize).checked_add(column)?;
@@ -226,66 +290,97 @@ mod dsp {
     use super::Pair;
     use core::arch::asm;
 
-    /// Whether every entry's 4 weights from `column` lie inside `weights`.
+    /// Whether the assembly may run: `terminated` is `entries` followed by two zero
+    /// entries, and every entry's 4 weights from `column` lie inside `weights`.
     ///
     /// Entries are made only by `dense_accumulate_i8_paired`, for inputs `< inputs`, in
-    /// ascending order (so the last entry's `b` is the largest offset), and blocks have
-    /// `column + 4 <= outputs`: this always holds. It is checked again because the
-    /// assembly reads without bounds checks; if it failed, the block would be left as
-    /// it is rather than read out of bounds.
+    /// ascending order (so the last entry's `b` is the largest offset; the zero entries
+    /// have offset 0), and blocks have `column + 4 <= outputs`: this always holds. It is
+    /// checked again because the assembly reads without bounds checks; if it failed,
+    /// the block would be left as it is rather than read out of bounds.
     #[inline(always)]
-    fn in_bounds(entries: &[Pair], weights: &[u8], column: usize) -> bool {
+    fn in_bounds(entries: &[Pair], terminated: &[Pair], weights: &[u8], column: usize) -> bool {
+        let zero = |p: &Pair| p.x == 0 && p.a == 0 && p.b == 0;
+        let zeros_follow = terminated.as_ptr() == entries.as_ptr()
+            && matches!(
+                terminated.get(entries.len()..entries.len() + 2),
+                Some([first, second]) if zero(first) && zero(second)
+            );
         match entries.last() {
-            Some(last) => last.b as usize + column + 4 <= weights.len(),
+            Some(last) => zeros_follow && last.b as usize + column + 4 <= weights.len(),
             None => false,
         }
     }
 
+    /// Per two entries: 2 × (`LDM` of the entry, 2 `LDR`, 2 `PKH`, 4 `SXTB16`, 4 `SMLAD`)
+    /// and the loop's `CMP`/`BNE`: 28 instructions for 16 multiply-accumulates.
     #[inline(always)]
-    pub(super) fn block4(acc: &mut [i32; 4], entries: &[Pair], weights: &[u8], column: usize) {
-        if !in_bounds(entries, weights, column) {
+    pub(super) fn block4(
+        acc: &mut [i32; 4],
+        entries: &[Pair],
+        terminated: &[Pair],
+        weights: &[u8],
+        column: usize,
+    ) {
+        if !in_bounds(entries, terminated, weights, column) {
             return;
         }
-        let [mut acc0, mut acc1, mut acc2, mut acc3] = *acc;
-        let range = entries.as_ptr_range();
-        // SAFETY: `entries` is `len >= 1` readable 12-byte entries from `range.start` to
-        // `range.end`, and the loop reads exactly those; for each, the 4 bytes at
+        // SAFETY: `acc` is 4 writable i32s. The loop reads entries from
+        // `entries.as_ptr()` on, two per iteration, and stops after reading an entry
+        // whose `x` is 0: real entries have `x_a > 0`, and two zero entries follow the
+        // last real one inside `terminated` (checked above), so it reads only
+        // `terminated`. For each entry it reads (real or zero), the 4 bytes at
         // `weights + column + a` and `+ b` are inside `weights` (checked above; LDR
-        // reads them unaligned, which Armv7-M allows for LDR). Every register written
-        // is declared; no stack, no memory written.
+        // reads them unaligned, which Armv7-M allows for LDR). Every register written is
+        // declared; no stack; only `acc` is written.
         unsafe {
             asm!(
+                "ldm {acc}, {{r0, r1, r2, r3}}",
+                "ldm {e}!, {{r4, r5, r8}}",
                 "2:",
+                "ldr r12, [{base}, r5]",
+                "ldr lr, [{base}, r8]",
+                "pkhbt r5, r12, lr, lsl #16",
+                "pkhtb lr, lr, r12, asr #16",
+                "sxtb16 r12, r5",
+                "smlad r0, r4, r12, r0",
+                "sxtb16 r12, r5, ror #8",
+                "smlad r1, r4, r12, r1",
+                "sxtb16 r12, lr",
+                "smlad r2, r4, r12, r2",
+                "sxtb16 r12, lr, ror #8",
+                "smlad r3, r4, r12, r3",
                 "ldm {e}!, {{r4, r5, r8}}",
                 "ldr r12, [{base}, r5]",
                 "ldr lr, [{base}, r8]",
                 "pkhbt r5, r12, lr, lsl #16",
                 "pkhtb lr, lr, r12, asr #16",
                 "sxtb16 r12, r5",
-                "smlad {a0}, r4, r12, {a0}",
+                "smlad r0, r4, r12, r0",
                 "sxtb16 r12, r5, ror #8",
-                "smlad {a1}, r4, r12, {a1}",
+                "smlad r1, r4, r12, r1",
                 "sxtb16 r12, lr",
-                "smlad {a2}, r4, r12, {a2}",
+                "smlad r2, r4, r12, r2",
                 "sxtb16 r12, lr, ror #8",
-                "smlad {a3}, r4, r12, {a3}",
-                "cmp {e}, {end}",
+                "smlad r3, r4, r12, r3",
+                "ldm {e}!, {{r4, r5, r8}}",
+                "cmp r4, #0",
                 "bne 2b",
-                a0 = inout(reg) acc0,
-                a1 = inout(reg) acc1,
-                a2 = inout(reg) acc2,
-                a3 = inout(reg) acc3,
-                e = inout(reg) range.start => _,
-                end = in(reg) range.end,
+                "stm {acc}, {{r0, r1, r2, r3}}",
+                acc = in(reg) acc.as_mut_ptr(),
+                e = inout(reg) entries.as_ptr() => _,
                 base = in(reg) weights.as_ptr().wrapping_add(column),
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
                 out("r4") _,
                 out("r5") _,
                 out("r8") _,
                 out("r12") _,
                 out("lr") _,
-                options(nostack, readonly),
+                options(nostack),
             );
         }
-        *acc = [acc0, acc1, acc2, acc3];
     }
 }

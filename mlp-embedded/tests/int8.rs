@@ -201,6 +201,61 @@ fn the_largest_products_wrap_as_on_the_host() {
 }
 
 #[test]
+fn the_device_requantization_equals_the_core_for_every_shift() {
+    use mlp_core::quant::{requantize, QuantizedMultiplier};
+    let mut rng = Rng(21);
+    let accs = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        1 << 30,
+        -(1 << 30),
+    ];
+    let multipliers = [
+        0,
+        1,
+        1 << 30,
+        (1 << 30) + 1,
+        i32::MAX,
+        i32::MAX - 1,
+        1 << 15,
+    ];
+    for shift in -3..=66 {
+        let core_shift = shift.clamp(0, 62) as u32;
+        let check = |acc: i32, multiplier: i32| {
+            let expected = requantize(
+                acc,
+                QuantizedMultiplier {
+                    multiplier,
+                    shift: core_shift,
+                },
+            );
+            assert_eq!(
+                mlp_embedded::kernel_i8::requantize(acc, multiplier, shift),
+                expected,
+                "acc {acc} multiplier {multiplier} shift {shift}"
+            );
+        };
+        for &acc in &accs {
+            for &multiplier in &multipliers {
+                check(acc, multiplier);
+            }
+        }
+        for _ in 0..2000 {
+            let multiplier = (rng.next_u64() >> 33) as i32; // 0..2^31
+            check(rng.next_u64() as i32, multiplier);
+            check(rng.next_u64() as i32 >> rng.below(31), multiplier);
+            check(rng.next_u64() as i32, -(multiplier >> 1)); // not in a valid file
+        }
+    }
+}
+
+#[test]
 fn kernel_shapes_that_do_not_match_give_zeros_not_a_panic() {
     let weights = [1u8; 12];
     let bias = [[1, 0, 0, 0]; 4];
