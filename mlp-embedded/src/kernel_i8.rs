@@ -25,6 +25,10 @@
 //!    `SMLAD` wraps modulo 2³² (it only sets the sticky Q flag), like the host kernel.
 //! 3. the 0–3 outputs left over go through plain Rust.
 //!
+//! The loop is unrolled twice and ends on an entry whose `x` is 0 (two follow the last
+//! real entry): 14 instructions per 8 multiply-accumulates. [`requantize`] is the core's
+//! requantization computed without a 64-bit shift.
+//!
 //! Elsewhere the same pairing runs with the instructions written as Rust functions
 //! ([`dense_accumulate_i8_paired`]), which is what the host tests compare with the
 //! core's kernel for every size from 0 to 40 and awkward ones; the assembly is checked
@@ -33,7 +37,7 @@
 use mlp_core::quant::Le32;
 
 /// Entries (pairs of non-zero inputs) gathered at a time by
-/// [`dense_accumulate_i8_paired`]: its stack use is `12 × PAIRS` bytes.
+/// [`dense_accumulate_i8_paired`]: its stack use is `12 × (PAIRS + 2)` bytes.
 pub const PAIRS: usize = 32;
 
 /// Two non-zero inputs and the byte offsets of their weight rows.
