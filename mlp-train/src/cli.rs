@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::{self, Split};
+use crate::fast::Kernels;
 use crate::optim::{OptimizerConfig, OptimizerKind, Schedule};
-use crate::train::{self, EarlyStopping, Monitor, RunOptions, TrainConfig};
+use crate::train::{self, Compute, EarlyStopping, Monitor, RunOptions, TrainConfig};
 
 /// Trains small MLPs on MNIST-format data and inspects, evaluates and runs the models.
 #[derive(Debug, Parser)]
@@ -40,6 +41,63 @@ pub enum Command {
     /// Quantize a trained f32 model to int8 (integer-only inference), calibrated on
     /// training images.
     Quantize(QuantizeArgs),
+    /// Time the walkthrough's training, single-image inference and batched evaluation
+    /// with the fast kernels, against the NumPy reference in the same run.
+    Bench(BenchArgs),
+}
+
+/// How the products are computed (`train` and `evaluate`).
+#[derive(Debug, Args)]
+pub struct ComputeArgs {
+    /// Kernels: auto and fast are the host's fast kernels (AVX-512 or AVX2+FMA when
+    /// the CPU has them, chosen at run time); core is mlp-core's portable kernels,
+    /// whose arithmetic is the device's, bit for bit.
+    #[arg(long, value_enum, default_value_t = Kernels::Auto)]
+    pub kernels: Kernels,
+    /// Threads for evaluating data sets (the result depends on the count only
+    /// through the order the loss is summed in).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+}
+
+impl ComputeArgs {
+    /// The kernels and threads these flags describe.
+    pub fn compute(&self) -> Compute {
+        Compute {
+            kernels: self.kernels,
+            threads: usize::from(self.threads),
+        }
+    }
+}
+
+/// Options of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// MNIST-format data directory (the walkthrough's: Fashion-MNIST).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/usr/share/datasets/fashion-mnist"
+    )]
+    pub data: PathBuf,
+    /// The NumPy reference (bench/numpy_mlp.py) to time in the same run.
+    #[arg(long, value_name = "SCRIPT")]
+    pub numpy: Option<PathBuf>,
+    /// Python interpreter for the NumPy reference.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Timed rounds of each measurement (medians are reported).
+    #[arg(long, default_value_t = 7)]
+    pub rounds: usize,
+    /// Images per single-image inference round.
+    #[arg(long, default_value_t = 2000)]
+    pub infer: usize,
+    /// Threads for the batched evaluation.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Also time one epoch with mlp-core's kernels.
+    #[arg(long)]
+    pub core_epoch: bool,
 }
 
 /// Options of `train`.
@@ -119,6 +177,9 @@ pub struct TrainArgs {
     /// Print only the final result.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Kernels and threads.
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 /// Learning-rate schedules selectable on the command line.
@@ -147,6 +208,9 @@ pub struct EvaluateArgs {
     /// Validation size, as for training.
     #[arg(long, value_name = "N")]
     pub validation: Option<usize>,
+    /// Kernels and threads.
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 /// Options of `predict`.
@@ -296,17 +360,27 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Evaluate(args)) => {
-            let e = train::evaluate_file(
+            let e = train::evaluate_file_with(
                 &args.model,
                 &data_dir(&args.data),
                 args.split,
                 args.validation,
+                args.compute.compute(),
             )?;
             print!("{}", e.report(None));
             Ok(())
         }
         Some(Command::Predict(args)) => predict(&args),
         Some(Command::Quantize(args)) => quantize_command(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&crate::bench::BenchOptions {
+            data: args.data,
+            numpy: args.numpy,
+            python: args.python,
+            rounds: args.rounds,
+            infer: args.infer,
+            threads: args.threads.max(1),
+            core_epoch: args.core_epoch,
+        }),
         Some(Command::Show(args)) => show(&args),
         Some(Command::Inspect(args)) => {
             print!("{}", crate::inspect::inspect(&args.model)?.report());
@@ -350,7 +424,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
             ),
         }
     }
-    let report = train::run(config, &options)?;
+    let report = train::run_with(config, &options, args.compute.compute())?;
     match (&report.test, &report.model_path) {
         (Some(test), Some(model)) => {
             if let Some(best) = report.best_epoch {

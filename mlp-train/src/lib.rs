@@ -15,12 +15,17 @@
 //! - [`image_input`]: an image of a digit to MNIST's 28×28 form.
 //! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
 //! - [`fsio`]: atomic file writes.
+//! - [`fast`]: fast host kernels (AVX-512, AVX2+FMA or portable, chosen at run time)
+//!   for training, evaluation and prediction.
+//! - [`bench`]: the `bench` command (fast kernels against NumPy).
 //! - [`cli`]: the command line.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod download;
+pub mod fast;
 pub mod fsio;
 pub mod idx;
 pub mod image_input;

@@ -7,6 +7,10 @@
 //! backward from the last layer (`dense_backward`, `relu_backward`), then the
 //! optimizer's update. All buffers are allocated once per run; a step allocates
 //! nothing.
+//!
+//! The products run on the fast host kernels ([`crate::fast`]) unless
+//! [`Compute::kernels`] asks for the core's; plain SGD is then fused into the weight
+//! gradients' products. Either way a run is deterministic for a given machine.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, EarlyState};
 use crate::data::{self, Dataset, CLASSES};
+use crate::fast::{self, Isa, Kernels, Trainer, Update};
 use crate::metrics::{self, activation_buffers, forward_batch, EpochMetrics, Evaluation};
 use crate::model::Mlp;
 use crate::optim::{Optimizer, OptimizerConfig, Schedule};
@@ -105,6 +110,36 @@ pub struct RunOptions {
     pub verbose: bool,
 }
 
+/// Which kernels compute a run, and on how many threads (things that do not change
+/// what is computed, only how; the fast kernels round differently from the core's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compute {
+    /// The fast kernels (default) or the core's.
+    pub kernels: Kernels,
+    /// Threads for evaluating the validation and test sets (at least 1). The result
+    /// depends on the thread count only through the order the loss is summed in.
+    pub threads: usize,
+}
+
+impl Default for Compute {
+    fn default() -> Self {
+        Compute {
+            kernels: Kernels::Auto,
+            threads: 1,
+        }
+    }
+}
+
+impl Compute {
+    /// Evaluates `model` on `data` with these kernels.
+    pub fn evaluate(&self, model: &Mlp, data: &Dataset) -> Evaluation {
+        match self.kernels.fast_isa() {
+            Some(isa) => fast::evaluate(isa, model, data, self.threads),
+            None => metrics::evaluate(model, data),
+        }
+    }
+}
+
 /// Names of a run's output files inside its directory.
 pub mod files {
     /// The model file.
@@ -137,16 +172,16 @@ pub struct TrainReport {
 }
 
 /// Preallocated buffers for one training step.
-struct StepBuffers {
-    x: Vec<f32>,
-    y: Vec<u8>,
+pub(crate) struct StepBuffers {
+    pub(crate) x: Vec<f32>,
+    pub(crate) y: Vec<u8>,
     acts: Vec<Vec<f32>>,
     deltas: Vec<Vec<f32>>,
-    grads: Vec<f32>,
+    pub(crate) grads: Vec<f32>,
 }
 
 impl StepBuffers {
-    fn new(model: &Mlp, batch: usize) -> StepBuffers {
+    pub(crate) fn new(model: &Mlp, batch: usize) -> StepBuffers {
         StepBuffers {
             x: vec![0.0; batch * model.inputs()],
             y: vec![0; batch],
@@ -159,7 +194,7 @@ impl StepBuffers {
 
 /// Forward and backward pass on the batch in `buf.x`/`buf.y` (first `b` rows): fills
 /// `buf.grads` and returns the mean loss and the number classified right.
-fn compute_gradients(model: &Mlp, buf: &mut StepBuffers, b: usize) -> (f32, usize) {
+pub(crate) fn compute_gradients(model: &Mlp, buf: &mut StepBuffers, b: usize) -> (f32, usize) {
     let layers = model.layout();
     let last = layers.len() - 1;
     let classes = model.classes();
@@ -270,8 +305,19 @@ fn progress_bar(
 
 /// Trains as `config` says (or continues the checkpoint in `options.resume`), writes
 /// the model, metrics log, chart and checkpoint into `options.out_dir`, and evaluates
-/// the model on the test set.
+/// the model on the test set. Uses the fast kernels on one thread; see [`run_with`].
 pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
+    run_with(config, options, Compute::default())
+}
+
+/// [`run`] with a choice of kernels and threads. A run resumed from a checkpoint
+/// gives the uninterrupted run's exact bytes when both use the same `compute` on the
+/// same machine.
+pub fn run_with(
+    config: TrainConfig,
+    options: &RunOptions,
+    compute: Compute,
+) -> Result<TrainReport> {
     let started = Instant::now();
     let resumed = match &options.resume {
         Some(path) => Some(Checkpoint::load(path)?),
@@ -322,6 +368,11 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
     let train = &splits.train;
     let batch = config.batch_size.min(train.len());
     let mut buf = StepBuffers::new(&model, batch);
+    let isa: Option<Isa> = compute.kernels.fast_isa();
+    let mut fast_step = isa.map(|isa| Trainer::new(isa, &model, batch));
+    // Plain SGD without weight decay is fused into the fast kernels' products.
+    let fused_sgd = optimizer.config.kind == crate::optim::OptimizerKind::Sgd
+        && optimizer.config.weight_decay == 0.0;
     let mut order: Vec<u32> = Vec::with_capacity(train.len());
     let checkpoint_path = out.join(files::CHECKPOINT);
     let batches = train.len().div_ceil(batch);
@@ -348,7 +399,17 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
                 buf.x[row * features..(row + 1) * features].copy_from_slice(train.input(i));
                 buf.y[row] = train.labels[i];
             }
-            let (loss, right) = compute_gradients(&model, &mut buf, b);
+            let (loss, right) = match fast_step.as_mut() {
+                Some(step) => {
+                    let update = if fused_sgd {
+                        Update::Sgd(lr)
+                    } else {
+                        Update::Gradients(&mut buf.grads)
+                    };
+                    step.step(&mut model, &buf.x, &buf.y[..b], update)
+                }
+                None => compute_gradients(&model, &mut buf, b),
+            };
             if !loss.is_finite() {
                 bar.finish_and_clear();
                 let kept = if epoch == 0 {
@@ -365,7 +426,12 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
                     index + 1
                 );
             }
-            optimizer.step(&mut model.params, &mut buf.grads, lr);
+            if fast_step.is_some() && fused_sgd {
+                // The step already applied the update; count it as the optimizer would.
+                optimizer.state.steps += 1;
+            } else {
+                optimizer.step(&mut model.params, &mut buf.grads, lr);
+            }
             loss_sum += f64::from(loss) * b as f64;
             correct += right;
             if options.verbose && last_draw.elapsed().as_millis() >= 100 {
@@ -381,7 +447,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
             }
         }
         bar.finish_and_clear();
-        let val = metrics::evaluate(&model, &splits.validation);
+        let val = compute.evaluate(&model, &splits.validation);
         let m = EpochMetrics {
             epoch: epoch + 1,
             learning_rate: lr,
@@ -465,7 +531,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
     // resumed checkpoint had every epoch done already.
     metrics::write_csv(&out.join(files::METRICS), &history)?;
     crate::plot::write_curves(&out.join(files::CURVES), &history)?;
-    let test = metrics::evaluate(&model, &splits.test);
+    let test = compute.evaluate(&model, &splits.test);
     Ok(TrainReport {
         config,
         history,
@@ -484,10 +550,21 @@ pub fn evaluate_file(
     split: data::Split,
     validation: Option<usize>,
 ) -> Result<Evaluation> {
+    evaluate_file_with(model_path, data_dir, split, validation, Compute::default())
+}
+
+/// [`evaluate_file`] with a choice of kernels and threads.
+pub fn evaluate_file_with(
+    model_path: &Path,
+    data_dir: &Path,
+    split: data::Split,
+    validation: Option<usize>,
+    compute: Compute,
+) -> Result<Evaluation> {
     let model = Mlp::load(model_path)?;
     let data: Dataset = data::load_split(data_dir, split, validation)?;
     model.check_fits(model_path, data.features, CLASSES)?;
-    Ok(metrics::evaluate(&model, &data))
+    Ok(compute.evaluate(&model, &data))
 }
 
 #[cfg(test)]

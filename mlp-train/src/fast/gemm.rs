@@ -15,8 +15,8 @@
 //! vectors of row `p` of `B` are loaded once and used by `MR` fused multiply-adds
 //! each. The last vector of a panel may be partial (masked loads and stores), so any
 //! `n` works without padding. The epilogue is applied as the accumulators leave the
-//! registers, which fuses the bias, ReLU, ReLU's backward mask, or an SGD update into
-//! the product at no extra pass over memory.
+//! registers, which fuses the bias, ReLU, or an SGD update into the product at no
+//! extra pass over memory.
 //!
 //! Every element of `C` is one sum over `p` ascending, computed the same way whatever
 //! the block a row falls into, except that a row sharing a block with others also
@@ -38,12 +38,6 @@ pub(crate) enum Epilogue<'a> {
     },
     /// `C ← acc`.
     Store,
-    /// `C ← acc` where `h[i][j] > 0`, else 0: an input gradient with the previous
-    /// layer's ReLU backward fused in. `h: [m, n]`, row-major.
-    KeepWherePositive {
-        /// The previous layer's ReLU outputs.
-        h: &'a [f32],
-    },
     /// `C ← C − lr·acc`: a weight gradient applied by SGD without storing it.
     Sgd {
         /// The learning rate.
@@ -167,6 +161,11 @@ pub(crate) fn gemm<S: Simd>(s: S, g: Gemm<'_, '_>) {
             2 => pack_rows::<2>(a, r0, pack),
             _ => pack_rows::<1>(a, r0, pack),
         };
+        if entries == 0 && matches!(epilogue, Epilogue::Sgd { .. }) {
+            // An all-zero gradient leaves the rows as they are (`c − lr·0 = c`).
+            r0 += rows;
+            continue;
+        }
         let block = Block {
             cols: &pack.cols[..entries],
             vals: &pack.vals[..entries * rows],
@@ -218,7 +217,12 @@ struct Block<'a> {
 /// Splits the columns into panels of at most `max_vectors(MR)` vectors, as even as
 /// possible, and runs each.
 #[inline(always)]
-fn panels<S: Simd, const MR: usize>(s: S, block: &Block<'_>, c: &mut [f32], epilogue: Epilogue<'_>) {
+fn panels<S: Simd, const MR: usize>(
+    s: S,
+    block: &Block<'_>,
+    c: &mut [f32],
+    epilogue: Epilogue<'_>,
+) {
     let lanes = S::LANES;
     let vectors = block.n.div_ceil(lanes);
     let max = S::max_vectors(MR);
@@ -279,14 +283,17 @@ fn panel<S: Simd, const MR: usize, const NV: usize, const TAIL: bool>(
         let start = p as usize * n + col0;
         let b_row = &block.b[start..start + width];
         let a = &block.vals[e * MR..e * MR + MR];
+        // Plain loops, not `core::array::from_fn`: a closure that is not inlined would
+        // be compiled without the target's features, and each intrinsic would become
+        // a call.
         let mut splats = [s.zero(); MR];
-        for r in 0..MR {
-            splats[r] = s.splat(a[r]);
+        for (splat, &value) in splats.iter_mut().zip(a) {
+            *splat = s.splat(value);
         }
         for v in 0..NV {
             let bv = load(b_row, v);
-            for r in 0..MR {
-                acc[r][v] = s.mul_add(splats[r], bv, acc[r][v]);
+            for (acc_row, &splat) in acc.iter_mut().zip(&splats) {
+                acc_row[v] = s.mul_add(splat, bv, acc_row[v]);
             }
         }
     }
@@ -297,7 +304,6 @@ fn panel<S: Simd, const MR: usize, const NV: usize, const TAIL: bool>(
             let out = match epilogue {
                 Epilogue::Bias { relu: true, .. } => s.relu(a),
                 Epilogue::Bias { relu: false, .. } | Epilogue::Store => a,
-                Epilogue::KeepWherePositive { h } => s.keep_where_positive(a, load(&h[start..start + width], v)),
                 Epilogue::Sgd { lr } => s.sub(load(c_row, v), s.mul(s.splat(lr), a)),
             };
             if TAIL && v == NV - 1 {
@@ -305,6 +311,146 @@ fn panel<S: Simd, const MR: usize, const NV: usize, const TAIL: bool>(
             } else {
                 s.store(&mut c_row[v * l..], out);
             }
+        }
+    }
+}
+
+/// Everything one "dot-product" product needs: `C ← A·Bᵀ`, masked.
+pub(crate) struct GemmNt<'a> {
+    /// `A: [m, k]`, row-major.
+    pub a: &'a [f32],
+    /// `Bᵀ: [n, k]`, row-major (so `B: [k, n]` is read by columns).
+    pub bt: &'a [f32],
+    /// Rows `m` of `A` and `C`.
+    pub m: usize,
+    /// Rows `n` of `Bᵀ`, columns of `C`.
+    pub n: usize,
+    /// The shared dimension `k`.
+    pub k: usize,
+    /// `C: [m, n]`, row-major.
+    pub c: &'a mut [f32],
+    /// `h: [m, n]`: if given, `C[i][j]` is kept only where `h[i][j] > 0` (else 0).
+    pub mask: Option<&'a [f32]>,
+}
+
+/// `C ← A·Bᵀ` (then ReLU's backward mask if given), for an input gradient
+/// `grad_out · Wᵀ` with `W: [inputs, outputs]` as stored: each element is a dot product
+/// of two contiguous rows, accumulated in vectors along `k` and summed across lanes at
+/// the end. Tiles of up to 4 × 4 elements share their loads.
+#[inline(always)]
+pub(crate) fn gemm_nt<S: Simd>(s: S, g: GemmNt<'_>) {
+    let GemmNt {
+        a,
+        bt,
+        m,
+        n,
+        k,
+        c,
+        mask,
+    } = g;
+    debug_assert!(a.len() >= m * k, "A length");
+    debug_assert!(bt.len() >= n * k, "Bt length");
+    debug_assert!(c.len() >= m * n, "C length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].fill(0.0);
+        return;
+    }
+    // Wide vectors have 32 registers: 4 × 4 accumulators; narrow ones 16: 2 × 4.
+    let tall = if S::LANES >= 16 { 4 } else { 2 };
+    let mut i = 0;
+    while i < m {
+        let rows = if m - i >= tall {
+            tall
+        } else if m - i >= 2 {
+            2
+        } else {
+            1
+        };
+        let mut j = 0;
+        while j < n {
+            let cols = if n - j >= 4 { 4 } else { 1 };
+            let t = NtTile {
+                a,
+                bt,
+                k,
+                n,
+                i,
+                j,
+                mask,
+            };
+            match (rows, cols) {
+                (4, 4) => nt_tile::<S, 4, 4>(s, &t, c),
+                (4, _) => nt_tile::<S, 4, 1>(s, &t, c),
+                (2, 4) => nt_tile::<S, 2, 4>(s, &t, c),
+                (2, _) => nt_tile::<S, 2, 1>(s, &t, c),
+                (_, 4) => nt_tile::<S, 1, 4>(s, &t, c),
+                _ => nt_tile::<S, 1, 1>(s, &t, c),
+            }
+            j += cols;
+        }
+        i += rows;
+    }
+}
+
+/// Where one tile of [`gemm_nt`] is.
+struct NtTile<'a> {
+    a: &'a [f32],
+    bt: &'a [f32],
+    k: usize,
+    n: usize,
+    i: usize,
+    j: usize,
+    mask: Option<&'a [f32]>,
+}
+
+/// Rows `i..i + MR` and columns `j..j + NR` of `C`.
+#[inline(always)]
+fn nt_tile<S: Simd, const MR: usize, const NR: usize>(s: S, t: &NtTile<'_>, c: &mut [f32]) {
+    let l = S::LANES;
+    let k = t.k;
+    let full = k / l;
+    let mut acc = [[s.zero(); NR]; MR];
+    let a = &t.a[t.i * k..(t.i + MR) * k];
+    let bt = &t.bt[t.j * k..(t.j + NR) * k];
+    // Plain loops (see `panel`): every closure here must be inlined.
+    for v in 0..full {
+        let mut bv = [s.zero(); NR];
+        for (q, b) in bv.iter_mut().enumerate() {
+            *b = s.load(&bt[q * k + v * l..]);
+        }
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            let av = s.load(&a[r * k + v * l..]);
+            for (acc, &b) in acc_row.iter_mut().zip(&bv) {
+                *acc = s.mul_add(av, b, *acc);
+            }
+        }
+    }
+    if full * l < k {
+        let mut bv = [s.zero(); NR];
+        for (q, b) in bv.iter_mut().enumerate() {
+            *b = s.load_partial(&bt[q * k + full * l..(q + 1) * k]);
+        }
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            let av = s.load_partial(&a[r * k + full * l..(r + 1) * k]);
+            for (acc, &b) in acc_row.iter_mut().zip(&bv) {
+                *acc = s.mul_add(av, b, *acc);
+            }
+        }
+    }
+    for (r, acc_row) in acc.iter().enumerate() {
+        let start = (t.i + r) * t.n + t.j;
+        for (q, &v) in acc_row.iter().enumerate() {
+            let sum = s.sum(v);
+            c[start + q] = match t.mask {
+                // Kept only where `h > 0`: NaN and non-positive `h` give 0, as in
+                // `mlp_core::activation::relu_backward`.
+                Some(h) if h[start + q] > 0.0 => sum,
+                Some(_) => 0.0,
+                None => sum,
+            };
         }
     }
 }

@@ -44,8 +44,8 @@ pub(crate) trait Simd: Copy {
     /// ReLU as `mlp_core::activation::relu_forward` does it: negative lanes become 0,
     /// NaN and −0 stay.
     fn relu(self, v: Self::V) -> Self::V;
-    /// `v` where `h > 0`, else 0 (ReLU backward; NaN in `h` gives 0, as in the core).
-    fn keep_where_positive(self, v: Self::V, h: Self::V) -> Self::V;
+    /// The sum of the lanes (in a fixed order of this implementation's choosing).
+    fn sum(self, v: Self::V) -> f32;
 }
 
 /// Loads and stores for a `&[f32]` with one vector's worth of elements, shared by the
@@ -103,27 +103,43 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-        core::array::from_fn(|i| a[i] * b[i] + c[i])
+        let mut out = c;
+        for ((o, &x), &y) in out.iter_mut().zip(&a).zip(&b) {
+            *o += x * y;
+        }
+        out
     }
     #[inline(always)]
     fn add(self, a: Self::V, b: Self::V) -> Self::V {
-        core::array::from_fn(|i| a[i] + b[i])
+        let mut out = a;
+        for (o, &y) in out.iter_mut().zip(&b) {
+            *o += y;
+        }
+        out
     }
     #[inline(always)]
     fn sub(self, a: Self::V, b: Self::V) -> Self::V {
-        core::array::from_fn(|i| a[i] - b[i])
+        let mut out = a;
+        for (o, &y) in out.iter_mut().zip(&b) {
+            *o -= y;
+        }
+        out
     }
     #[inline(always)]
     fn mul(self, a: Self::V, b: Self::V) -> Self::V {
-        core::array::from_fn(|i| a[i] * b[i])
+        let mut out = a;
+        for (o, &y) in out.iter_mut().zip(&b) {
+            *o *= y;
+        }
+        out
     }
     #[inline(always)]
     fn relu(self, v: Self::V) -> Self::V {
         v.map(|x| if x < 0.0 { 0.0 } else { x })
     }
     #[inline(always)]
-    fn keep_where_positive(self, v: Self::V, h: Self::V) -> Self::V {
-        core::array::from_fn(|i| if h[i] > 0.0 { v[i] } else { 0.0 })
+    fn sum(self, v: Self::V) -> f32 {
+        ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
     }
 }
 
@@ -164,11 +180,11 @@ mod x86 {
         const LANES: usize = 16;
 
         fn max_vectors(mr: usize) -> usize {
-            // 32 registers: 4 × 7 accumulators + a weight vector + broadcasts.
+            // 32 registers: 4 × 6 accumulators + a weight vector + 4 broadcasts (4 × 7
+            // would spill accumulators to the stack).
             match mr {
-                0..=2 => 8,
-                3 => 8,
-                _ => 7,
+                0..=3 => 8,
+                _ => 6,
             }
         }
         #[inline(always)]
@@ -236,12 +252,9 @@ mod x86 {
             unsafe { _mm512_max_ps(_mm512_setzero_ps(), v) }
         }
         #[inline(always)]
-        fn keep_where_positive(self, v: __m512, h: __m512) -> __m512 {
+        fn sum(self, v: __m512) -> f32 {
             // SAFETY: AVX-512F was detected.
-            unsafe {
-                let m = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(h, _mm512_setzero_ps());
-                _mm512_maskz_mov_ps(m, v)
-            }
+            unsafe { _mm512_reduce_add_ps(v) }
         }
     }
 
@@ -345,11 +358,13 @@ mod x86 {
             unsafe { _mm256_max_ps(_mm256_setzero_ps(), v) }
         }
         #[inline(always)]
-        fn keep_where_positive(self, v: __m256, h: __m256) -> __m256 {
-            // SAFETY: AVX was detected.
+        fn sum(self, v: __m256) -> f32 {
+            // SAFETY: AVX was detected (SSE and SSE3 come with it).
             unsafe {
-                let m = _mm256_cmp_ps::<_CMP_GT_OQ>(h, _mm256_setzero_ps());
-                _mm256_and_ps(m, v)
+                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+                _mm_cvtss_f32(s)
             }
         }
     }
