@@ -32,7 +32,8 @@
 //! Elsewhere the same pairing runs with the instructions written as Rust functions
 //! ([`dense_accumulate_i8_paired`]), which is what the host tests compare with the
 //! core's kernel for every size from 0 to 40 and awkward ones; the assembly is checked
-//! by the QEMU parity test. Other targets (the Cortex-M0) call the core's kernel.
+//! by the QEMU parity test. Other targets (the Cortex-M0) run
+//! [`dense_accumulate_i8_rows`]: plain Rust, two weight rows per pass over the outputs.
 
 use mlp_core::quant::Le32;
 
@@ -53,8 +54,9 @@ struct Pair {
 }
 
 /// `acc ← bias + x·W` (wrapping), bit-identical to
-/// [`mlp_core::quant::dense_accumulate_i8`]: with `SMLAD` on Cortex-M4/M7, the core's
-/// kernel elsewhere.
+/// [`mlp_core::quant::dense_accumulate_i8`]: with `SMLAD` on Cortex-M4/M7
+/// ([`dense_accumulate_i8_paired`]), two rows at a time elsewhere
+/// ([`dense_accumulate_i8_rows`]).
 ///
 /// # Shapes
 /// `x: [inputs]`, `weights: [inputs, outputs]`, `bias: [outputs]`, `acc: [outputs]`.
@@ -67,7 +69,42 @@ pub fn dense_accumulate_i8(x: &[u8], weights: &[u8], bias: &[[u8; 4]], acc: &mut
     #[cfg(mlp_dsp)]
     dense_accumulate_i8_paired(x, weights, bias, acc);
     #[cfg(not(mlp_dsp))]
-    mlp_core::quant::dense_accumulate_i8(x, weights, bias, acc);
+    dense_accumulate_i8_rows(x, weights, bias, acc);
+}
+
+/// `acc ← bias + x·W` two weight rows at a time, in plain Rust: each pass over the
+/// outputs adds `x_a · W[a][j] + x_b · W[b][j]` for two non-zero inputs, so every
+/// accumulator is loaded and stored once per two inputs (the core's kernel does it once
+/// per input). What cores without the DSP extension (the Cortex-M0) run.
+///
+/// # Shapes
+/// As [`dense_accumulate_i8`]; other lengths fill `acc` with zeros.
+pub fn dense_accumulate_i8_rows(x: &[u8], weights: &[u8], bias: &[[u8; 4]], acc: &mut [i32]) {
+    if !shapes_fit(x, weights, bias, acc) {
+        acc.fill(0);
+        return;
+    }
+    for (a, b) in acc.iter_mut().zip(bias) {
+        *a = b.get();
+    }
+    let outputs = bias.len();
+    if outputs == 0 {
+        return;
+    }
+    let mut next = 0;
+    while let Some((xa, a)) = next_nonzero(x, &mut next, outputs) {
+        let (xb, b) = next_nonzero(x, &mut next, outputs).unwrap_or((0, a));
+        let row = |start: u32| weights.get(start as usize..)?.get(..outputs);
+        let (Some(row_a), Some(row_b)) = (row(a), row(b)) else {
+            return;
+        };
+        let (xa, xb) = (xa as i32, xb as i32);
+        for ((acc, &wa), &wb) in acc.iter_mut().zip(row_a).zip(row_b) {
+            // |x · w| ≤ 255 · 128, so the pair's sum cannot overflow.
+            let pair = xa * i32::from(wa as i8) + xb * i32::from(wb as i8);
+            *acc = acc.wrapping_add(pair);
+        }
+    }
 }
 
 /// Whether the lengths agree, and every row offset fits the `u32` of a [`Pair`].

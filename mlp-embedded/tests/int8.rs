@@ -9,7 +9,9 @@ use mlp_core::format::{
 use mlp_core::quant::{
     dense_accumulate_i8, dequantize_logits, forward_one_i8, quantize_layer, write_int8_layer,
 };
-use mlp_embedded::kernel_i8::{dense_accumulate_i8 as device_kernel, dense_accumulate_i8_paired};
+use mlp_embedded::kernel_i8::{
+    dense_accumulate_i8 as device_kernel, dense_accumulate_i8_paired, dense_accumulate_i8_rows,
+};
 use mlp_embedded::{
     model_in_region, Int8Model, Int8Scratch, LoadError, MemoryNeeds, Model, Scratch,
 };
@@ -155,6 +157,9 @@ fn check_kernels(rng: &mut Rng, inputs: usize, outputs: usize, zero_percent: u64
         paired, expected,
         "paired kernel, {inputs}x{outputs}, x {x:?}"
     );
+    let mut rows = vec![7i32; outputs];
+    dense_accumulate_i8_rows(&x, &weights, &bias, &mut rows);
+    assert_eq!(rows, expected, "two-row kernel, {inputs}x{outputs}");
     let mut device = vec![7i32; outputs];
     device_kernel(&x, &weights, &bias, &mut device);
     assert_eq!(device, expected, "device kernel, {inputs}x{outputs}");
@@ -193,6 +198,9 @@ fn the_largest_products_wrap_as_on_the_host() {
         let mut paired = vec![0; outputs];
         dense_accumulate_i8_paired(&x, &weights, &bias, &mut paired);
         assert_eq!(paired, expected);
+        let mut rows = vec![0; outputs];
+        dense_accumulate_i8_rows(&x, &weights, &bias, &mut rows);
+        assert_eq!(rows, expected);
         assert_eq!(
             expected[0],
             i32::MIN.wrapping_add(inputs as i32 * 255 * -128)
@@ -266,6 +274,9 @@ fn kernel_shapes_that_do_not_match_give_zeros_not_a_panic() {
         assert!(acc.iter().all(|&a| a == 0), "{x_len} {acc_len}: {acc:?}");
         let mut acc = vec![5i32; acc_len];
         device_kernel(&x, &weights, &bias, &mut acc);
+        assert!(acc.iter().all(|&a| a == 0));
+        let mut acc = vec![5i32; acc_len];
+        dense_accumulate_i8_rows(&x, &weights, &bias, &mut acc);
         assert!(acc.iter().all(|&a| a == 0));
     }
 }
