@@ -157,9 +157,9 @@ pub(crate) fn gemm<S: Simd>(s: S, g: Gemm<'_, '_>) {
             1
         };
         let entries = match rows {
-            4 => pack_rows::<4>(a, r0, pack),
-            2 => pack_rows::<2>(a, r0, pack),
-            _ => pack_rows::<1>(a, r0, pack),
+            4 => pack_rows::<S, 4>(s, a, r0, pack),
+            2 => pack_rows::<S, 2>(s, a, r0, pack),
+            _ => pack_rows::<S, 1>(s, a, r0, pack),
         };
         if entries == 0 && matches!(epilogue, Epilogue::Sgd { .. }) {
             // An all-zero gradient leaves the rows as they are (`c − lr·0 = c`).
@@ -183,9 +183,84 @@ pub(crate) fn gemm<S: Simd>(s: S, g: Gemm<'_, '_>) {
 }
 
 /// Packs rows `r0..r0 + MR` of `A`: for every column `p` where one of them is not
-/// zero, `cols[e] = p` and `vals[e·MR + r] = A[r0 + r][p]`. Returns the entries.
+/// zero (NaN counts as not zero, as in the core), `cols[e] = p` and
+/// `vals[e·MR + r] = A[r0 + r][p]`. Returns the entries.
 #[inline(always)]
-fn pack_rows<const MR: usize>(a: Strided<'_>, r0: usize, pack: &mut Pack) -> usize {
+fn pack_rows<S: Simd, const MR: usize>(s: S, a: Strided<'_>, r0: usize, pack: &mut Pack) -> usize {
+    if a.cs == 1 {
+        pack_row_major::<S, MR>(s, a, r0, pack)
+    } else if a.rs == 1 {
+        pack_column_major::<MR>(a, r0, pack)
+    } else {
+        pack_strided::<MR>(a, r0, pack)
+    }
+}
+
+/// [`pack_rows`] for row-major `A` (a batch `x`): a vector of each row at a time,
+/// whose non-zero lanes are found with one comparison, so the cost follows the
+/// non-zero columns rather than all of them.
+#[inline(always)]
+fn pack_row_major<S: Simd, const MR: usize>(
+    s: S,
+    a: Strided<'_>,
+    r0: usize,
+    pack: &mut Pack,
+) -> usize {
+    let (k, l) = (a.cols, S::LANES);
+    let mut rows: [&[f32]; MR] = [&[]; MR];
+    for (r, row) in rows.iter_mut().enumerate() {
+        *row = &a.data[(r0 + r) * a.rs..][..k];
+    }
+    let cols = &mut pack.cols[..k];
+    let vals = &mut pack.vals[..k * MR];
+    let mut count = 0;
+    let mut p0 = 0;
+    while p0 < k {
+        let width = l.min(k - p0);
+        let mut mask = 0u32;
+        for row in rows {
+            let v = if width == l {
+                s.load(&row[p0..])
+            } else {
+                s.load_partial(&row[p0..p0 + width])
+            };
+            mask |= s.nonzero_mask(v);
+        }
+        while mask != 0 {
+            let p = p0 + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            for (r, row) in rows.iter().enumerate() {
+                vals[count * MR + r] = row[p];
+            }
+            cols[count] = p as u32;
+            count += 1;
+        }
+        p0 += width;
+    }
+    count
+}
+
+/// [`pack_rows`] for `A = xᵀ` (a weight gradient's): the `MR` values of a column are
+/// adjacent, so each is one short copy and one test.
+#[inline(always)]
+fn pack_column_major<const MR: usize>(a: Strided<'_>, r0: usize, pack: &mut Pack) -> usize {
+    let k = a.cols;
+    let cols = &mut pack.cols[..k];
+    let vals = &mut pack.vals[..k * MR];
+    let mut count = 0;
+    for p in 0..k {
+        let v = &a.data[r0 + p * a.cs..][..MR];
+        vals[count * MR..count * MR + MR].copy_from_slice(v);
+        let any = v.iter().fold(false, |any, &x| any | (x != 0.0));
+        cols[count] = p as u32;
+        count += usize::from(any);
+    }
+    count
+}
+
+/// [`pack_rows`] for any strides.
+#[inline(always)]
+fn pack_strided<const MR: usize>(a: Strided<'_>, r0: usize, pack: &mut Pack) -> usize {
     let mut count = 0;
     let base = r0 * a.rs;
     // Branch-free: every column is written at `count`, which only advances when it

@@ -46,6 +46,8 @@ pub(crate) trait Simd: Copy {
     fn relu(self, v: Self::V) -> Self::V;
     /// The sum of the lanes (in a fixed order of this implementation's choosing).
     fn sum(self, v: Self::V) -> f32;
+    /// Bit `i` set where lane `i` is not `0.0` or `−0.0` (NaN included).
+    fn nonzero_mask(self, v: Self::V) -> u32;
 }
 
 /// Loads and stores for a `&[f32]` with one vector's worth of elements, shared by the
@@ -140,6 +142,14 @@ impl Simd for Portable {
     #[inline(always)]
     fn sum(self, v: Self::V) -> f32 {
         ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+    }
+    #[inline(always)]
+    fn nonzero_mask(self, v: Self::V) -> u32 {
+        let mut mask = 0;
+        for (i, &x) in v.iter().enumerate() {
+            mask |= u32::from(x != 0.0) << i;
+        }
+        mask
     }
 }
 
@@ -256,6 +266,11 @@ mod x86 {
             // SAFETY: AVX-512F was detected.
             unsafe { _mm512_reduce_add_ps(v) }
         }
+        #[inline(always)]
+        fn nonzero_mask(self, v: __m512) -> u32 {
+            // SAFETY: AVX-512F was detected.
+            unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps())) }
+        }
     }
 
     /// AVX2 with FMA: 8 lanes, 16 vector registers. Only [`Avx2::detect`] builds one.
@@ -365,6 +380,14 @@ mod x86 {
                 let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
                 let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
                 _mm_cvtss_f32(s)
+            }
+        }
+        #[inline(always)]
+        fn nonzero_mask(self, v: __m256) -> u32 {
+            // SAFETY: AVX was detected.
+            unsafe {
+                let ne = _mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps());
+                _mm256_movemask_ps(ne) as u32
             }
         }
     }
