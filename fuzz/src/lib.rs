@@ -11,6 +11,8 @@
 //! - [`check_embedded_load_f32`]: `mlp_embedded::Model::load` for several firmware
 //!   shapes; a loaded model predicts finite-or-not logits without panicking, its class
 //!   is in range, and the file re-encodes as above.
+//! - [`check_embedded_load_int8`]: the same for `mlp_embedded::Int8Model::load`, whose
+//!   logits must also equal the core's `forward_one_i8` (the host's answer).
 //! - [`check_idx`] and [`check_image`]: the trainer's IDX reader and the image path of
 //!   `predict`, which read files, so the input is written to a temporary file first.
 
@@ -211,6 +213,87 @@ fn load_and_predict<const IN: usize, const OUT: usize, const WIDTH: usize>(data:
     assert_eq!(
         bits(&misaligned.predict(&inputs, &mut scratch)),
         bits(&by_values)
+    );
+
+    let canonical = matches!(reference::parse(data), Some(Ok(m)) if m.canonical);
+    check_reencode(data, &view, canonical);
+}
+
+/// Loads `data` with `mlp_embedded::Int8Model::load` for every shape in
+/// [`for_each_shape`].
+pub fn check_embedded_load_int8(data: &[u8]) {
+    for_each_shape!(load_and_predict_int8, data);
+}
+
+fn load_and_predict_int8<const IN: usize, const OUT: usize, const WIDTH: usize>(data: &[u8]) {
+    let model = match mlp_embedded::Int8Model::<IN, OUT, WIDTH>::load(data) {
+        Ok(model) => model,
+        Err(error) => {
+            let _ = error.to_string();
+            // The f32 loader must refuse every int8 file, and this one every f32 file.
+            if let Ok(view) = ModelView::decode(data) {
+                if view.element_type() == ElementType::Int8 {
+                    assert!(mlp_embedded::Model::<IN, OUT, WIDTH>::load(data).is_err());
+                }
+            }
+            return;
+        }
+    };
+    let view = ModelView::decode(data).expect("Int8Model::load accepted what decode rejects");
+    assert_eq!(view.element_type(), ElementType::Int8);
+    assert_eq!(model.layer_sizes(), view.layer_sizes());
+    assert_eq!(model.layer_sizes()[0] as usize, IN);
+    assert_eq!(*model.layer_sizes().last().unwrap() as usize, OUT);
+    let sizes: Vec<u32> = model.layer_sizes().to_vec();
+    assert!(mlp_embedded::Int8Model::<IN, OUT, WIDTH>::load_expecting(data, &sizes).is_ok());
+    assert!(matches!(
+        mlp_embedded::Model::<IN, OUT, WIDTH>::load(data),
+        Err(mlp_embedded::LoadError::UnsupportedElementType { .. })
+    ));
+    let _ = model.memory_needs();
+
+    let mut scratch = mlp_embedded::Int8Scratch::<WIDTH>::new();
+    let width = view.sizes().max_output();
+    let (mut a, mut b, mut acc) = (vec![0u8; width], vec![0u8; width], vec![0i32; width]);
+    for pattern in 0..3usize {
+        let pixels: [u8; IN] = core::array::from_fn(|i| match pattern {
+            0 => (i * 37 % 256) as u8,
+            1 => 255,
+            _ => {
+                if i % 3 == 0 {
+                    0
+                } else {
+                    (i * 101 % 256) as u8
+                }
+            }
+        });
+        let prediction = model.predict_pixels(&pixels, &mut scratch);
+        assert!(prediction.class < OUT);
+        let host = mlp_core::quant::forward_one_i8(
+            view.int8_layers().map(|l| l.params()),
+            &pixels,
+            &mut a,
+            &mut b,
+            &mut acc,
+        )
+        .unwrap_or_else(|error| panic!("a loaded int8 model does not run on the host: {error}"));
+        assert_eq!(
+            &prediction.logits[..],
+            host,
+            "device and host logits differ"
+        );
+        assert_eq!(prediction.class, mlp_core::quant::argmax_i32(host));
+        let _ = prediction.probabilities();
+    }
+    // A misaligned copy loads and predicts the same integers.
+    let mut shifted = vec![0u8; data.len() + 1];
+    shifted[1..].copy_from_slice(data);
+    let misaligned = mlp_embedded::Int8Model::<IN, OUT, WIDTH>::load(&shifted[1..])
+        .expect("the same bytes at another address load");
+    let pixels = [200u8; IN];
+    assert_eq!(
+        misaligned.predict_pixels(&pixels, &mut scratch).logits,
+        model.predict_pixels(&pixels, &mut scratch).logits
     );
 
     let canonical = matches!(reference::parse(data), Some(Ok(m)) if m.canonical);
