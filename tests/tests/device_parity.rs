@@ -16,7 +16,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use mlp_core::activation::relu_forward;
@@ -25,29 +24,13 @@ use mlp_core::format::ModelView;
 use mlp_train::idx::{read_images, read_labels};
 use mlp_train::model::Mlp;
 use mlp_train::train::{RunOptions, TrainConfig};
+use mlp_workspace_tests::firmware::{self, assets_dir, firmware_dir, workspace, Run};
 
 const LAYERS: [u32; 4] = [784, 100, 200, 10];
 const PIXELS: usize = 784;
 const TEST_IMAGES: usize = 100;
-/// Every QEMU run ends within this many seconds, or the test fails.
-const QEMU_TIMEOUT_SECONDS: &str = "120";
 /// Where the separately flashed model goes (`MODEL` in the firmware's memory.x).
 const MODEL_REGION: &str = "0x00300000";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn firmware_dir() -> PathBuf {
-    workspace().join("mlp-embedded/firmware")
-}
-
-fn assets_dir() -> PathBuf {
-    firmware_dir().join("target/assets")
-}
 
 fn digits(name: &str) -> PathBuf {
     workspace().join("data/mnist-digits").join(name)
@@ -159,38 +142,7 @@ fn build_firmware(board: &Board) {
 /// Builds the firmware for `target` into `target_dir`, with these `MLP_*` variables
 /// (the others unset: defaults).
 fn build_firmware_with(target: &str, target_dir: &Path, vars: &[(&str, String)]) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(firmware_dir())
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--bins",
-            "--target",
-            target,
-        ])
-        .env("CARGO_TARGET_DIR", target_dir);
-    for var in [
-        "MLP_MODEL",
-        "MLP_IMAGES",
-        "MLP_EXPECTED",
-        "MLP_LAYERS",
-        "MLP_BOARD",
-    ] {
-        command.env_remove(var);
-    }
-    for (var, value) in vars {
-        command.env(var, value);
-    }
-    let status = command.status().expect("run cargo build for the firmware");
-    assert!(status.success(), "firmware build for {target} failed");
-}
-
-struct Run {
-    success: bool,
-    stdout: String,
+    firmware::build(target, target_dir, &["--bins"], vars);
 }
 
 fn run_qemu(board: &Board, bin: &str, extra: &[String]) -> Run {
@@ -204,30 +156,7 @@ fn run_qemu(board: &Board, bin: &str, extra: &[String]) -> Run {
 
 /// Runs an ELF in QEMU with the given machine arguments, inside `timeout`.
 fn run_qemu_elf(machine: &[&str], elf: &Path, extra: &[String]) -> Run {
-    let output = Command::new("timeout")
-        .args([QEMU_TIMEOUT_SECONDS, "qemu-system-arm"])
-        .args(machine)
-        .args([
-            "-nographic",
-            "-semihosting-config",
-            "enable=on,target=native",
-        ])
-        .args(extra)
-        .arg("-kernel")
-        .arg(elf)
-        .output()
-        .expect("run qemu-system-arm (scripts/setup.sh installs it)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_ne!(
-        output.status.code(),
-        Some(124),
-        "{} ({machine:?}) timed out:\n{stdout}",
-        elf.display()
-    );
-    Run {
-        success: output.status.success(),
-        stdout,
-    }
+    firmware::run_qemu(machine, elf, extra)
 }
 
 fn parse_logits(line: &str) -> Vec<u32> {
