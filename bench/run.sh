@@ -3,7 +3,8 @@
 # NumPy walkthrough (bench/numpy_mlp.py, float32), measurements interleaved so both see
 # the same machine load, medians and ratios printed. Figures, not a pass/fail test.
 #
-#   bench/run.sh                 # 7 rounds of each measurement
+#   bench/run.sh                 # 7 rounds of each measurement; NumPy as configured by
+#                                # default (OpenBLAS on every core) and with one BLAS thread
 #   bench/run.sh --rounds 11     # more rounds; any flag of `mlp-train bench`
 #   DATA=dir PYTHON=python3.12 bench/run.sh
 #
@@ -45,5 +46,6 @@ fi
 
 echo "uptime: $(uptime)"
 cargo build --release -q -p mlp-train
-cargo run --release -q -p mlp-train -- bench --data "$DATA" --numpy bench/numpy_mlp.py --python "$PYTHON" "$@"
+cargo run --release -q -p mlp-train -- bench --data "$DATA" --numpy bench/numpy_mlp.py --python "$PYTHON" \
+    --numpy-single-thread --core-epoch "$@"
 echo "uptime: $(uptime)"

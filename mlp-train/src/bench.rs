@@ -45,6 +45,9 @@ pub struct BenchOptions {
     pub threads: usize,
     /// Also time one epoch with `mlp-core`'s kernels.
     pub core_epoch: bool,
+    /// Also time NumPy with one BLAS thread (`OPENBLAS_NUM_THREADS=1`), which is
+    /// faster than the default two at batch 32 on a 2-core machine.
+    pub numpy_single_thread: bool,
 }
 
 /// Multiply-adds per image of one training step: forward, weight gradients, and
@@ -62,8 +65,14 @@ struct NumPy {
 }
 
 impl NumPy {
-    fn start(python: &str, script: &Path, data: &Path) -> Result<NumPy> {
-        let mut child = Command::new(python)
+    fn start(python: &str, script: &Path, data: &Path, one_thread: bool) -> Result<NumPy> {
+        let mut command = Command::new(python);
+        if one_thread {
+            for var in ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+                command.env(var, "1");
+            }
+        }
+        let mut child = command
             .arg(script)
             .arg("--serve")
             .arg("--data")
@@ -236,11 +245,15 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
     let mut numpy = match &o.numpy {
         Some(script) => {
-            let mut np = NumPy::start(&o.python, script, &o.data)?;
+            let mut np = NumPy::start(&o.python, script, &o.data, false)?;
             println!("numpy: {}", np.ask("config")?);
             Some(np)
         }
         None => None,
+    };
+    let mut numpy1 = match (&o.numpy, o.numpy_single_thread) {
+        (Some(script), true) => Some(NumPy::start(&o.python, script, &o.data, true)?),
+        _ => None,
     };
     let rounds = o.rounds.max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -264,6 +277,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         SIZES
     );
     let (mut rust_t, mut rust_cpu, mut numpy_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut numpy1_t = Vec::new();
     for r in 0..rounds {
         let (t, cpu) = epoch(&mut model, train, &mut rng, Some(&mut trainer));
         rust_t.push(t);
@@ -276,7 +290,15 @@ pub fn run(o: &BenchOptions) -> Result<()> {
             }
             None => String::new(),
         };
-        println!("  round {}: rust {t:.3} s (cpu {cpu:.3} s){np}", r + 1);
+        let np1 = match numpy1.as_mut() {
+            Some(np) => {
+                let s = np.seconds("epoch")?;
+                numpy1_t.push(s);
+                format!("  numpy (1 thread) {s:.3} s")
+            }
+            None => String::new(),
+        };
+        println!("  round {}: rust {t:.3} s (cpu {cpu:.3} s){np}{np1}", r + 1);
     }
     let rust_epoch = median(&mut rust_t);
     println!(
@@ -304,11 +326,19 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         );
         println!("  training ratio (numpy / rust): {:.2}x", np / rust_epoch);
     }
+    if !numpy1_t.is_empty() {
+        let np = median(&mut numpy1_t);
+        println!(
+            "  numpy float32, 1 BLAS thread: median {np:.3} s per epoch, {:.0} samples/s; ratio {:.2}x",
+            n / np,
+            np / rust_epoch
+        );
+    }
 
     let count = o.infer.clamp(1, test.len());
     println!("\nsingle-image inference: {count} test images one at a time; {rounds} rounds");
     let mut predictor = Predictor::new(isa, &model);
-    let (mut rust_i, mut numpy_i) = (Vec::new(), Vec::new());
+    let (mut rust_i, mut numpy_i, mut numpy1_i) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let started = Instant::now();
         let mut sink = 0usize;
@@ -319,6 +349,9 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         rust_i.push(started.elapsed().as_secs_f64() / count as f64);
         if let Some(np) = numpy.as_mut() {
             numpy_i.push(np.seconds(&format!("infer {count}"))? / count as f64);
+        }
+        if let Some(np) = numpy1.as_mut() {
+            numpy1_i.push(np.seconds(&format!("infer {count}"))? / count as f64);
         }
     }
     let rust_image = median(&mut rust_i);
@@ -342,12 +375,21 @@ pub fn run(o: &BenchOptions) -> Result<()> {
             np / rust_image
         );
     }
+    if !numpy1_i.is_empty() {
+        let np = median(&mut numpy1_i);
+        println!(
+            "  numpy float32, 1 BLAS thread: median {:.2} µs per image; ratio {:.2}x",
+            np * 1e6,
+            np / rust_image
+        );
+    }
 
     println!(
         "\nbatched evaluation: the {} test images (loss, accuracy, confusion matrix); {rounds} rounds",
         test.len()
     );
     let (mut rust_e, mut rust_e1, mut numpy_e) = (Vec::new(), Vec::new(), Vec::new());
+    let mut numpy1_e = Vec::new();
     let mut accuracy = 0.0;
     for _ in 0..rounds {
         let started = Instant::now();
@@ -359,6 +401,9 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         rust_e1.push(started.elapsed().as_secs_f64());
         if let Some(np) = numpy.as_mut() {
             numpy_e.push(np.seconds("eval")?);
+        }
+        if let Some(np) = numpy1.as_mut() {
+            numpy1_e.push(np.seconds("eval")?);
         }
     }
     let rust_eval = median(&mut rust_e);
@@ -378,6 +423,14 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         println!(
             "  batched evaluation ratio (numpy / rust, {} threads): {:.2}x",
             o.threads,
+            np / rust_eval
+        );
+    }
+    if !numpy1_e.is_empty() {
+        let np = median(&mut numpy1_e);
+        println!(
+            "  numpy float32, 1 BLAS thread: median {:.2} ms; ratio {:.2}x",
+            np * 1e3,
             np / rust_eval
         );
     }

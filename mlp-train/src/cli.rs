@@ -98,6 +98,9 @@ pub struct BenchArgs {
     /// Also time one epoch with mlp-core's kernels.
     #[arg(long)]
     pub core_epoch: bool,
+    /// Also time NumPy with one BLAS thread (OPENBLAS_NUM_THREADS=1).
+    #[arg(long)]
+    pub numpy_single_thread: bool,
 }
 
 /// Options of `train`.
@@ -380,6 +383,7 @@ pub fn run(cli: Cli) -> Result<()> {
             infer: args.infer,
             threads: args.threads.max(1),
             core_epoch: args.core_epoch,
+            numpy_single_thread: args.numpy_single_thread,
         }),
         Some(Command::Show(args)) => show(&args),
         Some(Command::Inspect(args)) => {
