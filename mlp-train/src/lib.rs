@@ -17,7 +17,7 @@
 //! - [`fsio`]: atomic file writes.
 //! - [`fast`]: fast host kernels (AVX-512, AVX2+FMA or portable, chosen at run time)
 //!   for training, evaluation and prediction.
-//! - [`bench`]: the `bench` command (fast kernels against NumPy).
+//! - [`bench`](mod@bench): the `bench` command (fast kernels against NumPy).
 //! - [`cli`]: the command line.
 
 pub mod bench;
