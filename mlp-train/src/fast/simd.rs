@@ -304,11 +304,12 @@ mod x86 {
         const LANES: usize = 8;
 
         fn max_vectors(mr: usize) -> usize {
-            // 16 registers: accumulators `mr × nv` plus a weight vector and broadcasts.
+            // 16 registers: accumulators `mr × nv` plus a weight vector and `mr`
+            // broadcasts (4 × 3 would need 17 and spill accumulators).
             match mr {
                 0 | 1 => 8,
                 2 | 3 => 5,
-                _ => 3,
+                _ => 2,
             }
         }
         #[inline(always)]
