@@ -150,13 +150,7 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
                 "need IN > 0 and 0 < OUT <= WIDTH"
             )
         };
-        if view.element_type() != ElementType::Int8 {
-            return Err(LoadError::UnsupportedElementType {
-                found: view.element_type(),
-                expected: ElementType::Int8,
-            });
-        }
-        check_fits(view.layer_sizes(), IN, OUT, WIDTH)?;
+        check_fits(&view, ElementType::Int8, IN, OUT, WIDTH)?;
         // `decode` checked every scale; a validated int8 file has at least one layer.
         let output_scale = view.int8_layers().last().map_or(0.0, |l| l.output_scale);
         Ok(Self {

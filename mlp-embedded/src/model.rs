@@ -150,14 +150,23 @@ pub(crate) fn check_layer_sizes(found: &[u32], expected: &[u32]) -> Result<(), L
     Ok(())
 }
 
-/// Checks layer sizes against a firmware built for `inputs` inputs, `outputs` classes
-/// and activation buffers `width` long.
+/// Checks a decoded file against a firmware built for `element_type` parameters,
+/// `inputs` inputs, `outputs` classes and activation buffers `width` long: the checks
+/// the f32 and int8 loaders share.
 pub(crate) fn check_fits(
-    sizes: &[u32],
+    view: &ModelView<'_>,
+    element_type: ElementType,
     inputs: usize,
     outputs: usize,
     width: usize,
 ) -> Result<(), LoadError> {
+    if view.element_type() != element_type {
+        return Err(LoadError::UnsupportedElementType {
+            found: view.element_type(),
+            expected: element_type,
+        });
+    }
+    let sizes = view.layer_sizes();
     let found = sizes.first().copied().unwrap_or(0) as usize;
     if found != inputs {
         return Err(LoadError::InputSizeMismatch {
@@ -230,13 +239,7 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
                 "need IN > 0 and 0 < OUT <= WIDTH"
             )
         };
-        if view.element_type() != ElementType::F32 {
-            return Err(LoadError::UnsupportedElementType {
-                found: view.element_type(),
-                expected: ElementType::F32,
-            });
-        }
-        check_fits(view.layer_sizes(), IN, OUT, WIDTH)?;
+        check_fits(&view, ElementType::F32, IN, OUT, WIDTH)?;
         for (layer, bytes) in view.layers().enumerate() {
             let parameters = bytes
                 .weights

@@ -147,10 +147,11 @@ fn dense_pixels() -> [u8; INPUTS] {
     pixels
 }
 
-fn print_logits(logits: &[f32; OUTPUTS]) {
+/// Prints the logits as the hexadecimal bits the host test compares.
+fn print_logits(bits: &[u32; OUTPUTS]) {
     hprint!(" logits");
-    for logit in logits {
-        hprint!(" {:08x}", logit.to_bits());
+    for word in bits {
+        hprint!(" {:08x}", word);
     }
     hprintln!();
 }
@@ -179,34 +180,13 @@ pub fn run(model_bytes: &'static [u8]) -> ! {
         needs.macs
     );
     let mut scratch = Scratch::new();
-    let images = IMAGES.0.as_chunks::<INPUTS>().0;
-    let mut matches = 0;
-    for (index, (image, &expected)) in images.iter().zip(EXPECTED).enumerate() {
-        bench_marker_start();
-        let prediction = model.predict_pixels(image, &mut scratch);
-        bench_marker_stop();
-        hprint!(
-            "image {} class {} expected {}",
-            index,
-            prediction.class,
-            expected
-        );
-        print_logits(&prediction.logits);
-        matches += usize::from(prediction.class == usize::from(expected));
-    }
-    let dense = dense_pixels();
-    bench_marker_start();
-    let prediction = model.predict_pixels(&dense, &mut scratch);
-    bench_marker_stop();
-    hprint!("dense class {}", prediction.class);
-    print_logits(&prediction.logits);
-    hprintln!(
-        "stack peak {} bytes of {}",
-        stack::peak_bytes(),
-        stack::capacity_bytes()
-    );
-    hprintln!("result: {}/{} match", matches, IMAGE_COUNT);
-    exit(matches == IMAGE_COUNT && IMAGE_COUNT > 0)
+    predict_and_report(
+        &IMAGES.0,
+        EXPECTED,
+        IMAGE_COUNT,
+        |image| model.predict_pixels(image, &mut scratch),
+        |prediction| (prediction.class, prediction.logits.map(f32::to_bits)),
+    )
 }
 
 /// Loads the int8 model `model_bytes`, predicts every embedded int8 test image and a
@@ -234,42 +214,57 @@ pub fn run_int8(model_bytes: &'static [u8]) -> ! {
         needs.macs
     );
     let mut scratch = Int8Scratch::new();
-    let images = INT8_IMAGES.0.as_chunks::<INPUTS>().0;
+    predict_and_report(
+        &INT8_IMAGES.0,
+        INT8_EXPECTED,
+        INT8_IMAGE_COUNT,
+        |image| model.predict_pixels(image, &mut scratch),
+        // The logits' two's-complement bits, as the host test reads them.
+        |prediction| (prediction.class, prediction.logits.map(|l| l as u32)),
+    )
+}
+
+/// Predicts every image of `images` and then a dense input with `predict` (between the
+/// benchmark markers, so only inference is counted), prints each class with its logits'
+/// bits (from `class_and_bits`), the stack peak and the match count, and exits with
+/// success only if all `count` classes equal `expected`.
+fn predict_and_report<P>(
+    images: &[u8],
+    expected: &[u8],
+    count: usize,
+    mut predict: impl FnMut(&[u8; INPUTS]) -> P,
+    class_and_bits: impl Fn(&P) -> (usize, [u32; OUTPUTS]),
+) -> ! {
     let mut matches = 0;
-    for (index, (image, &expected)) in images.iter().zip(INT8_EXPECTED).enumerate() {
+    for (index, (image, &want)) in images
+        .as_chunks::<INPUTS>()
+        .0
+        .iter()
+        .zip(expected)
+        .enumerate()
+    {
         bench_marker_start();
-        let prediction = model.predict_pixels(image, &mut scratch);
+        let prediction = predict(image);
         bench_marker_stop();
-        hprint!(
-            "image {} class {} expected {}",
-            index,
-            prediction.class,
-            expected
-        );
-        print_int8_logits(&prediction.logits);
-        matches += usize::from(prediction.class == usize::from(expected));
+        let (class, bits) = class_and_bits(&prediction);
+        hprint!("image {} class {} expected {}", index, class, want);
+        print_logits(&bits);
+        matches += usize::from(class == usize::from(want));
     }
     let dense = dense_pixels();
     bench_marker_start();
-    let prediction = model.predict_pixels(&dense, &mut scratch);
+    let prediction = predict(&dense);
     bench_marker_stop();
-    hprint!("dense class {}", prediction.class);
-    print_int8_logits(&prediction.logits);
+    let (class, bits) = class_and_bits(&prediction);
+    hprint!("dense class {}", class);
+    print_logits(&bits);
     hprintln!(
         "stack peak {} bytes of {}",
         stack::peak_bytes(),
         stack::capacity_bytes()
     );
-    hprintln!("result: {}/{} match", matches, INT8_IMAGE_COUNT);
-    exit(matches == INT8_IMAGE_COUNT && INT8_IMAGE_COUNT > 0)
-}
-
-fn print_int8_logits(logits: &[i32; OUTPUTS]) {
-    hprint!(" logits");
-    for logit in logits {
-        hprint!(" {:08x}", *logit as u32);
-    }
-    hprintln!();
+    hprintln!("result: {}/{} match", matches, count);
+    exit(matches == count && count > 0)
 }
 
 /// Defines the panic handler and the HardFault handler: both print what happened over
