@@ -15,7 +15,7 @@
 //!   784-100-200-10.
 //! - RAM: an [`Int8Scratch<WIDTH>`](Int8Scratch): two byte buffers and one `i32`
 //!   accumulator buffer, each `WIDTH` long: `6 × WIDTH` bytes (1,200 for
-//!   784-100-200-10). On Cortex-M4 the kernel adds `12 × (PAIRS + 2)` = 408 bytes of stack
+//!   784-100-200-10). On Cortex-M4 the kernel adds `12 × (PAIRS + 2)` = 792 bytes of stack
 //!   ([`crate::kernel_i8::PAIRS`]). No floating point runs unless the caller asks for
 //!   [`Int8Prediction::probabilities`].
 

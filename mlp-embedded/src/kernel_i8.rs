@@ -23,11 +23,20 @@
 //!    sign-extends byte pairs with `SXTB16` (`(a0, b0)`, `(a1, b1)`, …) and does
 //!    `SMLAD acc_j, (x_a, x_b), (a_j, b_j)`: two multiply-accumulates in one instruction.
 //!    `SMLAD` wraps modulo 2³² (it only sets the sticky Q flag), like the host kernel.
-//! 3. the 0–3 outputs left over go through plain Rust.
+//! 3. the 1–3 outputs left over (10 classes: 2) take one more block over the layer's
+//!    last 4 outputs, into zeros, of which only their sums are kept.
 //!
 //! The loop is unrolled twice and ends on an entry whose `x` is 0 (two follow the last
-//! real entry): 14 instructions per 8 multiply-accumulates. [`requantize`] is the core's
-//! requantization computed without a 64-bit shift.
+//! real entry): 14 instructions per 8 multiply-accumulates. Where the entries may be
+//! read is checked once per batch of entries, not per block. [`requantize`] is the
+//! core's requantization computed without a 64-bit shift.
+//!
+//! Why not a weight layout with each pair of rows interleaved, so that one load gives
+//! `SMLAD` its weight pairs with no `PKH`: that fixes which inputs form a pair, and a
+//! pair can then be skipped only when both of its inputs are zero. After a ReLU about
+//! half the inputs are zero, scattered, so a fixed pairing keeps 3 pairs in 4 where
+//! gathering keeps 2 in 4; the 2 `PKH` saved per 8 multiply-accumulates do not pay for
+//! that.
 //!
 //! Elsewhere the same pairing runs with the instructions written as Rust functions
 //! ([`dense_accumulate_i8_paired`]), which is what the host tests compare with the
@@ -39,7 +48,7 @@ use mlp_core::quant::Le32;
 
 /// Entries (pairs of non-zero inputs) gathered at a time by
 /// [`dense_accumulate_i8_paired`]: its stack use is `12 × (PAIRS + 2)` bytes.
-pub const PAIRS: usize = 32;
+pub const PAIRS: usize = 64;
 
 /// Two non-zero inputs and the byte offsets of their weight rows.
 #[derive(Clone, Copy, Debug, Default)]
@@ -131,37 +140,121 @@ pub fn dense_accumulate_i8_paired(x: &[u8], weights: &[u8], bias: &[[u8; 4]], ac
     if outputs == 0 {
         return;
     }
-    // Two zero entries after the last one: the assembly stops at an entry whose `x`
-    // is 0 (a real entry never has one: `x_a > 0`), and may apply one of them first.
     let mut pairs = [Pair::default(); PAIRS + 2];
     let mut next = 0;
-    loop {
-        let mut count = 0;
-        let mut done = false;
-        while count < PAIRS {
-            let Some((xa, a)) = next_nonzero(x, &mut next, outputs) else {
-                done = true;
-                break;
-            };
-            let (xb, b) = next_nonzero(x, &mut next, outputs).unwrap_or((0, a));
-            if let Some(slot) = pairs.get_mut(count) {
-                *slot = Pair {
-                    x: xa | xb << 16,
-                    a,
-                    b,
-                };
+    while next < x.len() {
+        let count = gather(x, &mut next, outputs as u32, &mut pairs);
+        if count > 0 {
+            apply(&pairs, count, weights, acc);
+        }
+    }
+}
+
+/// Fills `pairs` with entries for the non-zero inputs of `x[*next..]`, in ascending
+/// order, moves `*next` past the inputs it took, and returns how many entries it made:
+/// at most [`PAIRS`], and fewer only if it reached the end of `x` or had no room for
+/// another word's. The two entries after the last one are zeroed: the assembly stops
+/// at an entry whose `x` is 0 (a real entry never has one: `x_a > 0`), and may apply
+/// one of them first. An input left without a partner is paired with itself at
+/// `x_b = 0`.
+///
+/// Inputs are read a word (4 bytes) at a time: a zero word costs one test, which is
+/// most of an image's background. Not inlined: on its own it keeps its state in
+/// registers, and it runs once per batch of entries.
+#[inline(never)]
+fn gather(x: &[u8], next: &mut usize, outputs: u32, pairs: &mut [Pair; PAIRS + 2]) -> usize {
+    let mut filler = Filler {
+        pairs,
+        count: 0,
+        waiting: 0,
+        waiting_offset: 0,
+    };
+    let start = *next;
+    let rest = x.get(start..).unwrap_or_default();
+    // Offsets fit: i × outputs < weights.len() ≤ u32::MAX (checked by `shapes_fit`).
+    let mut offset = (start as u32).wrapping_mul(outputs);
+    let mut taken = 0;
+    // A word completes at most 2 pairs, and the input left waiting at the end takes a
+    // third entry: a word is read only while 3 entries are free.
+    let mut words = rest.chunks_exact(4);
+    for word in &mut words {
+        if filler.count + 3 > PAIRS {
+            break;
+        }
+        if let Ok(&bytes) = <&[u8; 4]>::try_from(word) {
+            if u32::from_ne_bytes(bytes) != 0 {
+                let [b0, b1, b2, b3] = bytes;
+                filler.add(b0, offset);
+                filler.add(b1, offset.wrapping_add(outputs));
+                filler.add(b2, offset.wrapping_add(2 * outputs));
+                filler.add(b3, offset.wrapping_add(3 * outputs));
             }
-            count += 1;
         }
-        for slot in pairs.iter_mut().skip(count).take(2) {
-            *slot = Pair::default();
+        offset = offset.wrapping_add(4 * outputs);
+        taken += 4;
+    }
+    if taken + 4 > rest.len() && filler.count + 3 <= PAIRS {
+        // The last 0–3 inputs: at most one more pair and one input waiting.
+        for &value in words.remainder() {
+            filler.add(value, offset);
+            offset = offset.wrapping_add(outputs);
+            taken += 1;
         }
-        if let Some(entries @ [_, ..]) = pairs.get(..count) {
-            apply(entries, &pairs, weights, acc);
-        }
-        if done || count < PAIRS {
+    }
+    *next = start + taken;
+    filler.finish()
+}
+
+/// The entries [`gather`] is filling.
+struct Filler<'p> {
+    pairs: &'p mut [Pair; PAIRS + 2],
+    count: usize,
+    /// The value of an input waiting for a partner (0: none), and its row offset.
+    waiting: u32,
+    waiting_offset: u32,
+}
+
+impl Filler<'_> {
+    /// Takes input value `value` whose weight row starts at byte `offset`.
+    #[inline(always)]
+    fn add(&mut self, value: u8, offset: u32) {
+        if value == 0 {
             return;
         }
+        let value = u32::from(value);
+        if self.waiting == 0 {
+            self.waiting = value;
+            self.waiting_offset = offset;
+            return;
+        }
+        if let Some(slot) = self.pairs.get_mut(self.count) {
+            *slot = Pair {
+                x: self.waiting | value << 16,
+                a: self.waiting_offset,
+                b: offset,
+            };
+            self.count += 1;
+        }
+        self.waiting = 0;
+    }
+
+    /// Adds the input still waiting, zeroes the two entries after the last, and
+    /// returns how many entries there are.
+    fn finish(mut self) -> usize {
+        if self.waiting != 0 {
+            if let Some(slot) = self.pairs.get_mut(self.count) {
+                *slot = Pair {
+                    x: self.waiting,
+                    a: self.waiting_offset,
+                    b: self.waiting_offset,
+                };
+                self.count += 1;
+            }
+        }
+        for slot in self.pairs.iter_mut().skip(self.count).take(2) {
+            *slot = Pair::default();
+        }
+        self.count
     }
 }
 
@@ -187,37 +280,71 @@ fn next_nonzero(x: &[u8], next: &mut usize, outputs: usize) -> Option<(u32, u32)
 
 /// `mlp_core::quant::requantize(acc, M)` for `M = multiplier · 2^-shift`, with the
 /// file's raw `shift` clamped to `0..=62` as the core does: the same result for every
-/// input, computed without a 64-bit shift when `shift >= 32` (every multiplier below 1,
-/// which is what the quantizer writes).
+/// input, computed without a 64-bit shift when `shift >= 32` (every multiplier below
+/// 1/2, which is what the quantizer writes).
 ///
 /// For `shift = 32 + k`, `k > 0`: `(p + 2^(shift-1)) >> shift` with `p = hi·2³² + lo`
 /// is `(hi + 2^(k-1)) >> k`, since the rounding term only touches `hi` and
-/// `⌊⌊x / 2³²⌋ / 2^k⌋ = ⌊x / 2^shift⌋`; for `k = 0` it is `hi` plus the top bit of
-/// `lo`. `|p| < 2⁶²` (`multiplier < 2³¹`), so `|hi| < 2³⁰`: nothing overflows and
-/// nothing needs the core's clamp to `i32`.
+/// `⌊⌊x / 2³²⌋ / 2^k⌋ = ⌊x / 2^shift⌋`; that equals `((hi >> (k-1)) + 1) >> 1` (write
+/// `hi = q·2^(k-1) + r` with `0 ≤ r < 2^(k-1)`: both are `⌊(q+1)/2⌋`), which needs no
+/// `1 << (k-1)` built at run time. For `k = 0` it is `hi` plus the top bit of `lo`.
+/// `|p| < 2⁶²` (`multiplier < 2³¹`), so `|hi| < 2³⁰`: nothing overflows and nothing
+/// needs the core's clamp to `i32`.
 #[inline(always)]
 pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
-    let shift = shift.clamp(0, mlp_core::quant::MAX_SHIFT as i32) as u32;
-    if multiplier >= 0 && shift >= 32 {
+    let shift = shift.clamp(0, mlp_core::quant::MAX_SHIFT as i32);
+    if is_small(multiplier, shift) {
+        return requantize_small(acc, multiplier, shift);
+    }
+    if multiplier >= 0 && shift == 32 {
         let product = i64::from(acc) * i64::from(multiplier);
-        let high = (product >> 32) as i32;
-        return match shift - 32 {
-            0 => high + ((product as u32) >> 31) as i32,
-            k => (high + (1 << (k - 1))) >> k,
-        };
+        return (product >> 32) as i32 + ((product as u32) >> 31) as i32;
     }
     mlp_core::quant::requantize(
         acc,
-        mlp_core::quant::QuantizedMultiplier { multiplier, shift },
+        mlp_core::quant::QuantizedMultiplier {
+            multiplier,
+            shift: shift as u32,
+        },
     )
 }
 
 /// Hidden-layer outputs: `y[j] ← clamp(requantize(acc[j], M_j), 0, 255)`, equal to
 /// [`mlp_core::quant::requantize_relu_u8`].
+///
+/// When every multiplier of the layer is below 1/4 (shifts of 33 and more, as in every
+/// model the quantizer has written here), one test per layer lets every output take
+/// `requantize_small`, without [`requantize`]'s tests per output.
 pub fn requantize_relu_u8(acc: &[i32], multiplier: &[[u8; 4]], shift: &[[u8; 4]], y: &mut [u8]) {
-    for (((y, &a), m), s) in y.iter_mut().zip(acc).zip(multiplier).zip(shift) {
-        *y = requantize(a, m.get(), s.get()).clamp(0, 255) as u8;
+    let outputs = y.iter_mut().zip(acc).zip(multiplier).zip(shift);
+    if multiplier
+        .iter()
+        .zip(shift)
+        .all(|(m, s)| is_small(m.get(), s.get()))
+    {
+        for (((y, &a), m), s) in outputs {
+            *y = requantize_small(a, m.get(), s.get()).clamp(0, 255) as u8;
+        }
+    } else {
+        for (((y, &a), m), s) in outputs {
+            *y = requantize(a, m.get(), s.get()).clamp(0, 255) as u8;
+        }
     }
+}
+
+/// Whether [`requantize_small`] applies: `multiplier ≥ 0` and `shift` in `33..=62`.
+#[inline(always)]
+fn is_small(multiplier: i32, shift: i32) -> bool {
+    multiplier >= 0 && (33..=mlp_core::quant::MAX_SHIFT as i32).contains(&shift)
+}
+
+/// [`requantize`] for `multiplier ≥ 0` and `shift` in `33..=62` (a factor below 1/4):
+/// `((hi >> (shift - 33)) + 1) >> 1` with `hi` the top word of `acc · multiplier`. For
+/// other arguments the result is meaningless (but nothing panics).
+#[inline(always)]
+fn requantize_small(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let high = ((i64::from(acc) * i64::from(multiplier)) >> 32) as i32;
+    ((high >> (shift.wrapping_sub(33) & 31)) + 1) >> 1
 }
 
 /// The logits: `y[j] ← requantize(acc[j], M_j)`, equal to
@@ -228,21 +355,60 @@ pub fn requantize_logits(acc: &[i32], multiplier: &[[u8; 4]], shift: &[[u8; 4]],
     }
 }
 
-/// `acc[j] += Σ_entries x_a · W[a][j] + x_b · W[b][j]` for every output `j`.
-/// `terminated` is `entries` followed by at least two zero entries (what the assembly
-/// reads).
+/// `acc[j] += Σ_entries x_a · W[a][j] + x_b · W[b][j]` for every output `j`, for the
+/// entries `pairs[..count]` made by [`gather`] (two zero entries follow them).
+///
+/// Outputs go 4 at a time through [`block4`]. The 1–3 outputs a layer of 4 or more has
+/// left over take one more block over its last 4 outputs, into zeros, of which only
+/// those outputs' sums are added (integer sums are exact in any order). Only layers of
+/// fewer than 4 outputs take the plain-Rust loop.
 #[inline(always)]
-fn apply(entries: &[Pair], terminated: &[Pair], weights: &[u8], acc: &mut [i32]) {
+fn apply(pairs: &[Pair; PAIRS + 2], count: usize, weights: &[u8], acc: &mut [i32]) {
+    let outputs = acc.len();
+    let Some(entries @ [.., last]) = pairs.get(..count) else {
+        return;
+    };
+    // What `block4` needs, checked once for all blocks. Entries are ascending, so the
+    // last one's `b` is the largest offset; the zero entries have offset 0.
+    let is_zero = |p: Option<&Pair>| matches!(p, Some(p) if p.x == 0 && p.a == 0 && p.b == 0);
+    let terminated = is_zero(pairs.get(count)) && is_zero(pairs.get(count + 1));
+    let rows_fit = (last.b as usize)
+        .checked_add(outputs)
+        .is_some_and(|end| end <= weights.len());
+    if !(terminated && rows_fit) {
+        // Never taken: `gather` makes entries that pass. Were it taken, the sums would
+        // be left as they are rather than read out of bounds.
+        return;
+    }
     let mut column = 0;
-    let mut rest = acc;
-    while let Some(block) = take_block4(&mut rest) {
-        block4(block, entries, terminated, weights, column);
+    let mut blocks = acc.chunks_exact_mut(4);
+    for block in &mut blocks {
+        if let Ok(block) = <&mut [i32; 4]>::try_from(block) {
+            // SAFETY: the entries end in two zero entries inside `pairs`, every entry's
+            // row offset plus `outputs` is inside `weights` (both checked above), and
+            // `column + 4 <= outputs`.
+            unsafe { block4(block, pairs, weights, column) };
+        }
         column += 4;
+    }
+    let rest = blocks.into_remainder();
+    if rest.is_empty() {
+        return;
+    }
+    if let Some(tail_column) = outputs.checked_sub(4) {
+        let mut tail = [0i32; 4];
+        // SAFETY: as above, with `tail_column + 4 == outputs`.
+        unsafe { block4(&mut tail, pairs, weights, tail_column) };
+        let kept = tail.get(4 - rest.len()..).unwrap_or_default();
+        for (a, t) in rest.iter_mut().zip(kept) {
+            *a = a.wrapping_add(*t);
+        }
+        return;
     }
     for (k, a) in rest.iter_mut().enumerate() {
         let mut sum = *a;
         for entry in entries {
-            let at = |row: u32| row as usize + column + k;
+            let at = |row: u32| row as usize + k;
             let (Some(&wa), Some(&wb)) = (weights.get(at(entry.a)), weights.get(at(entry.b)))
             else {
                 continue;
@@ -254,20 +420,6 @@ fn apply(entries: &[Pair], terminated: &[Pair], weights: &[u8], acc: &mut [i32])
         }
         *a = sum;
     }
-}
-
-/// The first 4 values of `rest` as an array, `rest` advanced past them; `None` if
-/// fewer are left.
-#[inline(always)]
-fn take_block4<'y>(rest: &mut &'y mut [i32]) -> Option<&'y mut [i32; 4]> {
-    let taken = core::mem::take(rest);
-    if taken.len() < 4 {
-        *rest = taken;
-        return None;
-    }
-    let (block, tail) = taken.split_first_chunk_mut::<4>()?;
-    *rest = tail;
-    Some(block)
 }
 
 /// The DSP instructions the block uses, as plain Rust (Arm ARM semantics).
@@ -299,17 +451,22 @@ mod emulated {
     }
 }
 
-/// Plain-Rust block: the assembly's steps, instruction by instruction.
+/// Plain-Rust block: the assembly's steps, instruction by instruction, over the
+/// entries of `pairs` up to the first whose `x` is 0.
+///
+/// # Safety
+/// None needed (every read is checked); `unsafe` only so that both blocks are called
+/// alike. The assembly's requirements are those of `dsp::block4`.
 #[cfg(not(mlp_dsp))]
 #[inline(always)]
-fn block4(acc: &mut [i32; 4], entries: &[Pair], _: &[Pair], weights: &[u8], column: usize) {
+unsafe fn block4(acc: &mut [i32; 4], pairs: &[Pair], weights: &[u8], column: usize) {
     use emulated::{pkhbt_lsl16, pkhtb_asr16, smlad, sxtb16};
     let word = |row: u32| -> Option<u32> {
         let start = (row as usize).checked_add(column)?;
         let bytes = weights.get(start..)?.first_chunk::<4>()?;
         Some(u32::from_le_bytes(*bytes))
     };
-    for entry in entries {
+    for entry in pairs.iter().take_while(|entry| entry.x != 0) {
         let (Some(a), Some(b)) = (word(entry.a), word(entry.b)) else {
             continue;
         };
@@ -331,49 +488,23 @@ mod dsp {
     use super::Pair;
     use core::arch::asm;
 
-    /// Whether the assembly may run: `terminated` is `entries` followed by two zero
-    /// entries, and every entry's 4 weights from `column` lie inside `weights`.
-    ///
-    /// Entries are made only by `dense_accumulate_i8_paired`, for inputs `< inputs`, in
-    /// ascending order (so the last entry's `b` is the largest offset; the zero entries
-    /// have offset 0), and blocks have `column + 4 <= outputs`: this always holds. It is
-    /// checked again because the assembly reads without bounds checks; if it failed,
-    /// the block would be left as it is rather than read out of bounds.
-    #[inline(always)]
-    fn in_bounds(entries: &[Pair], terminated: &[Pair], weights: &[u8], column: usize) -> bool {
-        let zero = |p: &Pair| p.x == 0 && p.a == 0 && p.b == 0;
-        let zeros_follow = terminated.as_ptr() == entries.as_ptr()
-            && matches!(
-                terminated.get(entries.len()..entries.len() + 2),
-                Some([first, second]) if zero(first) && zero(second)
-            );
-        match entries.last() {
-            Some(last) => zeros_follow && last.b as usize + column + 4 <= weights.len(),
-            None => false,
-        }
-    }
-
     /// Per two entries: 2 × (`LDM` of the entry, 2 `LDR`, 2 `PKH`, 4 `SXTB16`, 4 `SMLAD`)
     /// and the loop's `CMP`/`BNE`: 28 instructions for 16 multiply-accumulates.
+    ///
+    /// # Safety
+    /// `pairs` starts with the entries and holds, after the last of them, two entries
+    /// whose `x`, `a` and `b` are all 0 (real entries have `x_a > 0`); and for every
+    /// entry, the 4 bytes at `a + column` and at `b + column` lie inside `weights`.
+    /// `apply` checks both once for all the blocks of a batch of entries.
     #[inline(always)]
-    pub(super) fn block4(
-        acc: &mut [i32; 4],
-        entries: &[Pair],
-        terminated: &[Pair],
-        weights: &[u8],
-        column: usize,
-    ) {
-        if !in_bounds(entries, terminated, weights, column) {
-            return;
-        }
+    pub(super) unsafe fn block4(acc: &mut [i32; 4], pairs: &[Pair], weights: &[u8], column: usize) {
         // SAFETY: `acc` is 4 writable i32s. The loop reads entries from
-        // `entries.as_ptr()` on, two per iteration, and stops after reading an entry
-        // whose `x` is 0: real entries have `x_a > 0`, and two zero entries follow the
-        // last real one inside `terminated` (checked above), so it reads only
-        // `terminated`. For each entry it reads (real or zero), the 4 bytes at
-        // `weights + column + a` and `+ b` are inside `weights` (checked above; LDR
-        // reads them unaligned, which Armv7-M allows for LDR). Every register written is
-        // declared; no stack; only `acc` is written.
+        // `pairs.as_ptr()` on, two per iteration, and stops after reading an entry
+        // whose `x` is 0; two zero entries follow the last real one inside `pairs` (the
+        // caller's promise), so it reads only `pairs`. For each entry it reads (real or
+        // zero), the 4 bytes at `weights + column + a` and `+ b` are inside `weights`
+        // (the caller's promise; LDR reads them unaligned, which Armv7-M allows for
+        // LDR). Every register written is declared; no stack; only `acc` is written.
         unsafe {
             asm!(
                 "ldm {acc}, {{r0, r1, r2, r3}}",
@@ -409,7 +540,7 @@ mod dsp {
                 "bne 2b",
                 "stm {acc}, {{r0, r1, r2, r3}}",
                 acc = in(reg) acc.as_mut_ptr(),
-                e = inout(reg) entries.as_ptr() => _,
+                e = inout(reg) pairs.as_ptr() => _,
                 base = in(reg) weights.as_ptr().wrapping_add(column),
                 out("r0") _,
                 out("r1") _,

@@ -264,6 +264,47 @@ fn the_device_requantization_equals_the_core_for_every_shift() {
 }
 
 #[test]
+fn hidden_layer_requantization_equals_the_core_with_small_and_other_multipliers() {
+    // All shifts in 33..=62 takes the device's one-test-per-layer path; one output
+    // outside it (a larger multiplier, shift 32 or a raw shift out of range) sends the
+    // whole layer through the per-output path. Both must give the core's bytes.
+    let mut rng = Rng(33);
+    let mut between = 0;
+    for odd_one in [None, Some(31), Some(32), Some(63), Some(-1)] {
+        for _ in 0..200 {
+            let outputs = 1 + rng.below(40) as usize;
+            let acc: Vec<i32> = (0..outputs)
+                .map(|_| rng.next_u64() as i32 >> rng.below(31))
+                .collect();
+            let multiplier: Vec<i32> = (0..outputs)
+                .map(|_| (1 << 30) + (rng.next_u64() >> 34) as i32)
+                .collect();
+            let mut shift: Vec<i32> = (0..outputs).map(|_| 33 + rng.below(30) as i32).collect();
+            if let Some(odd) = odd_one {
+                shift[rng.below(outputs as u64) as usize] = odd;
+            }
+            let le = |v: &[i32]| v.iter().map(|x| x.to_le_bytes()).collect::<Vec<_>>();
+            let mut expected = vec![0u8; outputs];
+            mlp_core::quant::requantize_relu_u8(&acc, &multiplier, &shift, &mut expected);
+            let mut device = vec![7u8; outputs];
+            mlp_embedded::kernel_i8::requantize_relu_u8(
+                &acc,
+                &le(&multiplier),
+                &le(&shift),
+                &mut device,
+            );
+            assert_eq!(device, expected, "shifts {shift:?}");
+            between += expected.iter().filter(|&&y| y > 0 && y < 255).count();
+        }
+    }
+    // Not only zeros and 255s: the test would prove little otherwise.
+    assert!(
+        between > 500,
+        "{between} outputs strictly between 0 and 255"
+    );
+}
+
+#[test]
 fn kernel_shapes_that_do_not_match_give_zeros_not_a_panic() {
     let weights = [1u8; 12];
     let bias = [[1, 0, 0, 0]; 4];
