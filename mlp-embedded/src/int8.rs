@@ -60,6 +60,9 @@ pub struct Int8Model<'a, const IN: usize, const OUT: usize, const WIDTH: usize> 
     view: ModelView<'a>,
     file_len: usize,
     output_scale: f32,
+    /// Whether every hidden layer's multipliers are below 1/4, checked once here so
+    /// that predictions skip the per-output tests of the general requantization.
+    small_multipliers: bool,
 }
 
 /// The RAM of one int8 prediction: two byte buffers for the uint8 activations and one
@@ -153,10 +156,17 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
         check_fits(&view, ElementType::Int8, IN, OUT, WIDTH)?;
         // `decode` checked every scale; a validated int8 file has at least one layer.
         let output_scale = view.int8_layers().last().map_or(0.0, |l| l.output_scale);
+        // The last layer's logits are requantized by the general path either way.
+        let hidden_layers = view.layer_sizes().len().saturating_sub(2);
+        let small_multipliers = view.int8_layers().take(hidden_layers).all(|layer| {
+            let params = layer.params();
+            kernel_i8::multipliers_are_small(params.multiplier, params.shift)
+        });
         Ok(Self {
             view,
             file_len,
             output_scale,
+            small_multipliers,
         })
     }
 
@@ -238,7 +248,16 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
                 return Some(());
             }
             let destination = free.get_mut(..layer.outputs)?;
-            kernel_i8::requantize_relu_u8(acc, params.multiplier, params.shift, destination);
+            if self.small_multipliers {
+                kernel_i8::requantize_relu_u8_small(
+                    acc,
+                    params.multiplier,
+                    params.shift,
+                    destination,
+                );
+            } else {
+                kernel_i8::requantize_relu_u8(acc, params.multiplier, params.shift, destination);
+            }
             core::mem::swap(&mut held, &mut free);
             len = Some(layer.outputs);
         }

@@ -311,24 +311,37 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
 
 /// Hidden-layer outputs: `y[j] ← clamp(requantize(acc[j], M_j), 0, 255)`, equal to
 /// [`mlp_core::quant::requantize_relu_u8`].
-///
-/// When every multiplier of the layer is below 1/4 (shifts of 33 and more, as in every
-/// model the quantizer has written here), one test per layer lets every output take
-/// `requantize_small`, without [`requantize`]'s tests per output.
 pub fn requantize_relu_u8(acc: &[i32], multiplier: &[[u8; 4]], shift: &[[u8; 4]], y: &mut [u8]) {
-    let outputs = y.iter_mut().zip(acc).zip(multiplier).zip(shift);
-    if multiplier
+    if multipliers_are_small(multiplier, shift) {
+        requantize_relu_u8_small(acc, multiplier, shift, y);
+        return;
+    }
+    for (((y, &a), m), s) in y.iter_mut().zip(acc).zip(multiplier).zip(shift) {
+        *y = requantize(a, m.get(), s.get()).clamp(0, 255) as u8;
+    }
+}
+
+/// Whether every multiplier of a layer is below 1/4 (`multiplier ≥ 0`, shifts of 33
+/// and more): true of every layer the quantizer has written here. Then
+/// [`requantize_relu_u8_small`] gives [`requantize_relu_u8`]'s bytes without its tests
+/// per output; [`Int8Model`](crate::Int8Model) checks this once, when it loads.
+pub fn multipliers_are_small(multiplier: &[[u8; 4]], shift: &[[u8; 4]]) -> bool {
+    multiplier
         .iter()
         .zip(shift)
         .all(|(m, s)| is_small(m.get(), s.get()))
-    {
-        for (((y, &a), m), s) in outputs {
-            *y = requantize_small(a, m.get(), s.get()).clamp(0, 255) as u8;
-        }
-    } else {
-        for (((y, &a), m), s) in outputs {
-            *y = requantize(a, m.get(), s.get()).clamp(0, 255) as u8;
-        }
+}
+
+/// [`requantize_relu_u8`] for a layer whose [`multipliers_are_small`]. For any other
+/// layer the outputs are meaningless (but nothing panics).
+pub fn requantize_relu_u8_small(
+    acc: &[i32],
+    multiplier: &[[u8; 4]],
+    shift: &[[u8; 4]],
+    y: &mut [u8],
+) {
+    for (((y, &a), m), s) in y.iter_mut().zip(acc).zip(multiplier).zip(shift) {
+        *y = requantize_small(a, m.get(), s.get()).clamp(0, 255) as u8;
     }
 }
 

@@ -352,6 +352,33 @@ fn predictions_equal_the_core_forward_pass_aligned_or_not() {
 }
 
 #[test]
+fn a_hidden_multiplier_above_a_quarter_still_gives_the_core_logits() {
+    // The loader checks once whether every hidden multiplier is below 1/4 (as the
+    // quantizer writes them) to take the cheaper requantization. Raise one in the
+    // second hidden layer to [1/2, 1) (shift 31): the model must take the general path
+    // and still give the host's logits.
+    let file = quantized_file(&SIZES, 1);
+    let mut payload = ModelView::decode(&file).unwrap().payload().to_vec();
+    let (inputs, outputs) = (SIZES[0] as usize, SIZES[1] as usize);
+    let layer0 = 4 + 12 * outputs + (inputs * outputs).div_ceil(4) * 4;
+    let next_outputs = SIZES[2] as usize;
+    let shift_at = 4 + layer0 + 4 + 8 * next_outputs + 4 * 3;
+    payload[shift_at..shift_at + 4].copy_from_slice(&31i32.to_le_bytes());
+    let changed = encode_file(&SIZES, ElementType::Int8, &payload);
+    let model = Small::load(&changed).unwrap();
+    let mut scratch = Int8Scratch::new();
+    let mut rng = Rng(31);
+    let mut differs = false;
+    for zero_percent in [0, 30, 60, 90] {
+        let pixels: [u8; 12] = rng.pixels(12, zero_percent).try_into().unwrap();
+        let logits = model.predict_pixels(&pixels, &mut scratch).logits.to_vec();
+        assert_eq!(logits, host_logits(&changed, &pixels));
+        differs |= logits != host_logits(&file, &pixels);
+    }
+    assert!(differs, "the raised multiplier changed no logit");
+}
+
+#[test]
 fn the_walkthrough_shape_matches_the_core_on_many_inputs() {
     let sizes = [784u32, 100, 200, 10];
     let file = quantized_file(&sizes, 2);
