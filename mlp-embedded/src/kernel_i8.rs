@@ -163,98 +163,93 @@ pub fn dense_accumulate_i8_paired(x: &[u8], weights: &[u8], bias: &[[u8; 4]], ac
 /// registers, and it runs once per batch of entries.
 #[inline(never)]
 fn gather(x: &[u8], next: &mut usize, outputs: u32, pairs: &mut [Pair; PAIRS + 2]) -> usize {
+    let start = *next;
+    let rest = x.get(start..).unwrap_or_default();
+    let (words, remainder) = rest.as_chunks::<4>();
+    let (entries, _) = pairs.split_at_mut(PAIRS);
     let mut filler = Filler {
-        pairs,
-        count: 0,
+        free: entries.iter_mut(),
         waiting: 0,
         waiting_offset: 0,
     };
-    let start = *next;
-    let rest = x.get(start..).unwrap_or_default();
     // Offsets fit: i × outputs < weights.len() ≤ u32::MAX (checked by `shapes_fit`).
     let mut offset = (start as u32).wrapping_mul(outputs);
+    let step = outputs.wrapping_mul(4);
     let mut taken = 0;
     // A word completes at most 2 pairs, and the input left waiting at the end takes a
     // third entry: a word is read only while 3 entries are free.
-    let mut words = rest.chunks_exact(4);
-    for word in &mut words {
-        if filler.count + 3 > PAIRS {
-            break;
+    let mut words = words.iter();
+    while filler.free.len() >= 3 {
+        let Some(word) = words.next() else { break };
+        let bytes = u32::from_le_bytes(*word);
+        if bytes != 0 {
+            filler.add(bytes & 0xff, offset);
+            filler.add((bytes >> 8) & 0xff, offset.wrapping_add(outputs));
+            filler.add((bytes >> 16) & 0xff, offset.wrapping_add(2 * outputs));
+            filler.add(bytes >> 24, offset.wrapping_add(3 * outputs));
         }
-        if let Ok(&bytes) = <&[u8; 4]>::try_from(word) {
-            if u32::from_ne_bytes(bytes) != 0 {
-                let [b0, b1, b2, b3] = bytes;
-                filler.add(b0, offset);
-                filler.add(b1, offset.wrapping_add(outputs));
-                filler.add(b2, offset.wrapping_add(2 * outputs));
-                filler.add(b3, offset.wrapping_add(3 * outputs));
-            }
-        }
-        offset = offset.wrapping_add(4 * outputs);
+        offset = offset.wrapping_add(step);
         taken += 4;
     }
-    if taken + 4 > rest.len() && filler.count + 3 <= PAIRS {
+    if words.len() == 0 && filler.free.len() >= 3 {
         // The last 0–3 inputs: at most one more pair and one input waiting.
-        for &value in words.remainder() {
-            filler.add(value, offset);
+        for &value in remainder {
+            filler.add(u32::from(value), offset);
             offset = offset.wrapping_add(outputs);
             taken += 1;
         }
     }
     *next = start + taken;
-    filler.finish()
+    let count = filler.finish();
+    for slot in pairs.iter_mut().skip(count).take(2) {
+        *slot = Pair::default();
+    }
+    count
 }
 
 /// The entries [`gather`] is filling.
 struct Filler<'p> {
-    pairs: &'p mut [Pair; PAIRS + 2],
-    count: usize,
+    /// The entries not yet filled.
+    free: core::slice::IterMut<'p, Pair>,
     /// The value of an input waiting for a partner (0: none), and its row offset.
     waiting: u32,
     waiting_offset: u32,
 }
 
 impl Filler<'_> {
-    /// Takes input value `value` whose weight row starts at byte `offset`.
+    /// Takes an input's value (`0..=255`) and the byte offset of its weight row.
     #[inline(always)]
-    fn add(&mut self, value: u8, offset: u32) {
+    fn add(&mut self, value: u32, offset: u32) {
         if value == 0 {
             return;
         }
-        let value = u32::from(value);
         if self.waiting == 0 {
             self.waiting = value;
             self.waiting_offset = offset;
             return;
         }
-        if let Some(slot) = self.pairs.get_mut(self.count) {
+        if let Some(slot) = self.free.next() {
             *slot = Pair {
                 x: self.waiting | value << 16,
                 a: self.waiting_offset,
                 b: offset,
             };
-            self.count += 1;
         }
         self.waiting = 0;
     }
 
-    /// Adds the input still waiting, zeroes the two entries after the last, and
-    /// returns how many entries there are.
+    /// Adds the input still waiting and returns how many entries were filled.
     fn finish(mut self) -> usize {
         if self.waiting != 0 {
-            if let Some(slot) = self.pairs.get_mut(self.count) {
+            if let Some(slot) = self.free.next() {
                 *slot = Pair {
                     x: self.waiting,
                     a: self.waiting_offset,
                     b: self.waiting_offset,
                 };
-                self.count += 1;
             }
         }
-        for slot in self.pairs.iter_mut().skip(self.count).take(2) {
-            *slot = Pair::default();
-        }
-        self.count
+        PAIRS - self.free.len()
     }
 }
 
@@ -375,7 +370,7 @@ pub fn requantize_logits(acc: &[i32], multiplier: &[[u8; 4]], shift: &[[u8; 4]],
 /// left over take one more block over its last 4 outputs, into zeros, of which only
 /// those outputs' sums are added (integer sums are exact in any order). Only layers of
 /// fewer than 4 outputs take the plain-Rust loop.
-#[inline(always)]
+#[inline(never)]
 fn apply(pairs: &[Pair; PAIRS + 2], count: usize, weights: &[u8], acc: &mut [i32]) {
     let outputs = acc.len();
     let Some(entries @ [.., last]) = pairs.get(..count) else {
