@@ -1,7 +1,8 @@
 //! The fast host kernels against `mlp-core`'s, on every instruction set this CPU runs
 //! (the portable path always): random shapes with odd sizes and batch sizes, inputs
 //! half zeros (as pixels and ReLU outputs are), to a tight relative tolerance; a few
-//! SGD steps of a whole network; and thread-count determinism of evaluation.
+//! SGD steps of a whole network; training steps on several threads, bit for bit
+//! against one thread; and thread-count determinism of evaluation and training.
 
 mod common;
 
@@ -326,6 +327,117 @@ fn a_step_with_a_non_finite_loss_changes_nothing() {
     assert_eq!(m, before);
 }
 
+/// The bits of every parameter.
+fn bits(m: &Mlp) -> Vec<u32> {
+    m.params.iter().map(|p| p.to_bits()).collect()
+}
+
+/// Runs `steps` steps with a trainer of `threads` threads from `start` on batches drawn
+/// from `seed` (every third one partial), and returns the model, the bits of every
+/// loss with its count of right answers, and the gradients of the last step when not
+/// fused (`fused = false`: each step stores its gradients and plain SGD applies them).
+fn run_steps(
+    isa: Isa,
+    start: &Mlp,
+    batch: usize,
+    threads: usize,
+    fused: bool,
+    seed: u64,
+) -> (Mlp, Vec<(u32, usize)>, Vec<u32>) {
+    let sizes = start.sizes().to_vec();
+    let mut m = start.clone();
+    let mut trainer = Trainer::with_threads(isa, &m, batch, threads);
+    assert_eq!(
+        trainer.threads(),
+        threads.clamp(1, Trainer::max_threads(batch))
+    );
+    let mut grads = vec![f32::NAN; m.params.len()];
+    let mut rng = Lcg(seed);
+    let mut losses = Vec::new();
+    for step in 0..6 {
+        let b = if step % 3 == 2 {
+            (batch / 2).max(1)
+        } else {
+            batch
+        };
+        let x: Vec<f32> = (0..b * sizes[0]).map(|_| rng.sparse().abs()).collect();
+        let y: Vec<u8> = (0..b)
+            .map(|_| (rng.next() % sizes[sizes.len() - 1] as u64) as u8)
+            .collect();
+        let (loss, right) = if fused {
+            trainer.step(&mut m, &x, &y, Update::Sgd(0.1))
+        } else {
+            let r = trainer.step(&mut m, &x, &y, Update::Gradients(&mut grads));
+            fast::sgd_step(isa, &mut m.params, &grads, 0.1);
+            r
+        };
+        losses.push((loss.to_bits(), right));
+    }
+    (m, losses, grads.iter().map(|g| g.to_bits()).collect())
+}
+
+#[test]
+fn steps_on_several_threads_have_the_bits_of_one_thread() {
+    // Odd widths and batches: shares of rows that end inside a block, layers narrower
+    // than a vector, more threads than row blocks, one layer and four.
+    let cases: [(&[usize], usize); 7] = [
+        (&[784, 100, 200, 10], 32),
+        (&[784, 100, 200, 10], 33),
+        (&[17, 33, 5], 7),
+        (&[64, 3, 31, 9, 10], 19),
+        (&[5, 9], 13),
+        (&[3, 1, 3], 1),
+        (&[40, 50, 10], 2),
+    ];
+    for isa in Isa::supported() {
+        for (sizes, batch) in cases {
+            let start = model(sizes, 11);
+            for fused in [true, false] {
+                let (one, one_losses, one_grads) = run_steps(isa, &start, batch, 1, fused, 12);
+                assert_ne!(bits(&one), bits(&start), "the steps changed nothing");
+                for threads in [2, 3, 4] {
+                    let (m, losses, grads) = run_steps(isa, &start, batch, threads, fused, 12);
+                    let what =
+                        format!("{isa:?} {sizes:?} batch {batch} fused {fused}, {threads} threads");
+                    assert_eq!(losses, one_losses, "{what}: losses");
+                    assert_eq!(grads, one_grads, "{what}: gradients");
+                    for (k, (a, b)) in bits(&m).iter().zip(bits(&one)).enumerate() {
+                        assert_eq!(*a, b, "{what}: parameter {k} differs from one thread's");
+                    }
+                    let (again, _, _) = run_steps(isa, &start, batch, threads, fused, 12);
+                    assert_eq!(bits(&again), bits(&m), "{what}: a second run differs");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_parallel_step_with_a_non_finite_loss_changes_nothing() {
+    let isa = Isa::best();
+    let mut m = model(&[4, 3, 2], 6);
+    m.params[0] = f32::INFINITY;
+    let before = m.clone();
+    let mut trainer = Trainer::with_threads(isa, &m, 8, 2);
+    assert_eq!(trainer.threads(), 2);
+    let (loss, _) = trainer.step(
+        &mut m,
+        &[1.0; 32],
+        &[0, 1, 0, 1, 0, 1, 0, 1],
+        Update::Sgd(0.1),
+    );
+    assert!(!loss.is_finite());
+    assert_eq!(m, before);
+    // The team is still usable after a step that stopped early.
+    let mut ok = model(&[4, 3, 2], 6);
+    let mut ok1 = ok.clone();
+    let x: Vec<f32> = (0..32).map(|i| (i % 5) as f32 * 0.25).collect();
+    let y = [0, 1, 0, 1, 0, 1, 0, 1];
+    trainer.step(&mut ok, &x, &y, Update::Sgd(0.1));
+    Trainer::new(isa, &ok1, 8).step(&mut ok1, &x, &y, Update::Sgd(0.1));
+    assert_eq!(bits(&ok), bits(&ok1));
+}
+
 fn random_dataset(n: usize, features: usize, seed: u64) -> Dataset {
     let mut rng = Lcg(seed);
     Dataset {
@@ -386,7 +498,7 @@ fn evaluation_depends_only_on_the_thread_count() {
 }
 
 #[test]
-fn training_with_two_evaluation_threads_is_deterministic_and_close_to_core() {
+fn training_with_two_threads_is_deterministic_equals_one_thread_and_close_to_core() {
     let dir = tempfile::tempdir().unwrap();
     let train = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
@@ -403,10 +515,15 @@ fn training_with_two_evaluation_threads_is_deterministic_and_close_to_core() {
     };
     let (a, acc_a) = train("a", &["--threads", "2"]);
     let (b, _) = train("b", &["--threads", "2"]);
+    let (one, _) = train("one", &["--threads", "1"]);
     let (c, acc_core) = train("c", &["--kernels", "core"]);
     assert!(
         a == b,
         "two fast runs with 2 threads wrote different models"
+    );
+    assert!(
+        a == one,
+        "fast runs with 2 threads and with 1 thread wrote different models"
     );
     assert!(
         a != c,

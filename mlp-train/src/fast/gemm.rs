@@ -71,17 +71,6 @@ impl<'a> Strided<'a> {
             cs: 1,
         }
     }
-
-    /// The transpose of a row-major `[cols, rows]` matrix, as `[rows, cols]`.
-    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Strided {
-            data,
-            rows,
-            cols,
-            rs: 1,
-            cs: rows,
-        }
-    }
 }
 
 /// Packing space for one thread: grows to the largest `k` seen, then never again.

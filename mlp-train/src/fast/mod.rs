@@ -33,6 +33,7 @@
 mod gemm;
 mod simd;
 pub mod step;
+mod team;
 
 use mlp_core::dense::DenseShape;
 
@@ -185,10 +186,13 @@ impl Scratch {
     }
 }
 
-/// Rows of `x` a forward block shares its weight loads between.
-const FORWARD_MR: usize = 4;
-/// Rows of `xᵀ` (inputs) a weight-gradient block shares its loads between.
-const WEIGHTS_MR: usize = 4;
+/// Rows of `x` a forward block shares its weight loads between. A share of the batch
+/// that starts at a multiple of this is cut into the same blocks as the whole batch, so
+/// threads that split a batch there compute the single-threaded bits.
+pub(crate) const FORWARD_MR: usize = 4;
+/// Rows of `xᵀ` (inputs) a weight-gradient block shares its loads between; shares of
+/// the weight rows start at multiples of it, for the same reason.
+pub(crate) const WEIGHTS_MR: usize = 4;
 
 struct ForwardJob<'a> {
     shape: DenseShape,
@@ -423,13 +427,42 @@ pub(crate) fn weight_gradient<S: Simd>(
     out: WeightsOut,
     pack: &mut Pack,
 ) {
-    let (b, inputs, outputs) = (shape.batch, shape.inputs, shape.outputs);
+    let outputs = shape.outputs;
     let weights = &mut weights[..shape.weight_len()];
     let bias = &mut bias[..outputs];
-    if b == 0 {
+    weight_gradient_rows(s, shape, x, grad_out, weights, 0..shape.inputs, out, pack);
+    if shape.batch == 0 {
         if let WeightsOut::Store = out {
-            weights.fill(0.0);
             bias.fill(0.0);
+        }
+        return;
+    }
+    column_sums_into(s, &grad_out[..shape.output_len()], outputs, bias, out);
+}
+
+/// Rows `rows` (inputs) of [`weight_gradient`]'s weight part: `xᵀ·grad_out` restricted
+/// to those rows, stored into or applied to `w_rows`, which holds just those rows of
+/// `W` (`[rows.len(), outputs]`). With `rows.start` a multiple of [`WEIGHTS_MR`], every
+/// element gets the same bits as from the whole product, so threads can share a
+/// layer's update by rows without changing the result. The bias is not touched.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_gradient_rows<S: Simd>(
+    s: S,
+    shape: DenseShape,
+    x: &[f32],
+    grad_out: &[f32],
+    w_rows: &mut [f32],
+    rows: std::ops::Range<usize>,
+    out: WeightsOut,
+    pack: &mut Pack,
+) {
+    let (b, inputs, outputs) = (shape.batch, shape.inputs, shape.outputs);
+    debug_assert!(rows.end <= inputs, "rows past the layer's inputs");
+    let w_rows = &mut w_rows[..rows.len() * outputs];
+    if b == 0 || rows.is_empty() {
+        if let WeightsOut::Store = out {
+            w_rows.fill(0.0);
         }
         return;
     }
@@ -440,22 +473,34 @@ pub(crate) fn weight_gradient<S: Simd>(
     gemm::gemm(
         s,
         Gemm {
-            a: Strided::transposed(&x[..shape.input_len()], inputs, b),
+            // `xᵀ` from input `rows.start` on: `A[i][p] = x[p][rows.start + i]`.
+            a: Strided {
+                data: &x[rows.start..shape.input_len()],
+                rows: rows.len(),
+                cols: b,
+                rs: 1,
+                cs: inputs,
+            },
             b: &grad_out[..shape.output_len()],
             n: outputs,
-            c: weights,
+            c: w_rows,
             epilogue,
             mr: WEIGHTS_MR,
             pack,
         },
     );
-    column_sums_into(s, &grad_out[..shape.output_len()], outputs, bias, out);
 }
 
 /// The bias gradient `Σ_rows g`, summed row by row from zero as the core does (so the
 /// bits are the core's), stored or applied as an SGD step.
 #[inline(always)]
-fn column_sums_into<S: Simd>(s: S, g: &[f32], n: usize, bias: &mut [f32], out: WeightsOut) {
+pub(crate) fn column_sums_into<S: Simd>(
+    s: S,
+    g: &[f32],
+    n: usize,
+    bias: &mut [f32],
+    out: WeightsOut,
+) {
     let l = S::LANES;
     let mut j = 0;
     while j < n {
