@@ -41,7 +41,8 @@ pub struct BenchOptions {
     pub rounds: usize,
     /// Images per single-image inference measurement.
     pub infer: usize,
-    /// Threads for the batched evaluation.
+    /// Threads for the training steps and the batched evaluation (a 1-thread epoch is
+    /// timed alongside for comparison).
     pub threads: usize,
     /// Also time one epoch with `mlp-core`'s kernels.
     pub core_epoch: bool,
@@ -258,7 +259,11 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     let rounds = o.rounds.max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut model = Mlp::xavier(&SIZES, &mut || rng.next_u64())?;
-    let mut trainer = Trainer::new(isa, &model, BATCH);
+    let mut trainer = Trainer::with_threads(isa, &model, BATCH, o.threads);
+    // The same steps on one thread, timed on a copy of the model for comparison.
+    let mut model1 = model.clone();
+    let mut rng1 = rng.clone();
+    let mut trainer1 = Trainer::new(isa, &model1, BATCH);
     let macs = training_macs_per_image(&SIZES) as f64;
     let n = train.len() as f64;
     let gflop = 2.0 * macs * n * 1e-9;
@@ -270,6 +275,12 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         &mut rng,
         Some(&mut trainer),
     );
+    epoch(
+        &mut model1,
+        &train.slice(0..4096),
+        &mut rng1,
+        Some(&mut trainer1),
+    );
 
     println!(
         "\ntraining: one epoch of {} images, {:?}, SGD lr {LEARNING_RATE}, batch {BATCH} ({gflop:.1} GFLOP nominal); {rounds} rounds, Rust and NumPy interleaved",
@@ -277,11 +288,18 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         SIZES
     );
     let (mut rust_t, mut rust_cpu, mut numpy_t) = (Vec::new(), Vec::new(), Vec::new());
-    let mut numpy1_t = Vec::new();
+    let (mut numpy1_t, mut rust1_t) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         let (t, cpu) = epoch(&mut model, train, &mut rng, Some(&mut trainer));
         rust_t.push(t);
         rust_cpu.push(cpu);
+        let one = if trainer.threads() > 1 {
+            let (t1, _) = epoch(&mut model1, train, &mut rng1, Some(&mut trainer1));
+            rust1_t.push(t1);
+            format!(" (1 thread {t1:.3} s)")
+        } else {
+            String::new()
+        };
         let np = match numpy.as_mut() {
             Some(np) => {
                 let s = np.seconds("epoch")?;
@@ -298,16 +316,29 @@ pub fn run(o: &BenchOptions) -> Result<()> {
             }
             None => String::new(),
         };
-        println!("  round {}: rust {t:.3} s (cpu {cpu:.3} s){np}{np1}", r + 1);
+        println!(
+            "  round {}: rust {t:.3} s (leader's cpu {cpu:.3} s){one}{np}{np1}",
+            r + 1
+        );
     }
     let rust_epoch = median(&mut rust_t);
     println!(
-        "  rust fast ({}): median {rust_epoch:.3} s per epoch (cpu {:.3} s), {:.0} samples/s, {:.1} GFLOP/s (nominal, dense-equivalent)",
+        "  rust fast ({}, {} threads): median {rust_epoch:.3} s per epoch (leader's cpu {:.3} s), {:.0} samples/s, {:.1} GFLOP/s (nominal, dense-equivalent)",
         isa.name(),
+        trainer.threads(),
         median(&mut rust_cpu),
         n / rust_epoch,
         gflop / rust_epoch
     );
+    if !rust1_t.is_empty() {
+        let t1 = median(&mut rust1_t);
+        println!(
+            "  rust fast ({}, 1 thread): median {t1:.3} s per epoch, {:.0} samples/s; {:.2}x from the threads",
+            isa.name(),
+            n / t1,
+            t1 / rust_epoch
+        );
+    }
     if o.core_epoch {
         let mut core_model = model.clone();
         let (t, _) = epoch(&mut core_model, train, &mut rng, None);

@@ -54,10 +54,11 @@ pub struct ComputeArgs {
     /// whose arithmetic is the device's, bit for bit.
     #[arg(long, value_enum, default_value_t = Kernels::Auto)]
     pub kernels: Kernels,
-    /// Threads for evaluating data sets (the result depends on the count only
-    /// through the order the loss is summed in).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
+    /// Threads for the fast kernels' training steps and for evaluating data sets
+    /// [default: the number of cores]. The model's bytes do not depend on it; an
+    /// evaluation's loss does, in its last digits (the order it is summed in).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 }
 
 impl ComputeArgs {
@@ -65,7 +66,9 @@ impl ComputeArgs {
     pub fn compute(&self) -> Compute {
         Compute {
             kernels: self.kernels,
-            threads: usize::from(self.threads),
+            threads: self
+                .threads
+                .map_or_else(crate::train::default_threads, usize::from),
         }
     }
 }
@@ -92,7 +95,8 @@ pub struct BenchArgs {
     /// Images per single-image inference round.
     #[arg(long, default_value_t = 2000)]
     pub infer: usize,
-    /// Threads for the batched evaluation.
+    /// Threads for the training steps and the batched evaluation (a 1-thread epoch
+    /// is timed alongside).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Also time one epoch with mlp-core's kernels.

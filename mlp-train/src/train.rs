@@ -116,9 +116,16 @@ pub struct RunOptions {
 pub struct Compute {
     /// The fast kernels (default) or the core's.
     pub kernels: Kernels,
-    /// Threads for evaluating the validation and test sets (at least 1). The result
-    /// depends on the thread count only through the order the loss is summed in.
+    /// Threads for the fast kernels' training steps and for evaluating the validation
+    /// and test sets (at least 1). Training steps give the same bits on any count;
+    /// an evaluation's loss depends on it through the order it is summed in.
     pub threads: usize,
+}
+
+/// The thread count the command line uses unless told otherwise: the cores this
+/// process may run on (`std::thread::available_parallelism`), 1 if unknown.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Default for Compute {
@@ -369,7 +376,7 @@ pub fn run_with(
     let batch = config.batch_size.min(train.len());
     let mut buf = StepBuffers::new(&model, batch);
     let isa: Option<Isa> = compute.kernels.fast_isa();
-    let mut fast_step = isa.map(|isa| Trainer::new(isa, &model, batch));
+    let mut fast_step = isa.map(|isa| Trainer::with_threads(isa, &model, batch, compute.threads));
     // Plain SGD without weight decay is fused into the fast kernels' products.
     let fused_sgd = optimizer.config.kind == crate::optim::OptimizerKind::Sgd
         && optimizer.config.weight_decay == 0.0;
