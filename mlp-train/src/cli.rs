@@ -55,7 +55,7 @@ pub struct ComputeArgs {
     #[arg(long, value_enum, default_value_t = Kernels::Auto)]
     pub kernels: Kernels,
     /// Threads for the fast kernels' training steps and for evaluating data sets
-    /// [default: the number of cores]. The model's bytes do not depend on it; an
+    /// [default: the number of cores, at most 2]. The model's bytes do not depend on it; an
     /// evaluation's loss does, in its last digits (the order it is summed in).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
