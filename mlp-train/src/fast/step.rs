@@ -251,17 +251,8 @@ impl Job for StepJob<'_> {
         let classes = t.layout[last].outputs;
         forward_all(s, params, &t.layout, x, b, &mut t.acts, &mut t.pack);
         let logits = &t.acts[last][..b * classes];
-        let loss = softmax_cross_entropy(
-            logits,
-            labels,
-            classes,
-            Some(&mut t.deltas[last][..b * classes]),
-        );
-        let correct = logits
-            .chunks_exact(classes)
-            .zip(labels)
-            .filter(|(row, &l)| argmax(row) == usize::from(l))
-            .count();
+        let (loss, correct) =
+            loss_and_correct(logits, labels, classes, &mut t.deltas[last][..b * classes]);
         if !loss.is_finite() {
             return (loss, correct);
         }
@@ -468,12 +459,7 @@ fn parallel_step(
                 sh.deltas.get_mut(sh.rows(last, &all)),
             )
         };
-        let loss = softmax_cross_entropy(logits, labels, classes, Some(grad));
-        let correct = logits
-            .chunks_exact(classes)
-            .zip(labels)
-            .filter(|(row, &l)| argmax(row) == usize::from(l))
-            .count();
+        let (loss, correct) = loss_and_correct(logits, labels, classes, grad);
         if !loss.is_finite() {
             return (loss, correct);
         }
@@ -487,6 +473,24 @@ fn parallel_step(
         phases.run(LAST_UPDATES, finals);
         (loss, correct)
     })
+}
+
+/// The batch's mean cross-entropy loss (its gradient written into `grad`) and how
+/// many of its rows the logits classify right; shared by the one-thread and the
+/// threaded step so that both count the same way.
+fn loss_and_correct(
+    logits: &[f32],
+    labels: &[u8],
+    classes: usize,
+    grad: &mut [f32],
+) -> (f32, usize) {
+    let loss = softmax_cross_entropy(logits, labels, classes, Some(grad));
+    let correct = logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, &l)| argmax(row) == usize::from(l))
+        .count();
+    (loss, correct)
 }
 
 /// One work item of a parallel step, on thread `thread`.
