@@ -24,7 +24,87 @@
 //! do not depend on how the rows are split between threads, up to the sign of an
 //! all-zero sum.
 
-use super::simd::Simd;
+use super::simd::{Portable, Simd};
+
+/// The products, compiled once per instruction set: each implementation is one
+/// function with the instruction set's `#[target_feature]`s around the generic body.
+/// Everything else (the passes, the loops between products) is inlined into each
+/// job's entry point, but the products are large (every panel width, row count and
+/// tail is a separate loop), and inlining them into every job multiplied the
+/// compiled code and the build time; a call per product costs nothing next to it.
+pub(crate) trait Products: Simd {
+    /// `C ← epilogue(A·B)`; see [`gemm`].
+    fn gemm(self, g: Gemm<'_, '_>);
+    /// `C ← A·Bᵀ`, masked; see [`gemm_nt`].
+    fn gemm_nt(self, g: GemmNt<'_>);
+}
+
+impl Products for Portable {
+    #[inline(never)]
+    fn gemm(self, g: Gemm<'_, '_>) {
+        gemm_generic(self, g);
+    }
+    #[inline(never)]
+    fn gemm_nt(self, g: GemmNt<'_>) {
+        gemm_nt_generic(self, g);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::super::simd::{Avx2, Avx512};
+    use super::{gemm_generic, gemm_nt_generic, Gemm, GemmNt, Products};
+
+    impl Products for Avx512 {
+        #[inline(always)]
+        fn gemm(self, g: Gemm<'_, '_>) {
+            // SAFETY: `self` exists, so AVX-512F, AVX2 and FMA were detected.
+            unsafe { gemm_avx512(self, g) }
+        }
+        #[inline(always)]
+        fn gemm_nt(self, g: GemmNt<'_>) {
+            // SAFETY: as above.
+            unsafe { gemm_nt_avx512(self, g) }
+        }
+    }
+
+    impl Products for Avx2 {
+        #[inline(always)]
+        fn gemm(self, g: Gemm<'_, '_>) {
+            // SAFETY: `self` exists, so AVX2 and FMA were detected.
+            unsafe { gemm_avx2(self, g) }
+        }
+        #[inline(always)]
+        fn gemm_nt(self, g: GemmNt<'_>) {
+            // SAFETY: as above.
+            unsafe { gemm_nt_avx2(self, g) }
+        }
+    }
+
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn gemm_avx512(s: Avx512, g: Gemm<'_, '_>) {
+        gemm_generic(s, g);
+    }
+
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn gemm_nt_avx512(s: Avx512, g: GemmNt<'_>) {
+        gemm_nt_generic(s, g);
+    }
+
+    #[inline(never)]
+    #[target_feature(enable = "avx2,fma")]
+    fn gemm_avx2(s: Avx2, g: Gemm<'_, '_>) {
+        gemm_generic(s, g);
+    }
+
+    #[inline(never)]
+    #[target_feature(enable = "avx2,fma")]
+    fn gemm_nt_avx2(s: Avx2, g: GemmNt<'_>) {
+        gemm_nt_generic(s, g);
+    }
+}
 
 /// What happens to each accumulated `acc = (A·B)[i][j]` on its way to `C[i][j]`.
 #[derive(Clone, Copy, Debug)]
@@ -114,7 +194,51 @@ pub(crate) struct Gemm<'a, 'p> {
 
 /// `C ← epilogue(A·B)` with the instructions of `s`; see the module docs.
 #[inline(always)]
-pub(crate) fn gemm<S: Simd>(s: S, g: Gemm<'_, '_>) {
+pub(crate) fn gemm<S: Products>(s: S, g: Gemm<'_, '_>) {
+    s.gemm(g);
+}
+
+/// [`gemm`]'s body, compiled once per instruction set by [`Products`] and, within
+/// that, once per kind of epilogue: with the kind a constant the compiler keeps the
+/// accumulators in registers (with a kind known only at run time it stored them to
+/// the stack after every multiply-add, and the products ran at half speed).
+#[inline(always)]
+fn gemm_generic<S: Simd>(s: S, g: Gemm<'_, '_>) {
+    match g.epilogue {
+        Epilogue::Bias { bias, relu: true } => gemm_body(
+            s,
+            Gemm {
+                epilogue: Epilogue::Bias { bias, relu: true },
+                ..g
+            },
+        ),
+        Epilogue::Bias { bias, relu: false } => gemm_body(
+            s,
+            Gemm {
+                epilogue: Epilogue::Bias { bias, relu: false },
+                ..g
+            },
+        ),
+        Epilogue::Store => gemm_body(
+            s,
+            Gemm {
+                epilogue: Epilogue::Store,
+                ..g
+            },
+        ),
+        Epilogue::Sgd { lr } => gemm_body(
+            s,
+            Gemm {
+                epilogue: Epilogue::Sgd { lr },
+                ..g
+            },
+        ),
+    }
+}
+
+/// [`gemm_generic`] for one kind of epilogue.
+#[inline(always)]
+fn gemm_body<S: Simd>(s: S, g: Gemm<'_, '_>) {
     let Gemm {
         a,
         b,
@@ -402,7 +526,13 @@ pub(crate) struct GemmNt<'a> {
 /// of two contiguous rows, accumulated in vectors along `k` and summed across lanes at
 /// the end. Tiles of up to 4 × 4 elements share their loads.
 #[inline(always)]
-pub(crate) fn gemm_nt<S: Simd>(s: S, g: GemmNt<'_>) {
+pub(crate) fn gemm_nt<S: Products>(s: S, g: GemmNt<'_>) {
+    s.gemm_nt(g);
+}
+
+/// [`gemm_nt`]'s body, compiled once per instruction set by [`Products`].
+#[inline(always)]
+fn gemm_nt_generic<S: Simd>(s: S, g: GemmNt<'_>) {
     let GemmNt {
         a,
         bt,

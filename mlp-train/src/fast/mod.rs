@@ -37,8 +37,8 @@ mod team;
 
 use mlp_core::dense::DenseShape;
 
-use gemm::{Epilogue, Gemm, GemmNt, Pack, Strided};
-use simd::{Portable, Simd};
+use gemm::{Epilogue, Gemm, GemmNt, Pack, Products, Strided};
+use simd::Portable;
 
 pub use step::{evaluate, Predictor, Trainer, Update};
 
@@ -132,7 +132,7 @@ pub(crate) trait Job {
     /// What the work returns.
     type Out;
     /// Does the work with the instructions of `s`.
-    fn run<S: Simd>(self, s: S) -> Self::Out;
+    fn run<S: Products>(self, s: S) -> Self::Out;
 }
 
 /// Runs `job` with `isa` if this CPU supports it, else with the portable code.
@@ -156,7 +156,8 @@ pub(crate) fn dispatch<J: Job>(isa: Isa, job: J) -> J::Out {
     job.run(Portable)
 }
 
-/// `job` compiled for AVX-512 (the generic kernels are inlined into this function).
+/// `job` compiled for AVX-512 (the passes are inlined into this function; the products
+/// are calls to their AVX-512 versions, see `gemm::Products`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn run_avx512<J: Job>(s: simd::Avx512, job: J) -> J::Out {
@@ -207,7 +208,7 @@ struct ForwardJob<'a> {
 impl Job for ForwardJob<'_> {
     type Out = ();
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
+    fn run<S: Products>(self, s: S) {
         forward_layer(
             s,
             self.shape,
@@ -224,7 +225,7 @@ impl Job for ForwardJob<'_> {
 /// One layer forward: `y ← x·W + b`, then ReLU if `relu`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_layer<S: Simd>(
+pub(crate) fn forward_layer<S: Products>(
     s: S,
     shape: DenseShape,
     x: &[f32],
@@ -304,7 +305,7 @@ struct InputGradJob<'a> {
 impl Job for InputGradJob<'_> {
     type Out = ();
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
+    fn run<S: Products>(self, s: S) {
         input_gradient(
             s,
             self.shape,
@@ -318,7 +319,7 @@ impl Job for InputGradJob<'_> {
 
 /// `grad_in ← grad_out · Wᵀ`, zeroed where `mask ≤ 0` if a mask is given.
 #[inline(always)]
-pub(crate) fn input_gradient<S: Simd>(
+pub(crate) fn input_gradient<S: Products>(
     s: S,
     shape: DenseShape,
     weights: &[f32],
@@ -399,7 +400,7 @@ struct WeightGradJob<'a> {
 impl Job for WeightGradJob<'_> {
     type Out = ();
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
+    fn run<S: Products>(self, s: S) {
         weight_gradient(
             s,
             self.shape,
@@ -417,7 +418,7 @@ impl Job for WeightGradJob<'_> {
 /// learning rate from) `weights` and `bias`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_gradient<S: Simd>(
+pub(crate) fn weight_gradient<S: Products>(
     s: S,
     shape: DenseShape,
     x: &[f32],
@@ -447,7 +448,7 @@ pub(crate) fn weight_gradient<S: Simd>(
 /// layer's update by rows without changing the result. The bias is not touched.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_gradient_rows<S: Simd>(
+pub(crate) fn weight_gradient_rows<S: Products>(
     s: S,
     shape: DenseShape,
     x: &[f32],
@@ -494,7 +495,7 @@ pub(crate) fn weight_gradient_rows<S: Simd>(
 /// The bias gradient `Σ_rows g`, summed row by row from zero as the core does (so the
 /// bits are the core's), stored or applied as an SGD step.
 #[inline(always)]
-pub(crate) fn column_sums_into<S: Simd>(
+pub(crate) fn column_sums_into<S: Products>(
     s: S,
     g: &[f32],
     n: usize,
@@ -612,7 +613,7 @@ struct SgdJob<'a> {
 impl Job for SgdJob<'_> {
     type Out = ();
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
+    fn run<S: Products>(self, s: S) {
         let l = S::LANES;
         let lr = s.splat(self.lr);
         let mut p = self.params.chunks_exact_mut(l);

@@ -3,7 +3,8 @@
 //!
 //! A kernel is a generic function over [`Simd`] marked `#[inline(always)]`; each
 //! instruction set gets an entry point with `#[target_feature]` that calls it, so the
-//! whole kernel is compiled for that instruction set (see `gemm.rs`). The x86 types
+//! whole kernel is compiled for that instruction set (the products once per set, see
+//! `gemm::Products`; the passes around them once per job, see `dispatch`). The x86 types
 //! can only be built by [`Avx512::detect`] and [`Avx2::detect`], which check the CPU at
 //! run time: holding one is the proof that its intrinsics may be executed, which is
 //! what every `// SAFETY:` comment below relies on.

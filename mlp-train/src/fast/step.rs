@@ -30,8 +30,7 @@ use std::ops::Range;
 use mlp_core::dense::DenseShape;
 use mlp_core::loss::{argmax, softmax_cross_entropy};
 
-use super::gemm::Pack;
-use super::simd::Simd;
+use super::gemm::{Pack, Products};
 use super::team::{Team, MAX_PHASES};
 use super::{
     column_sums_into, dispatch, forward_layer, input_gradient, weight_gradient,
@@ -44,7 +43,7 @@ use crate::model::{LayerLayout, Mlp};
 /// Runs every layer on the first `b` rows of `x`, leaving each layer's output (after
 /// ReLU for hidden layers) in `acts[k][..b × outputs]`.
 #[inline(always)]
-fn forward_all<S: Simd>(
+fn forward_all<S: Products>(
     s: S,
     params: &[f32],
     layout: &[LayerLayout],
@@ -234,7 +233,7 @@ struct StepJob<'a> {
 impl Job for StepJob<'_> {
     type Out = (f32, usize);
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) -> (f32, usize) {
+    fn run<S: Products>(self, s: S) -> (f32, usize) {
         let StepJob {
             t,
             params,
@@ -504,7 +503,7 @@ struct ItemJob<'a, 'b> {
 impl Job for ItemJob<'_, '_> {
     type Out = ();
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
+    fn run<S: Products>(self, s: S) {
         let ItemJob {
             sh,
             thread,
@@ -554,7 +553,7 @@ impl Job for ItemJob<'_, '_> {
 /// Rows `rows` of every layer forward. Reads: the parameters, x, these rows of acts;
 /// writes: these rows of acts.
 #[inline(always)]
-fn forward_rows<S: Simd>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pack: &mut Pack) {
+fn forward_rows<S: Products>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pack: &mut Pack) {
     let last = sh.layout.len() - 1;
     for (k, l) in sh.layout.iter().enumerate() {
         // SAFETY: nobody writes the parameters in this phase; these rows of acts are
@@ -589,7 +588,7 @@ fn forward_rows<S: Simd>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pack: &
 /// `k`'s weights, these rows of deltas[k] and acts[k − 1]; writes: these rows of
 /// deltas[k − 1].
 #[inline(always)]
-fn input_gradient_rows<S: Simd>(s: S, sh: &StepShared<'_>, k: usize, rows: &Range<usize>) {
+fn input_gradient_rows<S: Products>(s: S, sh: &StepShared<'_>, k: usize, rows: &Range<usize>) {
     let l = &sh.layout[k];
     // SAFETY: in this phase layer `k`'s weights, deltas[k] and acts[k − 1] are only
     // read (the phase's other items update another layer), and these rows of
@@ -610,7 +609,7 @@ fn input_gradient_rows<S: Simd>(s: S, sh: &StepShared<'_>, k: usize, rows: &Rang
 /// updated or stored as gradients. Reads: x or acts[k − 1], deltas[k]; writes: these
 /// rows of the layer's weights (or gradients).
 #[inline(always)]
-fn update_rows<S: Simd>(s: S, sh: &StepShared<'_>, k: usize, item: usize, pack: &mut Pack) {
+fn update_rows<S: Products>(s: S, sh: &StepShared<'_>, k: usize, item: usize, pack: &mut Pack) {
     let l = &sh.layout[k];
     let all = 0..sh.b;
     let shape = DenseShape::new(sh.b, l.inputs, l.outputs);
@@ -723,7 +722,7 @@ impl Job for EvalJob<'_> {
     /// The summed loss (per-batch mean times rows) and the flat confusion counts.
     type Out = (f64, Vec<usize>);
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) -> (f64, Vec<usize>) {
+    fn run<S: Products>(self, s: S) -> (f64, Vec<usize>) {
         let EvalJob { model, x, labels } = self;
         let classes = model.classes();
         let features = model.inputs();
@@ -820,7 +819,7 @@ impl Job for PredictJob<'_> {
     /// Whether the logits ended in `ping`.
     type Out = bool;
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) -> bool {
+    fn run<S: Products>(self, s: S) -> bool {
         let PredictJob { p, model, input } = self;
         let layout = model.layout();
         let last = layout.len().saturating_sub(1);
