@@ -63,27 +63,45 @@ pub fn softmax_cross_entropy(
     let inv_batch = 1.0 / batch as f32;
     let mut total = 0.0f32;
     for (n, (row, &label)) in logits.chunks_exact(classes).zip(labels).enumerate() {
-        let label = usize::from(label);
-        let (max, sum) = max_and_shifted_sum(row);
-        total += match row.get(label) {
-            Some(&z) => (max - z) + libm::logf(sum),
-            None => f32::NAN,
-        };
         let grad_row = grad
             .as_deref_mut()
             .and_then(|g| g.get_mut(n * classes..(n + 1) * classes));
-        if let Some(grad_row) = grad_row {
-            let inv_sum = 1.0 / sum;
-            for (j, (g, &z)) in grad_row.iter_mut().zip(row).enumerate() {
-                let target = if j == label { 1.0 } else { 0.0 };
-                *g = (libm::expf(z - max) * inv_sum - target) * inv_batch;
-            }
-            if label >= classes {
-                grad_row.fill(f32::NAN);
-            }
-        }
+        total += softmax_cross_entropy_row(row, label, inv_batch, grad_row);
     }
     total * inv_batch
+}
+
+/// One row of [`softmax_cross_entropy`]: the row's loss `lse(z) − z[label]`, and with
+/// `grad` its gradient scaled by `scale` (the batch mean uses `1 / batch`):
+/// `grad[j] ← (softmax(z)[j] − [j == label]) · scale`. A label not below `row.len()`
+/// gives NaN, as in the batch function. Public so that a trainer splitting a batch's
+/// rows between threads computes exactly the batch function's numbers.
+///
+/// # Shapes
+/// `grad: [row.len()]`.
+pub fn softmax_cross_entropy_row(
+    row: &[f32],
+    label: u8,
+    scale: f32,
+    grad: Option<&mut [f32]>,
+) -> f32 {
+    let label = usize::from(label);
+    let (max, sum) = max_and_shifted_sum(row);
+    let loss = match row.get(label) {
+        Some(&z) => (max - z) + libm::logf(sum),
+        None => f32::NAN,
+    };
+    if let Some(grad_row) = grad {
+        let inv_sum = 1.0 / sum;
+        for (j, (g, &z)) in grad_row.iter_mut().zip(row).enumerate() {
+            let target = if j == label { 1.0 } else { 0.0 };
+            *g = (libm::expf(z - max) * inv_sum - target) * scale;
+        }
+        if label >= row.len() {
+            grad_row.fill(f32::NAN);
+        }
+    }
+    loss
 }
 
 /// Index of the largest value (the predicted class). Ties go to the lowest index;

@@ -3,38 +3,42 @@
 //! single-image prediction ([`Predictor`]). Each owns its buffers, allocated when it is
 //! created: a step or a prediction allocates nothing.
 //!
-//! A step's instruction set is chosen once per call and thread (one dispatch), so the
+//! A pass's instruction set is chosen once per call and thread (one dispatch), so the
 //! whole pass, loops between the products included, is compiled for it.
 //!
-//! # A step on several threads
-//! Every product is cut into work items so that each output element is computed by
-//! exactly one item, by the same kernel and in the same order of operations as on one
-//! thread: no sums cross items, so the model's bits depend neither on the thread count
-//! nor on which thread ran which item. The forward pass and the input gradients cut
-//! the batch's rows, the weight updates each layer's weight rows (its inputs); both
-//! at multiples of the kernels' row blocks, where the zero-skipping lists come out
-//! the same. The threads claim items as they come (see `team.rs`), phase by phase:
+//! # A training step, on one thread or several
+//! A step is two phases of work items, run by a [`Team`] (see `team.rs`): the
+//! threads claim items as they come, and each phase waits for all of its items.
 //!
-//! 1. every layer forward, each item on its rows of the batch (a row depends only on
-//!    the same row below, so one item runs all layers);
-//! 2. the loss and the last layer's gradient, on the leader alone (32 × 10 values);
-//! 3. the last layer's input gradient, by rows of the batch;
-//! 4. for each layer `k` from the last down to 2: its weight update together with the
-//!    input gradient of layer `k − 1` (they read and write different things);
-//! 5. the updates of layers 0 and 1.
+//! 1. **Rows.** Everything that works row by row: each item takes a block of the
+//!    batch's rows through every layer forward, the loss and its gradient, and every
+//!    input gradient back down to layer 1 (a row needs only the same row of the layer
+//!    before or after, and the weights, which this phase only reads).
+//! 2. **Weights.** Each item updates (or stores the gradients of) a share of one
+//!    layer's weight rows, and the share that ends a layer also its bias (a column
+//!    sum over the batch).
 //!
-//! A layer's bias update (a column sum over the batch) goes with its last item.
+//! Between the phases the leader adds the rows' losses in row order; if the sum is not
+//! finite, the weights phase does not run.
+//!
+//! Every output element is computed by exactly one item, by the same kernel and in
+//! the same order of operations whatever the split: the row blocks and weight shares
+//! start at multiples of the kernels' row blocks, where the zero-skipping lists come
+//! out the same, and the loss is `softmax_cross_entropy`'s per-row code. So no sum
+//! crosses items, and the model's bits depend neither on the thread count nor on
+//! which thread ran which item. One thread runs the same two phases with one item
+//! for all rows and one per layer.
 
 use std::ops::Range;
 
 use mlp_core::dense::DenseShape;
-use mlp_core::loss::{argmax, softmax_cross_entropy};
+use mlp_core::loss::{argmax, softmax_cross_entropy, softmax_cross_entropy_row};
 
 use super::gemm::{Pack, Products};
-use super::team::{Team, MAX_PHASES};
+use super::team::Team;
 use super::{
-    column_sums_into, dispatch, forward_layer, input_gradient, weight_gradient,
-    weight_gradient_rows, Isa, Job, WeightsOut, FORWARD_MR, WEIGHTS_MR,
+    column_sums_into, dispatch, forward_layer, input_gradient, weight_gradient_rows, Isa, Job,
+    WeightsOut, FORWARD_MR, WEIGHTS_MR,
 };
 use crate::data::Dataset;
 use crate::metrics::{Evaluation, EVAL_BATCH};
@@ -88,15 +92,6 @@ pub struct Trainer {
     sizes: Vec<usize>,
     layout: Vec<LayerLayout>,
     batch: usize,
-    acts: Vec<Vec<f32>>,
-    deltas: Vec<Vec<f32>>,
-    pack: Pack,
-    parallel: Option<Parallel>,
-}
-
-/// What a step on several threads needs besides the single-threaded buffers.
-#[derive(Clone, Debug)]
-struct Parallel {
     team: Team,
     /// Every layer's activations in one buffer (layer `k` from `offsets[k]`), so one
     /// shared pointer covers them all and a step allocates nothing.
@@ -104,6 +99,10 @@ struct Parallel {
     /// The gradients with respect to every layer's output, laid out as `acts`.
     deltas: Vec<f32>,
     offsets: Vec<usize>,
+    /// Each row's loss, summed in row order once all rows are done.
+    row_losses: Vec<f32>,
+    /// Whether each row was classified right.
+    row_correct: Vec<bool>,
     /// One packing space per thread.
     packs: Vec<Pack>,
 }
@@ -119,59 +118,44 @@ impl Trainer {
     /// Like [`Trainer::new`], with steps split over `threads` threads (the caller and
     /// `threads − 1` workers, created now and kept until the trainer is dropped;
     /// clamped to `1..=`[`Trainer::max_threads`]). The results are bit-identical to
-    /// one thread's. One thread runs the single-threaded code, with no workers. On a
-    /// machine busy with other work the workers may get no core for a while; the
-    /// caller's thread then does their share and a step costs about one thread's.
+    /// one thread's. One thread runs the same code with no workers. On a machine busy
+    /// with other work the workers may get no core for a while; the caller's thread
+    /// then does their share and a step costs about one thread's.
     pub fn with_threads(isa: Isa, model: &Mlp, batch: usize, threads: usize) -> Trainer {
-        let mut t = Trainer::new(isa, model, batch);
         let threads = threads.clamp(1, Trainer::max_threads(batch));
-        // Each layer adds a phase; a network deeper than the phase numbers reach
-        // (hundreds of layers) trains on one thread.
-        if threads > 1 && MIDDLE + t.layout.len() <= MAX_PHASES {
-            let mut offsets = Vec::with_capacity(t.layout.len());
-            let mut len = 0;
-            for l in &t.layout {
-                offsets.push(len);
-                len += batch * l.outputs;
-            }
-            t.parallel = Some(Parallel {
-                team: Team::new(threads),
-                acts: vec![0.0; len],
-                deltas: vec![0.0; len],
-                offsets,
-                packs: vec![t.pack.clone(); threads],
-            });
+        let layout = model.layout().to_vec();
+        let mut offsets = Vec::with_capacity(layout.len());
+        let mut len = 0;
+        for l in &layout {
+            offsets.push(len);
+            len += batch * l.outputs;
         }
-        t
-    }
-
-    /// The threads a step runs on.
-    pub fn threads(&self) -> usize {
-        self.parallel.as_ref().map_or(1, |p| p.team.threads())
-    }
-
-    /// Buffers for batches of up to `batch` rows of `model`'s shape; steps run on the
-    /// calling thread.
-    pub fn new(isa: Isa, model: &Mlp, batch: usize) -> Trainer {
-        let buffers = || -> Vec<Vec<f32>> {
-            model
-                .layout()
-                .iter()
-                .map(|l| vec![0.0; batch * l.outputs])
-                .collect()
-        };
         let mut pack = Pack::default();
         pack.reserve(model.widest().max(batch));
         Trainer {
             isa,
             sizes: model.sizes().to_vec(),
-            layout: model.layout().to_vec(),
+            layout,
             batch,
-            acts: buffers(),
-            deltas: buffers(),
-            pack,
-            parallel: None,
+            team: Team::new(threads),
+            acts: vec![0.0; len],
+            deltas: vec![0.0; len],
+            offsets,
+            row_losses: vec![0.0; batch],
+            row_correct: vec![false; batch],
+            packs: vec![pack; threads],
         }
+    }
+
+    /// The threads a step runs on.
+    pub fn threads(&self) -> usize {
+        self.team.threads()
+    }
+
+    /// Buffers for batches of up to `batch` rows of `model`'s shape; steps run on the
+    /// calling thread.
+    pub fn new(isa: Isa, model: &Mlp, batch: usize) -> Trainer {
+        Trainer::with_threads(isa, model, batch, 1)
     }
 
     /// The instruction set the steps use.
@@ -201,88 +185,60 @@ impl Trainer {
         let b = labels.len();
         assert_eq!(model.sizes(), &self.sizes[..], "model shape");
         assert!(b <= self.batch, "batch larger than the trainer's");
-        assert!(x.len() >= b * model.inputs(), "x length");
+        let inputs = model.inputs();
+        assert!(x.len() >= b * inputs, "x length");
         if let Update::Gradients(g) = &update {
             assert_eq!(g.len(), model.params.len(), "gradients length");
         }
-        let isa = self.isa;
-        if let Some(p) = self.parallel.as_mut() {
-            return parallel_step(isa, &self.layout, p, &mut model.params, x, labels, update);
-        }
-        dispatch(
-            isa,
-            StepJob {
-                t: self,
-                params: &mut model.params,
-                x,
-                labels,
-                update,
-            },
-        )
-    }
-}
-
-struct StepJob<'a> {
-    t: &'a mut Trainer,
-    params: &'a mut [f32],
-    x: &'a [f32],
-    labels: &'a [u8],
-    update: Update<'a>,
-}
-
-impl Job for StepJob<'_> {
-    type Out = (f32, usize);
-    #[inline(always)]
-    fn run<S: Products>(self, s: S) -> (f32, usize) {
-        let StepJob {
-            t,
-            params,
-            x,
-            labels,
-            mut update,
-        } = self;
-        let b = labels.len();
-        let layers = t.layout.len();
+        let layers = self.layout.len();
         if layers == 0 || b == 0 {
             return (f32::NAN, 0);
         }
-        let last = layers - 1;
-        let classes = t.layout[last].outputs;
-        forward_all(s, params, &t.layout, x, b, &mut t.acts, &mut t.pack);
-        let logits = &t.acts[last][..b * classes];
-        let (loss, correct) =
-            loss_and_correct(logits, labels, classes, &mut t.deltas[last][..b * classes]);
-        if !loss.is_finite() {
-            return (loss, correct);
-        }
-        for (k, l) in t.layout.iter().enumerate().rev() {
-            let shape = DenseShape::new(b, l.inputs, l.outputs);
-            let (before, from_k) = t.deltas.split_at_mut(k);
-            let grad_out = &from_k[0][..b * l.outputs];
-            let input: &[f32] = if k == 0 {
-                &x[..b * l.inputs]
-            } else {
-                &t.acts[k - 1][..b * l.inputs]
-            };
-            if k > 0 {
-                // With the weights before this step's update.
-                input_gradient(
-                    s,
-                    shape,
-                    &params[l.weights.clone()],
-                    grad_out,
-                    &mut before[k - 1][..b * l.inputs],
-                    Some(input),
-                );
+        let (grads, out) = match update {
+            Update::Sgd(lr) => (None, WeightsOut::Sgd(lr)),
+            Update::Gradients(g) => (Some(SharedSlice::new(g)), WeightsOut::Store),
+        };
+        let threads = self.team.threads();
+        let sh = StepShared {
+            layout: &self.layout,
+            b,
+            threads,
+            x: &x[..b * inputs],
+            labels,
+            params: SharedSlice::new(&mut model.params),
+            grads,
+            out,
+            acts: SharedSlice::new(&mut self.acts),
+            deltas: SharedSlice::new(&mut self.deltas),
+            offsets: &self.offsets,
+            row_losses: SharedSlice::new(&mut self.row_losses[..b]),
+            row_correct: SharedSlice::new(&mut self.row_correct[..b]),
+            packs: SharedSlice::new(&mut self.packs),
+        };
+        let isa = self.isa;
+        let items = |thread: usize, phase: usize, item: usize| {
+            dispatch(
+                isa,
+                ItemJob {
+                    sh: &sh,
+                    thread,
+                    phase,
+                    item,
+                },
+            )
+        };
+        self.team.run(&items, |phases| {
+            phases.run(ROWS, sh.row_items());
+            // SAFETY: no item runs between phases.
+            let (losses, correct) = unsafe { (sh.row_losses.get(0..b), sh.row_correct.get(0..b)) };
+            // In row order from zero, as `softmax_cross_entropy` sums them.
+            let loss = losses.iter().fold(0.0f32, |total, &l| total + l) * (1.0 / b as f32);
+            let correct = correct.iter().filter(|&&c| c).count();
+            if loss.is_finite() {
+                phases.run(WEIGHTS, sh.weight_items());
             }
-            let (target, out) = match &mut update {
-                Update::Sgd(lr) => (&mut *params, WeightsOut::Sgd(*lr)),
-                Update::Gradients(g) => (&mut **g, WeightsOut::Store),
-            };
-            let (w, bias) = target[l.weights.start..l.bias.end].split_at_mut(l.inputs * l.outputs);
-            weight_gradient(s, shape, input, grad_out, w, bias, out, &mut t.pack);
-        }
-        (loss, correct)
+            (loss, correct)
+        })
     }
 }
 
@@ -350,26 +306,24 @@ fn share(len: usize, block: usize, parts: usize, i: usize) -> Range<usize> {
     start..end
 }
 
-/// Work items per thread and phase: more than one, so that a thread that finishes
-/// early (or starts late) takes over items of the other, few enough that claiming
-/// them (an atomic operation on a shared cache line each) stays cheap.
-const ITEMS_PER_THREAD: usize = 3;
+/// Multiply-adds per weight-update item on several threads: about 3 µs of work, so
+/// that the items even out between threads at the end of the phase while a claim
+/// (about 0.1 µs) stays cheap.
+const UPDATE_ITEM_MACS: usize = 160_000;
 
-/// Phase numbers of a parallel step (see the module docs); phase `MIDDLE + k` is layer
-/// `k`'s update with layer `k − 1`'s input gradient.
-const FORWARD: usize = 0;
-const INPUT_GRADIENT_LAST: usize = 1;
-const LAST_UPDATES: usize = 2;
-const MIDDLE: usize = 3;
+/// The two phases of a step (see the module docs).
+const ROWS: usize = 0;
+const WEIGHTS: usize = 1;
 
 /// Everything the items of one step share.
 struct StepShared<'a> {
     layout: &'a [LayerLayout],
     /// Rows in this batch.
     b: usize,
-    /// Items per phase, at most: [`ITEMS_PER_THREAD`] × threads.
-    split: usize,
+    /// Threads in the team.
+    threads: usize,
     x: &'a [f32],
+    labels: &'a [u8],
     params: SharedSlice<'a, f32>,
     /// Where weight gradients go: `params` (SGD, fused) or a gradient buffer.
     grads: Option<SharedSlice<'a, f32>>,
@@ -377,6 +331,8 @@ struct StepShared<'a> {
     acts: SharedSlice<'a, f32>,
     deltas: SharedSlice<'a, f32>,
     offsets: &'a [usize],
+    row_losses: SharedSlice<'a, f32>,
+    row_correct: SharedSlice<'a, bool>,
     packs: SharedSlice<'a, Pack>,
 }
 
@@ -387,112 +343,48 @@ impl StepShared<'_> {
         self.offsets[k] + rows.start * n..self.offsets[k] + rows.end * n
     }
 
-    /// Items that split the batch's rows.
-    fn batch_items(&self) -> usize {
-        self.b.div_ceil(FORWARD_MR).min(self.split)
+    /// Items of the rows phase: one forward block of rows each on several threads, all
+    /// rows at once on one.
+    fn row_items(&self) -> usize {
+        if self.threads == 1 {
+            1
+        } else {
+            self.b.div_ceil(FORWARD_MR)
+        }
     }
 
-    /// Items that split layer `k`'s weight rows.
+    /// Items that split layer `k`'s weight rows: one on one thread, else enough for
+    /// items of about [`UPDATE_ITEM_MACS`].
     fn update_items(&self, k: usize) -> usize {
-        self.layout[k]
-            .inputs
-            .div_ceil(WEIGHTS_MR)
-            .clamp(1, self.split)
+        let l = &self.layout[k];
+        if self.threads == 1 {
+            return 1;
+        }
+        let macs = l.inputs * l.outputs * self.b;
+        macs.div_ceil(UPDATE_ITEM_MACS)
+            .clamp(1, l.inputs.div_ceil(WEIGHTS_MR).max(1))
+    }
+
+    /// Items of the weights phase: every layer's, first to last, so the small last
+    /// layers fill the gaps at the end.
+    fn weight_items(&self) -> usize {
+        (0..self.layout.len()).map(|k| self.update_items(k)).sum()
+    }
+
+    /// Layer and share of item `item` of the weights phase.
+    fn weight_item(&self, mut item: usize) -> (usize, usize) {
+        for k in 0..self.layout.len() {
+            let n = self.update_items(k);
+            if item < n {
+                return (k, item);
+            }
+            item -= n;
+        }
+        unreachable!("weight item out of range")
     }
 }
 
-/// A step on the threads of `p`'s team (see the module docs), with the same results as
-/// [`StepJob`] on one thread.
-fn parallel_step(
-    isa: Isa,
-    layout: &[LayerLayout],
-    p: &mut Parallel,
-    params: &mut [f32],
-    x: &[f32],
-    labels: &[u8],
-    update: Update<'_>,
-) -> (f32, usize) {
-    let b = labels.len();
-    let layers = layout.len();
-    if layers == 0 || b == 0 {
-        return (f32::NAN, 0);
-    }
-    let (grads, out) = match update {
-        Update::Sgd(lr) => (None, WeightsOut::Sgd(lr)),
-        Update::Gradients(g) => (Some(SharedSlice::new(g)), WeightsOut::Store),
-    };
-    let last = layers - 1;
-    let classes = layout[last].outputs;
-    let sh = StepShared {
-        layout,
-        b,
-        split: ITEMS_PER_THREAD * p.team.threads(),
-        x,
-        params: SharedSlice::new(params),
-        grads,
-        out,
-        acts: SharedSlice::new(&mut p.acts),
-        deltas: SharedSlice::new(&mut p.deltas),
-        offsets: &p.offsets,
-        packs: SharedSlice::new(&mut p.packs),
-    };
-    let items = |thread: usize, phase: usize, item: usize| {
-        dispatch(
-            isa,
-            ItemJob {
-                sh: &sh,
-                thread,
-                phase,
-                item,
-            },
-        )
-    };
-    p.team.run(&items, |phases| {
-        phases.run(FORWARD, sh.batch_items());
-        // The loss on the leader alone: 32 × 10 values, less than a claim round trip.
-        let all = 0..b;
-        // SAFETY: no item runs between phases; the leader is the only thread here.
-        let (logits, grad) = unsafe {
-            (
-                sh.acts.get(sh.rows(last, &all)),
-                sh.deltas.get_mut(sh.rows(last, &all)),
-            )
-        };
-        let (loss, correct) = loss_and_correct(logits, labels, classes, grad);
-        if !loss.is_finite() {
-            return (loss, correct);
-        }
-        if layers >= 2 {
-            phases.run(INPUT_GRADIENT_LAST, sh.batch_items());
-        }
-        for k in (2..layers).rev() {
-            phases.run(MIDDLE + k, sh.update_items(k) + sh.batch_items());
-        }
-        let finals = sh.update_items(0) + if layers >= 2 { sh.update_items(1) } else { 0 };
-        phases.run(LAST_UPDATES, finals);
-        (loss, correct)
-    })
-}
-
-/// The batch's mean cross-entropy loss (its gradient written into `grad`) and how
-/// many of its rows the logits classify right; shared by the one-thread and the
-/// threaded step so that both count the same way.
-fn loss_and_correct(
-    logits: &[f32],
-    labels: &[u8],
-    classes: usize,
-    grad: &mut [f32],
-) -> (f32, usize) {
-    let loss = softmax_cross_entropy(logits, labels, classes, Some(grad));
-    let correct = logits
-        .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, &l)| argmax(row) == usize::from(l))
-        .count();
-    (loss, correct)
-}
-
-/// One work item of a parallel step, on thread `thread`.
+/// One work item of a step, on thread `thread`.
 struct ItemJob<'a, 'b> {
     sh: &'a StepShared<'b>,
     thread: usize,
@@ -515,36 +407,18 @@ impl Job for ItemJob<'_, '_> {
         // items before the next is published).
         // SAFETY: pack `thread` is used by thread `thread` only, one item at a time.
         let pack = unsafe { &mut sh.packs.get_mut(thread..thread + 1)[0] };
-        let layers = sh.layout.len();
         match phase {
-            FORWARD => forward_rows(
-                s,
-                sh,
-                &share(sh.b, FORWARD_MR, sh.batch_items(), item),
-                pack,
-            ),
-            INPUT_GRADIENT_LAST => {
-                let rows = share(sh.b, FORWARD_MR, sh.batch_items(), item);
-                input_gradient_rows(s, sh, layers - 1, &rows);
-            }
-            LAST_UPDATES => {
-                // The large first layer first, so the small one fills the gaps.
-                let first = sh.update_items(0);
-                if item < first {
-                    update_rows(s, sh, 0, item, pack);
-                } else {
-                    update_rows(s, sh, 1, item - first, pack);
+            ROWS => {
+                let rows = share(sh.b, FORWARD_MR, sh.row_items(), item);
+                forward_rows(s, sh, &rows, pack);
+                loss_rows(sh, &rows);
+                for k in (1..sh.layout.len()).rev() {
+                    input_gradient_rows(s, sh, k, &rows);
                 }
             }
             _ => {
-                let k = phase - MIDDLE;
-                let updates = sh.update_items(k);
-                if item < updates {
-                    update_rows(s, sh, k, item, pack);
-                } else {
-                    let rows = share(sh.b, FORWARD_MR, sh.batch_items(), item - updates);
-                    input_gradient_rows(s, sh, k - 1, &rows);
-                }
+                let (k, share) = sh.weight_item(item);
+                update_rows(s, sh, k, share, pack);
             }
         }
     }
@@ -584,15 +458,43 @@ fn forward_rows<S: Products>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pac
     }
 }
 
+/// Rows `rows` of the loss: each row's loss and whether it is classified right, and
+/// the gradient of the batch mean with respect to its logits, with the numbers of
+/// `softmax_cross_entropy` on the whole batch. Reads: these rows of the last layer's
+/// acts; writes: these rows of its deltas, of the row losses and of the row flags.
+fn loss_rows(sh: &StepShared<'_>, rows: &Range<usize>) {
+    let last = sh.layout.len() - 1;
+    let classes = sh.layout[last].outputs;
+    let scale = 1.0 / sh.b as f32;
+    // SAFETY: these rows are this item's.
+    let (logits, grad, losses, correct) = unsafe {
+        (
+            sh.acts.get(sh.rows(last, rows)),
+            sh.deltas.get_mut(sh.rows(last, rows)),
+            sh.row_losses.get_mut(rows.clone()),
+            sh.row_correct.get_mut(rows.clone()),
+        )
+    };
+    let labels = &sh.labels[rows.clone()];
+    for (((row, g), &label), (loss, right)) in logits
+        .chunks_exact(classes)
+        .zip(grad.chunks_exact_mut(classes))
+        .zip(labels)
+        .zip(losses.iter_mut().zip(correct))
+    {
+        *loss = softmax_cross_entropy_row(row, label, scale, Some(g));
+        *right = argmax(row) == usize::from(label);
+    }
+}
+
 /// Rows `rows` of layer `k`'s input gradient (`k ≥ 1`), masked by ReLU. Reads: layer
 /// `k`'s weights, these rows of deltas[k] and acts[k − 1]; writes: these rows of
 /// deltas[k − 1].
 #[inline(always)]
 fn input_gradient_rows<S: Products>(s: S, sh: &StepShared<'_>, k: usize, rows: &Range<usize>) {
     let l = &sh.layout[k];
-    // SAFETY: in this phase layer `k`'s weights, deltas[k] and acts[k − 1] are only
-    // read (the phase's other items update another layer), and these rows of
-    // deltas[k − 1] are this item's.
+    // SAFETY: in this phase the weights are only read, and these rows of acts and
+    // deltas are this item's.
     unsafe {
         input_gradient(
             s,
@@ -617,12 +519,11 @@ fn update_rows<S: Products>(s: S, sh: &StepShared<'_>, k: usize, item: usize, pa
     let rows = share(l.inputs, WEIGHTS_MR, items, item);
     let target = sh.grads.as_ref().unwrap_or(&sh.params);
     let w = l.weights.start + rows.start * l.outputs..l.weights.start + rows.end * l.outputs;
-    // SAFETY: in this phase deltas[k], acts[k − 1] and x are only read; these weight
-    // rows are this item's, the bias the last item's, and no item of the phase reads
-    // layer `k`'s parameters (the input gradient beside it is another layer's).
+    // SAFETY: in this phase acts, deltas and x are only read; these weight rows are
+    // this item's, the bias the last item's, and no item of the phase reads parameters.
     unsafe {
         let input: &[f32] = if k == 0 {
-            &sh.x[..sh.b * l.inputs]
+            sh.x
         } else {
             sh.acts.get(sh.rows(k - 1, &all))
         };
