@@ -181,20 +181,24 @@ fn epoch(
     let mut order: Vec<u32> = (0..train.len() as u32).collect();
     order.shuffle(rng);
     let features = train.features;
-    let mut x = vec![0.0f32; BATCH * features];
     let mut y = [0u8; BATCH];
     let cpu = thread_cpu_seconds();
     let started = Instant::now();
     match kernels {
         Some(trainer) => {
+            // As the trainer does it: the step copies the rows itself.
             for chunk in order.chunks(BATCH) {
-                for (row, &i) in chunk.iter().enumerate() {
-                    let i = i as usize;
-                    x[row * features..(row + 1) * features].copy_from_slice(train.input(i));
-                    y[row] = train.labels[i];
+                for (label, &i) in y.iter_mut().zip(chunk) {
+                    *label = train.labels[i as usize];
                 }
                 let b = chunk.len();
-                trainer.step(model, &x, &y[..b], Update::Sgd(LEARNING_RATE));
+                trainer.step_on(
+                    model,
+                    &train.inputs,
+                    chunk,
+                    &y[..b],
+                    Update::Sgd(LEARNING_RATE),
+                );
             }
         }
         None => {

@@ -407,10 +407,8 @@ pub fn run_with(
         let mut last_draw = Instant::now();
         for (index, chunk) in order.chunks(batch).enumerate() {
             let b = chunk.len();
-            for (row, &i) in chunk.iter().enumerate() {
-                let i = i as usize;
-                buf.x[row * features..(row + 1) * features].copy_from_slice(train.input(i));
-                buf.y[row] = train.labels[i];
+            for (label, &i) in buf.y.iter_mut().zip(chunk) {
+                *label = train.labels[i as usize];
             }
             let (loss, right) = match fast_step.as_mut() {
                 Some(step) => {
@@ -419,9 +417,16 @@ pub fn run_with(
                     } else {
                         Update::Gradients(&mut buf.grads)
                     };
-                    step.step(&mut model, &buf.x, &buf.y[..b], update)
+                    // The step copies the rows itself, split between its threads.
+                    step.step_on(&mut model, &train.inputs, chunk, &buf.y[..b], update)
                 }
-                None => compute_gradients(&model, &mut buf, b),
+                None => {
+                    for (row, &i) in chunk.iter().enumerate() {
+                        let i = i as usize;
+                        buf.x[row * features..(row + 1) * features].copy_from_slice(train.input(i));
+                    }
+                    compute_gradients(&model, &mut buf, b)
+                }
             };
             if !loss.is_finite() {
                 bar.finish_and_clear();

@@ -336,6 +336,8 @@ fn bits(m: &Mlp) -> Vec<u32> {
 /// from `seed` (every third one partial), and returns the model, the bits of every
 /// loss with its count of right answers, and the gradients of the last step when not
 /// fused (`fused = false`: each step stores its gradients and plain SGD applies them).
+/// With `gather`, each batch's rows are scattered, in reverse order, among other rows
+/// of a larger set, and the step gathers them ([`Trainer::step_on`]).
 fn run_steps(
     isa: Isa,
     start: &Mlp,
@@ -343,6 +345,7 @@ fn run_steps(
     threads: usize,
     fused: bool,
     seed: u64,
+    gather: bool,
 ) -> (Mlp, Vec<(u32, usize)>, Vec<u32>) {
     let sizes = start.sizes().to_vec();
     let mut m = start.clone();
@@ -364,10 +367,25 @@ fn run_steps(
         let y: Vec<u8> = (0..b)
             .map(|_| (rng.next() % sizes[sizes.len() - 1] as u64) as u8)
             .collect();
+        // Row r of the batch is row 2·(b − 1 − r) + 1 of the set; the others are noise.
+        let n = sizes[0];
+        let mut set: Vec<f32> = (0..(2 * b + 1) * n).map(|_| rng.sparse()).collect();
+        let indices: Vec<u32> = (0..b).map(|r| (2 * (b - 1 - r) + 1) as u32).collect();
+        for (r, &i) in indices.iter().enumerate() {
+            let i = i as usize;
+            set[i * n..(i + 1) * n].copy_from_slice(&x[r * n..(r + 1) * n]);
+        }
+        let mut step = |m: &mut Mlp, update: Update<'_>| {
+            if gather {
+                trainer.step_on(m, &set, &indices, &y, update)
+            } else {
+                trainer.step(m, &x, &y, update)
+            }
+        };
         let (loss, right) = if fused {
-            trainer.step(&mut m, &x, &y, Update::Sgd(0.1))
+            step(&mut m, Update::Sgd(0.1))
         } else {
-            let r = trainer.step(&mut m, &x, &y, Update::Gradients(&mut grads));
+            let r = step(&mut m, Update::Gradients(&mut grads));
             fast::sgd_step(isa, &mut m.params, &grads, 0.1);
             r
         };
@@ -393,18 +411,23 @@ fn steps_on_several_threads_have_the_bits_of_one_thread() {
         for (sizes, batch) in cases {
             let start = model(sizes, 11);
             for fused in [true, false] {
-                let (one, one_losses, one_grads) = run_steps(isa, &start, batch, 1, fused, 12);
+                let (one, one_losses, one_grads) =
+                    run_steps(isa, &start, batch, 1, fused, 12, false);
                 assert_ne!(bits(&one), bits(&start), "the steps changed nothing");
-                for threads in [2, 3, 4] {
-                    let (m, losses, grads) = run_steps(isa, &start, batch, threads, fused, 12);
-                    let what =
-                        format!("{isa:?} {sizes:?} batch {batch} fused {fused}, {threads} threads");
+                let runs = [(2, false), (3, false), (4, false), (1, true), (2, true)];
+                for (threads, gather) in runs {
+                    let (m, losses, grads) =
+                        run_steps(isa, &start, batch, threads, fused, 12, gather);
+                    let what = format!(
+                        "{isa:?} {sizes:?} batch {batch} fused {fused}, {threads} threads, \
+                         gathered {gather}"
+                    );
                     assert_eq!(losses, one_losses, "{what}: losses");
                     assert_eq!(grads, one_grads, "{what}: gradients");
                     for (k, (a, b)) in bits(&m).iter().zip(bits(&one)).enumerate() {
                         assert_eq!(*a, b, "{what}: parameter {k} differs from one thread's");
                     }
-                    let (again, _, _) = run_steps(isa, &start, batch, threads, fused, 12);
+                    let (again, _, _) = run_steps(isa, &start, batch, threads, fused, 12, gather);
                     assert_eq!(bits(&again), bits(&m), "{what}: a second run differs");
                 }
             }

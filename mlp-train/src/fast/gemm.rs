@@ -123,6 +123,11 @@ pub(crate) enum Epilogue<'a> {
         /// The learning rate.
         lr: f32,
     },
+    /// `C ← acc` where `h > 0`, else `0`: an input gradient through ReLU's backward.
+    Mask {
+        /// `h: [m, n]`, the ReLU outputs.
+        h: &'a [f32],
+    },
 }
 
 /// `A` seen through strides: `A[i][p] = data[i·rs + p·cs]`.
@@ -233,6 +238,13 @@ fn gemm_generic<S: Simd>(s: S, g: Gemm<'_, '_>) {
                 ..g
             },
         ),
+        Epilogue::Mask { h } => gemm_body(
+            s,
+            Gemm {
+                epilogue: Epilogue::Mask { h },
+                ..g
+            },
+        ),
     }
 }
 
@@ -254,6 +266,9 @@ fn gemm_body<S: Simd>(s: S, g: Gemm<'_, '_>) {
     }
     debug_assert!(b.len() >= k * n, "B length");
     debug_assert!(c.len() >= m * n, "C length");
+    if let Epilogue::Mask { h } = epilogue {
+        debug_assert!(h.len() >= m * n, "mask length");
+    }
     pack.reserve(k);
     let mr = match mr {
         0 | 1 => 1,
@@ -493,6 +508,7 @@ fn panel<S: Simd, const MR: usize, const NV: usize, const TAIL: bool>(
                 Epilogue::Bias { relu: true, .. } => s.relu(a),
                 Epilogue::Bias { relu: false, .. } | Epilogue::Store => a,
                 Epilogue::Sgd { lr } => s.sub(load(c_row, v), s.mul(s.splat(lr), a)),
+                Epilogue::Mask { h } => s.keep_where_positive(load(&h[start..], v), a),
             };
             if TAIL && v == NV - 1 {
                 s.store_partial(&mut c_row[v * l..width], out);

@@ -341,6 +341,40 @@ pub(crate) fn input_gradient<S: Products>(
     );
 }
 
+/// [`input_gradient`] from `Wᵀ` (`weights_t: [outputs, inputs]`, row-major) by the
+/// product kernel: `grad_in ← grad_out · Wᵀ` with the rows of `grad_out` broadcast,
+/// masked where `mask ≤ 0` if a mask is given. For layers with few outputs (the last),
+/// where the dot-product form spends most of its time summing short vectors across
+/// lanes; the transpose is the caller's.
+#[inline(always)]
+pub(crate) fn input_gradient_transposed<S: Products>(
+    s: S,
+    shape: DenseShape,
+    weights_t: &[f32],
+    grad_out: &[f32],
+    grad_in: &mut [f32],
+    mask: Option<&[f32]>,
+    pack: &mut Pack,
+) {
+    gemm::gemm(
+        s,
+        Gemm {
+            a: Strided::row_major(&grad_out[..shape.output_len()], shape.batch, shape.outputs),
+            b: &weights_t[..shape.weight_len()],
+            n: shape.inputs,
+            c: &mut grad_in[..shape.input_len()],
+            epilogue: match mask {
+                Some(h) => Epilogue::Mask {
+                    h: &h[..shape.input_len()],
+                },
+                None => Epilogue::Store,
+            },
+            mr: FORWARD_MR,
+            pack,
+        },
+    );
+}
+
 /// The input gradient of one Dense layer: `grad_in ← grad_out · Wᵀ` (overwritten),
 /// as `mlp_core::dense::dense_backward_input`; with `mask` (the previous layer's ReLU
 /// output), ReLU's backward is fused in: `grad_in` is zeroed where `mask ≤ 0` or NaN,

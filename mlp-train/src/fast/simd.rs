@@ -49,6 +49,9 @@ pub(crate) trait Simd: Copy {
     fn sum(self, v: Self::V) -> f32;
     /// Bit `i` set where lane `i` is not `0.0` or `−0.0` (NaN included).
     fn nonzero_mask(self, v: Self::V) -> u32;
+    /// `a` where `h > 0`, else `0.0` (NaN in `h` gives `0.0`): ReLU's backward mask,
+    /// as `mlp_core::activation::relu_backward` applies it.
+    fn keep_where_positive(self, h: Self::V, a: Self::V) -> Self::V;
 }
 
 /// Loads and stores for a `&[f32]` with one vector's worth of elements, shared by the
@@ -151,6 +154,16 @@ impl Simd for Portable {
             mask |= u32::from(x != 0.0) << i;
         }
         mask
+    }
+    #[inline(always)]
+    fn keep_where_positive(self, h: Self::V, a: Self::V) -> Self::V {
+        let mut out = a;
+        for (o, &h) in out.iter_mut().zip(&h) {
+            if !(h > 0.0) {
+                *o = 0.0;
+            }
+        }
+        out
     }
 }
 
@@ -272,6 +285,15 @@ mod x86 {
             // SAFETY: AVX-512F was detected.
             unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps())) }
         }
+        #[inline(always)]
+        fn keep_where_positive(self, h: __m512, a: __m512) -> __m512 {
+            // Ordered, quiet `>`: false for NaN.
+            // SAFETY: AVX-512F was detected.
+            unsafe {
+                let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(h, _mm512_setzero_ps());
+                _mm512_maskz_mov_ps(positive, a)
+            }
+        }
     }
 
     /// AVX2 with FMA: 8 lanes, 16 vector registers. Only [`Avx2::detect`] builds one.
@@ -391,6 +413,12 @@ mod x86 {
                 let ne = _mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps());
                 _mm256_movemask_ps(ne) as u32
             }
+        }
+        #[inline(always)]
+        fn keep_where_positive(self, h: __m256, a: __m256) -> __m256 {
+            // Ordered, quiet `>`: all-zero bits (so `+0.0`) for NaN.
+            // SAFETY: AVX was detected.
+            unsafe { _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(h, _mm256_setzero_ps()), a) }
         }
     }
 }

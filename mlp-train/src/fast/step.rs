@@ -37,8 +37,8 @@ use mlp_core::loss::{argmax, softmax_cross_entropy, softmax_cross_entropy_row};
 use super::gemm::{Pack, Products};
 use super::team::Team;
 use super::{
-    column_sums_into, dispatch, forward_layer, input_gradient, weight_gradient_rows, Isa, Job,
-    WeightsOut, FORWARD_MR, WEIGHTS_MR,
+    column_sums_into, dispatch, forward_layer, input_gradient, input_gradient_transposed,
+    weight_gradient_rows, Isa, Job, WeightsOut, FORWARD_MR, WEIGHTS_MR,
 };
 use crate::data::Dataset;
 use crate::metrics::{Evaluation, EVAL_BATCH};
@@ -93,6 +93,8 @@ pub struct Trainer {
     layout: Vec<LayerLayout>,
     batch: usize,
     team: Team,
+    /// The batch's inputs, when the step gathers them itself ([`Trainer::step_on`]).
+    x: Vec<f32>,
     /// Every layer's activations in one buffer (layer `k` from `offsets[k]`), so one
     /// shared pointer covers them all and a step allocates nothing.
     acts: Vec<f32>,
@@ -105,7 +107,17 @@ pub struct Trainer {
     row_correct: Vec<bool>,
     /// One packing space per thread.
     packs: Vec<Pack>,
+    /// The last layer's weights transposed (`[outputs, inputs]`), refreshed at the
+    /// start of each step, when its input gradient is computed from them (see
+    /// [`TRANSPOSE_MAX_OUTPUTS`]); else empty.
+    last_transposed: Vec<f32>,
 }
+
+/// The widest last layer whose input gradient is computed from its transposed
+/// weights by the product kernel (at most one AVX-512 vector of outputs). With so few
+/// outputs the dot-product form spends most of its time summing lanes: 12 of a
+/// 175 µs step for 784-100-200-10, against about 2 for the transpose and product.
+const TRANSPOSE_MAX_OUTPUTS: usize = 16;
 
 impl Trainer {
     /// The most threads a step can use for batches of `batch` rows: one block of
@@ -138,12 +150,19 @@ impl Trainer {
             layout,
             batch,
             team: Team::new(threads),
+            x: vec![0.0; batch * model.inputs()],
             acts: vec![0.0; len],
             deltas: vec![0.0; len],
             offsets,
             row_losses: vec![0.0; batch],
             row_correct: vec![false; batch],
             packs: vec![pack; threads],
+            last_transposed: match model.layout() {
+                [.., l] if model.layout().len() >= 2 && l.outputs <= TRANSPOSE_MAX_OUTPUTS => {
+                    vec![0.0; l.inputs * l.outputs]
+                }
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -182,17 +201,73 @@ impl Trainer {
         labels: &[u8],
         update: Update<'_>,
     ) -> (f32, usize) {
+        let inputs = model.inputs();
+        assert!(x.len() >= labels.len() * inputs, "x length");
+        self.run_step(
+            model,
+            Batch::Given(&x[..labels.len() * inputs]),
+            labels,
+            update,
+        )
+    }
+
+    /// Like [`Trainer::step`] on the images `indices` of `inputs` (`[n, inputs]`, such
+    /// as a whole training set), with `labels` the batch's labels (one per index). The
+    /// threads copy the rows they take into the trainer's batch buffer as they start
+    /// on them, so the copy (scattered reads from a large set) is split between
+    /// threads instead of done by the caller between steps. Same results as copying
+    /// the rows and calling [`Trainer::step`].
+    ///
+    /// # Panics
+    /// As [`Trainer::step`]; also if `indices` and `labels` differ in length or an
+    /// index is past the end of `inputs`.
+    pub fn step_on(
+        &mut self,
+        model: &mut Mlp,
+        inputs: &[f32],
+        indices: &[u32],
+        labels: &[u8],
+        update: Update<'_>,
+    ) -> (f32, usize) {
+        assert_eq!(indices.len(), labels.len(), "one label per index");
+        let n = model.inputs();
+        let images = inputs.len() / n.max(1);
+        assert!(
+            indices.iter().all(|&i| (i as usize) < images),
+            "index past the end of the inputs"
+        );
+        self.run_step(model, Batch::Gather { inputs, indices }, labels, update)
+    }
+
+    fn run_step(
+        &mut self,
+        model: &mut Mlp,
+        batch: Batch<'_>,
+        labels: &[u8],
+        update: Update<'_>,
+    ) -> (f32, usize) {
         let b = labels.len();
         assert_eq!(model.sizes(), &self.sizes[..], "model shape");
         assert!(b <= self.batch, "batch larger than the trainer's");
         let inputs = model.inputs();
-        assert!(x.len() >= b * inputs, "x length");
         if let Update::Gradients(g) = &update {
             assert_eq!(g.len(), model.params.len(), "gradients length");
         }
         let layers = self.layout.len();
         if layers == 0 || b == 0 {
             return (f32::NAN, 0);
+        }
+        if let Some(l) = self
+            .layout
+            .last()
+            .filter(|_| !self.last_transposed.is_empty())
+        {
+            let w = &model.params[l.weights.clone()];
+            for (i, row) in w.chunks_exact(l.outputs).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    self.last_transposed[j * l.inputs + i] = v;
+                }
+            }
         }
         let (grads, out) = match update {
             Update::Sgd(lr) => (None, WeightsOut::Sgd(lr)),
@@ -203,7 +278,8 @@ impl Trainer {
             layout: &self.layout,
             b,
             threads,
-            x: &x[..b * inputs],
+            batch,
+            x: SharedSlice::new(&mut self.x[..b * inputs]),
             labels,
             params: SharedSlice::new(&mut model.params),
             grads,
@@ -214,6 +290,7 @@ impl Trainer {
             row_losses: SharedSlice::new(&mut self.row_losses[..b]),
             row_correct: SharedSlice::new(&mut self.row_correct[..b]),
             packs: SharedSlice::new(&mut self.packs),
+            last_transposed: &self.last_transposed,
         };
         let isa = self.isa;
         let items = |thread: usize, phase: usize, item: usize| {
@@ -322,7 +399,10 @@ struct StepShared<'a> {
     b: usize,
     /// Threads in the team.
     threads: usize,
-    x: &'a [f32],
+    /// Where the batch's inputs come from.
+    batch: Batch<'a>,
+    /// The trainer's batch buffer, filled by the rows items when gathering.
+    x: SharedSlice<'a, f32>,
     labels: &'a [u8],
     params: SharedSlice<'a, f32>,
     /// Where weight gradients go: `params` (SGD, fused) or a gradient buffer.
@@ -334,9 +414,54 @@ struct StepShared<'a> {
     row_losses: SharedSlice<'a, f32>,
     row_correct: SharedSlice<'a, bool>,
     packs: SharedSlice<'a, Pack>,
+    /// [`Trainer::last_transposed`], read-only during the step.
+    last_transposed: &'a [f32],
+}
+
+/// The inputs of a step's batch.
+#[derive(Clone, Copy)]
+enum Batch<'a> {
+    /// The caller's `[b, inputs]` rows.
+    Given(&'a [f32]),
+    /// Rows `indices` of `inputs`, copied into the trainer's buffer by the rows items.
+    Gather {
+        inputs: &'a [f32],
+        indices: &'a [u32],
+    },
 }
 
 impl StepShared<'_> {
+    /// Rows `rows` of the batch's inputs.
+    ///
+    /// # Safety
+    /// When gathering, no thread writes these rows until the next barrier (they were
+    /// copied in an earlier phase or earlier by this item).
+    unsafe fn x(&self, rows: &Range<usize>) -> &[f32] {
+        let n = self.layout[0].inputs;
+        match self.batch {
+            Batch::Given(x) => &x[rows.start * n..rows.end * n],
+            // SAFETY: the caller's promise.
+            Batch::Gather { .. } => unsafe { self.x.get(rows.start * n..rows.end * n) },
+        }
+    }
+
+    /// Copies rows `rows` of a gathered batch into the batch buffer (nothing for a
+    /// given batch).
+    ///
+    /// # Safety
+    /// These rows are this item's.
+    unsafe fn gather(&self, rows: &Range<usize>) {
+        if let Batch::Gather { inputs, indices } = self.batch {
+            let n = self.layout[0].inputs;
+            // SAFETY: the caller's promise.
+            let dst = unsafe { self.x.get_mut(rows.start * n..rows.end * n) };
+            for (row, &i) in dst.chunks_exact_mut(n).zip(&indices[rows.clone()]) {
+                let i = i as usize;
+                row.copy_from_slice(&inputs[i * n..(i + 1) * n]);
+            }
+        }
+    }
+
     /// Where rows `rows` of layer `k`'s activations (or deltas) are.
     fn rows(&self, k: usize, rows: &Range<usize>) -> Range<usize> {
         let n = self.layout[k].outputs;
@@ -410,10 +535,12 @@ impl Job for ItemJob<'_, '_> {
         match phase {
             ROWS => {
                 let rows = share(sh.b, FORWARD_MR, sh.row_items(), item);
+                // SAFETY: these rows are this item's.
+                unsafe { sh.gather(&rows) };
                 forward_rows(s, sh, &rows, pack);
                 loss_rows(sh, &rows);
                 for k in (1..sh.layout.len()).rev() {
-                    input_gradient_rows(s, sh, k, &rows);
+                    input_gradient_rows(s, sh, k, &rows, pack);
                 }
             }
             _ => {
@@ -434,7 +561,7 @@ fn forward_rows<S: Products>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pac
         // this item's (those of layer `k − 1` written by it just before).
         let (input, weights, bias, y) = unsafe {
             let input: &[f32] = if k == 0 {
-                &sh.x[rows.start * l.inputs..rows.end * l.inputs]
+                sh.x(rows)
             } else {
                 sh.acts.get(sh.rows(k - 1, rows))
             };
@@ -491,19 +618,30 @@ fn loss_rows(sh: &StepShared<'_>, rows: &Range<usize>) {
 /// `k`'s weights, these rows of deltas[k] and acts[k − 1]; writes: these rows of
 /// deltas[k − 1].
 #[inline(always)]
-fn input_gradient_rows<S: Products>(s: S, sh: &StepShared<'_>, k: usize, rows: &Range<usize>) {
+fn input_gradient_rows<S: Products>(
+    s: S,
+    sh: &StepShared<'_>,
+    k: usize,
+    rows: &Range<usize>,
+    pack: &mut Pack,
+) {
     let l = &sh.layout[k];
+    let shape = DenseShape::new(rows.len(), l.inputs, l.outputs);
     // SAFETY: in this phase the weights are only read, and these rows of acts and
     // deltas are this item's.
     unsafe {
-        input_gradient(
-            s,
-            DenseShape::new(rows.len(), l.inputs, l.outputs),
-            sh.params.get(l.weights.clone()),
+        let (grad_out, grad_in, mask) = (
             sh.deltas.get(sh.rows(k, rows)),
             sh.deltas.get_mut(sh.rows(k - 1, rows)),
             Some(sh.acts.get(sh.rows(k - 1, rows))),
         );
+        if k == sh.layout.len() - 1 && !sh.last_transposed.is_empty() {
+            let w_t = sh.last_transposed;
+            input_gradient_transposed(s, shape, w_t, grad_out, grad_in, mask, pack);
+        } else {
+            let w = sh.params.get(l.weights.clone());
+            input_gradient(s, shape, w, grad_out, grad_in, mask);
+        }
     }
 }
 
@@ -523,7 +661,7 @@ fn update_rows<S: Products>(s: S, sh: &StepShared<'_>, k: usize, item: usize, pa
     // this item's, the bias the last item's, and no item of the phase reads parameters.
     unsafe {
         let input: &[f32] = if k == 0 {
-            sh.x
+            sh.x(&all)
         } else {
             sh.acts.get(sh.rows(k - 1, &all))
         };
