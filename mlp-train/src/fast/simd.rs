@@ -159,7 +159,7 @@ impl Simd for Portable {
     fn keep_where_positive(self, h: Self::V, a: Self::V) -> Self::V {
         let mut out = a;
         for (o, &h) in out.iter_mut().zip(&h) {
-            if !(h > 0.0) {
+            if h.partial_cmp(&0.0) != Some(core::cmp::Ordering::Greater) {
                 *o = 0.0;
             }
         }
