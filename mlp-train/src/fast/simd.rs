@@ -30,6 +30,25 @@ pub(crate) trait Simd: Copy {
     fn load(self, s: &[f32]) -> Self::V;
     /// The `s.len() < LANES` elements of `s`, the other lanes zero.
     fn load_partial(self, s: &[f32]) -> Self::V;
+    /// [`Simd::load`] from a pointer, for inner loops whose bounds are checked once
+    /// outside.
+    ///
+    /// # Safety
+    /// `p` points to `LANES` readable elements.
+    #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> Self::V {
+        // SAFETY: the caller's promise.
+        self.load(unsafe { core::slice::from_raw_parts(p, Self::LANES) })
+    }
+    /// [`Simd::load_partial`] of `n < LANES` elements from a pointer.
+    ///
+    /// # Safety
+    /// `p` points to `n` readable elements.
+    #[inline(always)]
+    unsafe fn load_partial_ptr(self, p: *const f32, n: usize) -> Self::V {
+        // SAFETY: the caller's promise.
+        self.load_partial(unsafe { core::slice::from_raw_parts(p, n) })
+    }
     /// Stores into the first `LANES` elements of `s` (panics if shorter).
     fn store(self, s: &mut [f32], v: Self::V);
     /// Stores the first `s.len() < LANES` lanes of `v` into `s`.
@@ -52,6 +71,48 @@ pub(crate) trait Simd: Copy {
     /// `a` where `h > 0`, else `0.0` (NaN in `h` gives `0.0`): ReLU's backward mask,
     /// as `mlp_core::activation::relu_backward` applies it.
     fn keep_where_positive(self, h: Self::V, a: Self::V) -> Self::V;
+    /// Packs the lanes selected by `mask` (bit `i` = lane `i`), in lane order: entry
+    /// `e` (the `e`-th set lane `i`) gets `vals[e·MR + r] = rows[r][i]` for each row
+    /// `r` and `cols[e] = base + i`. May write up to `LANES · MR` values and `LANES`
+    /// indices past the entries (the slices must have room for them).
+    #[inline(always)]
+    fn compress_entries<const MR: usize>(
+        self,
+        rows: &[Self::V; MR],
+        mask: u32,
+        base: u32,
+        vals: &mut [f32],
+        cols: &mut [u32],
+    ) {
+        compress_entries_one_by_one(self, rows, mask, base, vals, cols);
+    }
+}
+
+/// [`Simd::compress_entries`] one set lane at a time.
+#[inline(always)]
+pub(crate) fn compress_entries_one_by_one<S: Simd, const MR: usize>(
+    s: S,
+    rows: &[S::V; MR],
+    mask: u32,
+    base: u32,
+    vals: &mut [f32],
+    cols: &mut [u32],
+) {
+    let mut lanes = [[0.0f32; 16]; MR];
+    for (lanes, &v) in lanes.iter_mut().zip(rows) {
+        s.store(&mut lanes[..], v);
+    }
+    let mut mask = mask;
+    let mut e = 0;
+    while mask != 0 {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        for (r, lanes) in lanes.iter().enumerate() {
+            vals[e * MR + r] = lanes[i];
+        }
+        cols[e] = base + i as u32;
+        e += 1;
+    }
 }
 
 /// Loads and stores for a `&[f32]` with one vector's worth of elements, shared by the
@@ -228,6 +289,17 @@ mod x86 {
             unsafe { _mm512_loadu_ps(s.as_ptr()) }
         }
         #[inline(always)]
+        unsafe fn load_ptr(self, p: *const f32) -> __m512 {
+            // SAFETY: AVX-512F was detected; the caller promises 16 readable elements.
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial_ptr(self, p: *const f32, n: usize) -> __m512 {
+            // SAFETY: AVX-512F was detected; the mask enables only the first `n`
+            // lanes, which the caller promises are readable.
+            unsafe { _mm512_maskz_loadu_ps(mask16(n.min(15)), p) }
+        }
+        #[inline(always)]
         fn load_partial(self, s: &[f32]) -> __m512 {
             debug_assert!(s.len() < 16);
             let m = mask16(s.len().min(15));
@@ -284,6 +356,65 @@ mod x86 {
         fn nonzero_mask(self, v: __m512) -> u32 {
             // SAFETY: AVX-512F was detected.
             unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps())) }
+        }
+        #[inline(always)]
+        fn compress_entries<const MR: usize>(
+            self,
+            rows: &[__m512; MR],
+            mask: u32,
+            base: u32,
+            vals: &mut [f32],
+            cols: &mut [u32],
+        ) {
+            let k = mask as __mmask16;
+            let cols = &mut cols[..16];
+            // SAFETY: AVX-512F was detected; `cols` has 16 writable elements.
+            unsafe {
+                let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                let index = _mm512_add_epi32(_mm512_set1_epi32(base as i32), lanes);
+                let packed = _mm512_maskz_compress_epi32(k, index);
+                _mm512_storeu_epi32(cols.as_mut_ptr().cast(), packed);
+            }
+            match rows.as_slice() {
+                [a] => {
+                    let vals = &mut vals[..16];
+                    // SAFETY: AVX-512F was detected; `vals` has 16 writable elements.
+                    unsafe { _mm512_storeu_ps(vals.as_mut_ptr(), _mm512_maskz_compress_ps(k, *a)) }
+                }
+                [a, b, c, d] => {
+                    let vals = &mut vals[..64];
+                    // Compress each row, then interleave the four: a 4 × 16 transpose,
+                    // by pairs within 128-bit lanes, then of the 128-bit lanes.
+                    // SAFETY: AVX-512F was detected; `vals` has 64 writable elements.
+                    unsafe {
+                        let (a, b) = (
+                            _mm512_maskz_compress_ps(k, *a),
+                            _mm512_maskz_compress_ps(k, *b),
+                        );
+                        let (c, d) = (
+                            _mm512_maskz_compress_ps(k, *c),
+                            _mm512_maskz_compress_ps(k, *d),
+                        );
+                        let (t0, t1) = (_mm512_unpacklo_ps(a, c), _mm512_unpackhi_ps(a, c));
+                        let (t2, t3) = (_mm512_unpacklo_ps(b, d), _mm512_unpackhi_ps(b, d));
+                        // u_j holds, in 128-bit lane q, entry 4q + j.
+                        let (u0, u1) = (_mm512_unpacklo_ps(t0, t2), _mm512_unpackhi_ps(t0, t2));
+                        let (u2, u3) = (_mm512_unpacklo_ps(t1, t3), _mm512_unpackhi_ps(t1, t3));
+                        let v0 = _mm512_shuffle_f32x4::<0b01_00_01_00>(u0, u1);
+                        let v1 = _mm512_shuffle_f32x4::<0b01_00_01_00>(u2, u3);
+                        let v2 = _mm512_shuffle_f32x4::<0b11_10_11_10>(u0, u1);
+                        let v3 = _mm512_shuffle_f32x4::<0b11_10_11_10>(u2, u3);
+                        let p = vals.as_mut_ptr();
+                        _mm512_storeu_ps(p, _mm512_shuffle_f32x4::<0b10_00_10_00>(v0, v1));
+                        _mm512_storeu_ps(p.add(16), _mm512_shuffle_f32x4::<0b11_01_11_01>(v0, v1));
+                        _mm512_storeu_ps(p.add(32), _mm512_shuffle_f32x4::<0b10_00_10_00>(v2, v3));
+                        _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0b11_01_11_01>(v2, v3));
+                    }
+                }
+                _ => {
+                    super::compress_entries_one_by_one(self, rows, mask, base, vals, &mut cols[..])
+                }
+            }
         }
         #[inline(always)]
         fn keep_where_positive(self, h: __m512, a: __m512) -> __m512 {
@@ -350,6 +481,17 @@ mod x86 {
             let s = &s[..8];
             // SAFETY: AVX2 was detected; `s` has 8 readable elements.
             unsafe { _mm256_loadu_ps(s.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn load_ptr(self, p: *const f32) -> __m256 {
+            // SAFETY: AVX was detected; the caller promises 8 readable elements.
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial_ptr(self, p: *const f32, n: usize) -> __m256 {
+            // SAFETY: AVX2 was detected; the mask enables only the first `n` lanes,
+            // which the caller promises are readable.
+            unsafe { _mm256_maskload_ps(p, mask8(self, n.min(7))) }
         }
         #[inline(always)]
         fn load_partial(self, s: &[f32]) -> __m256 {
