@@ -10,13 +10,14 @@
 //! Rows of `A` are taken `MR` at a time. For each block the `p` where any of the `MR`
 //! rows is non-zero are packed, with their `MR` values, into a short list (on MNIST
 //! images and ReLU outputs about half the entries are zero, and whole columns of
-//! neighbouring pixels are). Then, for each panel of up to `NV` vectors of columns,
+//! neighbouring pixels are); with AVX-512 a vector of columns at a time, by
+//! compressing its non-zero lanes. Then, for each panel of up to `NV` vectors of columns,
 //! `MR × NV` accumulators stay in registers while the list is walked: per entry, `NV`
 //! vectors of row `p` of `B` are loaded once and used by `MR` fused multiply-adds
 //! each. The last vector of a panel may be partial (masked loads and stores), so any
 //! `n` works without padding. The epilogue is applied as the accumulators leave the
-//! registers, which fuses the bias, ReLU, or an SGD update into the product at no
-//! extra pass over memory.
+//! registers, which fuses the bias, ReLU, ReLU's backward mask or an SGD update into
+//! the product at no extra pass over memory.
 //!
 //! Every element of `C` is one sum over `p` ascending, computed the same way whatever
 //! the block a row falls into, except that a row sharing a block with others also

@@ -18,7 +18,9 @@
 //! - `gemm`: one register-blocked product `C ← epilogue(A·B)` that skips the zeros
 //!   of `A` (pixels and ReLU outputs are mostly zero) and fuses the bias, ReLU, the
 //!   ReLU backward mask or the SGD update into its stores; and a dot-product form
-//!   `C ← A·Bᵀ` for input gradients.
+//!   `C ← A·Bᵀ` for input gradients from the stored weights (a training step gives
+//!   the last layer, whose few outputs make dot products short, to the product
+//!   kernel on its transposed weights instead).
 //! - [`step`]: a whole training step, batched evaluation (optionally on several
 //!   threads) and single-image prediction, with buffers allocated once.
 //!
