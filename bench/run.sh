@@ -2,7 +2,7 @@
 # The training-speed benchmark in one run: the Rust trainer's fast kernels against the
 # NumPy walkthrough (bench/numpy_mlp.py, float32), measurements interleaved so both see
 # the same machine load, medians and ratios printed. Figures, not a pass/fail test.
-# Training is timed with `--threads` threads (default 2) and, in the same rounds, with
+# Training is timed with `--threads` threads (default: as `train`, the cores, at most 2) and, in the same rounds, with
 # one thread; check `uptime` first: on a busy machine the threads' gain disappears and
 # NumPy's timings collapse.
 #

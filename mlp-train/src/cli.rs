@@ -96,9 +96,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2000)]
     pub infer: usize,
     /// Threads for the training steps and the batched evaluation (a 1-thread epoch
-    /// is timed alongside).
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
+    /// is timed alongside) [default: as `train`, the number of cores, at most 2].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Also time one epoch with mlp-core's kernels.
     #[arg(long)]
     pub core_epoch: bool,
@@ -385,7 +385,9 @@ pub fn run(cli: Cli) -> Result<()> {
             python: args.python,
             rounds: args.rounds,
             infer: args.infer,
-            threads: args.threads.max(1),
+            threads: args
+                .threads
+                .map_or_else(crate::train::default_threads, |t| t.max(1)),
             core_epoch: args.core_epoch,
             numpy_single_thread: args.numpy_single_thread,
         }),
