@@ -677,8 +677,15 @@ fn nt_tile<S: Simd, const MR: usize, const NR: usize>(s: S, t: &NtTile<'_>, c: &
     }
     for (r, acc_row) in acc.iter().enumerate() {
         let start = (t.i + r) * t.n + t.j;
-        for (q, &v) in acc_row.iter().enumerate() {
-            let sum = s.sum(v);
+        let mut sums = [0.0f32; NR];
+        if let Ok(four) = <[S::V; 4]>::try_from(&acc_row[..]) {
+            sums.copy_from_slice(&s.sums4(four));
+        } else {
+            for (sum, &v) in sums.iter_mut().zip(acc_row) {
+                *sum = s.sum(v);
+            }
+        }
+        for (q, &sum) in sums.iter().enumerate() {
             c[start + q] = match t.mask {
                 // Kept only where `h > 0`: NaN and non-positive `h` give 0, as in
                 // `mlp_core::activation::relu_backward`.

@@ -66,6 +66,18 @@ pub(crate) trait Simd: Copy {
     fn relu(self, v: Self::V) -> Self::V;
     /// The sum of the lanes (in a fixed order of this implementation's choosing).
     fn sum(self, v: Self::V) -> f32;
+    /// The sums of the lanes of four vectors (in a fixed order of this
+    /// implementation's choosing, not necessarily [`Simd::sum`]'s): where one sum is
+    /// a chain of shuffles, four can share theirs.
+    #[inline(always)]
+    fn sums4(self, v: [Self::V; 4]) -> [f32; 4] {
+        [
+            self.sum(v[0]),
+            self.sum(v[1]),
+            self.sum(v[2]),
+            self.sum(v[3]),
+        ]
+    }
     /// Bit `i` set where lane `i` is not `0.0` or `−0.0` (NaN included).
     fn nonzero_mask(self, v: Self::V) -> u32;
     /// `a` where `h > 0`, else `0.0` (NaN in `h` gives `0.0`): ReLU's backward mask,
@@ -351,6 +363,33 @@ mod x86 {
         fn sum(self, v: __m512) -> f32 {
             // SAFETY: AVX-512F was detected.
             unsafe { _mm512_reduce_add_ps(v) }
+        }
+        #[inline(always)]
+        fn sums4(self, v: [__m512; 4]) -> [f32; 4] {
+            let [a, b, c, d] = v;
+            let mut out = [0.0f32; 4];
+            // SAFETY: AVX-512F was detected; `out` has 4 writable elements.
+            unsafe {
+                // Within each 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same
+                // for c, d; then [a, b, c, d] (that lane's sums).
+                let ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+                let cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+                let lanes = _mm512_add_ps(
+                    _mm512_shuffle_ps::<0b01_00_01_00>(ab, cd),
+                    _mm512_shuffle_ps::<0b11_10_11_10>(ab, cd),
+                );
+                // The four 128-bit lanes added: halves, then quarters.
+                let half = _mm256_add_ps(
+                    _mm512_castps512_ps256(lanes),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(lanes))),
+                );
+                let quarter = _mm_add_ps(
+                    _mm256_castps256_ps128(half),
+                    _mm256_extractf128_ps::<1>(half),
+                );
+                _mm_storeu_ps(out.as_mut_ptr(), quarter);
+            }
+            out
         }
         #[inline(always)]
         fn nonzero_mask(self, v: __m512) -> u32 {
