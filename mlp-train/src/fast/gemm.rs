@@ -56,55 +56,37 @@ mod x86 {
     use super::super::simd::{Avx2, Avx512};
     use super::{gemm_generic, gemm_nt_generic, Gemm, GemmNt, Products};
 
-    impl Products for Avx512 {
-        #[inline(always)]
-        fn gemm(self, g: Gemm<'_, '_>) {
-            // SAFETY: `self` exists, so AVX-512F, AVX2 and FMA were detected.
-            unsafe { gemm_avx512(self, g) }
-        }
-        #[inline(always)]
-        fn gemm_nt(self, g: GemmNt<'_>) {
-            // SAFETY: as above.
-            unsafe { gemm_nt_avx512(self, g) }
-        }
+    /// The products of an x86 instruction set: each is a call to the generic body
+    /// compiled with `$features`.
+    macro_rules! products {
+        ($isa:ty, $features:literal) => {
+            impl Products for $isa {
+                #[inline(always)]
+                fn gemm(self, g: Gemm<'_, '_>) {
+                    #[inline(never)]
+                    #[target_feature(enable = $features)]
+                    fn compiled(s: $isa, g: Gemm<'_, '_>) {
+                        gemm_generic(s, g);
+                    }
+                    // SAFETY: `self` exists, so this CPU has the features (detected).
+                    unsafe { compiled(self, g) }
+                }
+                #[inline(always)]
+                fn gemm_nt(self, g: GemmNt<'_>) {
+                    #[inline(never)]
+                    #[target_feature(enable = $features)]
+                    fn compiled(s: $isa, g: GemmNt<'_>) {
+                        gemm_nt_generic(s, g);
+                    }
+                    // SAFETY: as above.
+                    unsafe { compiled(self, g) }
+                }
+            }
+        };
     }
 
-    impl Products for Avx2 {
-        #[inline(always)]
-        fn gemm(self, g: Gemm<'_, '_>) {
-            // SAFETY: `self` exists, so AVX2 and FMA were detected.
-            unsafe { gemm_avx2(self, g) }
-        }
-        #[inline(always)]
-        fn gemm_nt(self, g: GemmNt<'_>) {
-            // SAFETY: as above.
-            unsafe { gemm_nt_avx2(self, g) }
-        }
-    }
-
-    #[inline(never)]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn gemm_avx512(s: Avx512, g: Gemm<'_, '_>) {
-        gemm_generic(s, g);
-    }
-
-    #[inline(never)]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn gemm_nt_avx512(s: Avx512, g: GemmNt<'_>) {
-        gemm_nt_generic(s, g);
-    }
-
-    #[inline(never)]
-    #[target_feature(enable = "avx2,fma")]
-    fn gemm_avx2(s: Avx2, g: Gemm<'_, '_>) {
-        gemm_generic(s, g);
-    }
-
-    #[inline(never)]
-    #[target_feature(enable = "avx2,fma")]
-    fn gemm_nt_avx2(s: Avx2, g: GemmNt<'_>) {
-        gemm_nt_generic(s, g);
-    }
+    products!(Avx512, "avx512f,avx2,fma");
+    products!(Avx2, "avx2,fma");
 }
 
 /// What happens to each accumulated `acc = (A·B)[i][j]` on its way to `C[i][j]`.
@@ -215,42 +197,24 @@ pub(crate) fn gemm<S: Products>(s: S, g: Gemm<'_, '_>) {
 /// the stack after every multiply-add, and the products ran at half speed).
 #[inline(always)]
 fn gemm_generic<S: Simd>(s: S, g: Gemm<'_, '_>) {
+    // Each arm passes an epilogue built from a constant kind.
+    macro_rules! body {
+        ($epilogue:expr) => {
+            gemm_body(
+                s,
+                Gemm {
+                    epilogue: $epilogue,
+                    ..g
+                },
+            )
+        };
+    }
     match g.epilogue {
-        Epilogue::Bias { bias, relu: true } => gemm_body(
-            s,
-            Gemm {
-                epilogue: Epilogue::Bias { bias, relu: true },
-                ..g
-            },
-        ),
-        Epilogue::Bias { bias, relu: false } => gemm_body(
-            s,
-            Gemm {
-                epilogue: Epilogue::Bias { bias, relu: false },
-                ..g
-            },
-        ),
-        Epilogue::Store => gemm_body(
-            s,
-            Gemm {
-                epilogue: Epilogue::Store,
-                ..g
-            },
-        ),
-        Epilogue::Sgd { lr } => gemm_body(
-            s,
-            Gemm {
-                epilogue: Epilogue::Sgd { lr },
-                ..g
-            },
-        ),
-        Epilogue::Mask { h } => gemm_body(
-            s,
-            Gemm {
-                epilogue: Epilogue::Mask { h },
-                ..g
-            },
-        ),
+        Epilogue::Bias { bias, relu: true } => body!(Epilogue::Bias { bias, relu: true }),
+        Epilogue::Bias { bias, relu: false } => body!(Epilogue::Bias { bias, relu: false }),
+        Epilogue::Store => body!(Epilogue::Store),
+        Epilogue::Sgd { lr } => body!(Epilogue::Sgd { lr }),
+        Epilogue::Mask { h } => body!(Epilogue::Mask { h }),
     }
 }
 

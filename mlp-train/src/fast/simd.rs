@@ -406,21 +406,31 @@ mod x86 {
             cols: &mut [u32],
         ) {
             let k = mask as __mmask16;
-            let cols = &mut cols[..16];
-            // SAFETY: AVX-512F was detected; `cols` has 16 writable elements.
-            unsafe {
-                let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-                let index = _mm512_add_epi32(_mm512_set1_epi32(base as i32), lanes);
-                let packed = _mm512_maskz_compress_epi32(k, index);
-                _mm512_storeu_epi32(cols.as_mut_ptr().cast(), packed);
+            /// The column indices of the set lanes, compressed like the values.
+            /// A function, not a closure: it must be inlined into the caller to get
+            /// its target features.
+            #[inline(always)]
+            fn compress_cols(k: __mmask16, base: u32, cols: &mut [u32]) {
+                let cols = &mut cols[..16];
+                // SAFETY: only called from `compress_entries` of an `Avx512` (so
+                // AVX-512F was detected); `cols` has 16 writable elements.
+                unsafe {
+                    let lanes =
+                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                    let index = _mm512_add_epi32(_mm512_set1_epi32(base as i32), lanes);
+                    let packed = _mm512_maskz_compress_epi32(k, index);
+                    _mm512_storeu_epi32(cols.as_mut_ptr().cast(), packed);
+                }
             }
             match rows.as_slice() {
                 [a] => {
+                    compress_cols(k, base, cols);
                     let vals = &mut vals[..16];
                     // SAFETY: AVX-512F was detected; `vals` has 16 writable elements.
                     unsafe { _mm512_storeu_ps(vals.as_mut_ptr(), _mm512_maskz_compress_ps(k, *a)) }
                 }
                 [a, b, c, d] => {
+                    compress_cols(k, base, cols);
                     let vals = &mut vals[..64];
                     // Compress each row, then interleave the four: a 4 × 16 transpose,
                     // by pairs within 128-bit lanes, then of the 128-bit lanes.
@@ -450,9 +460,7 @@ mod x86 {
                         _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0b11_01_11_01>(v2, v3));
                     }
                 }
-                _ => {
-                    super::compress_entries_one_by_one(self, rows, mask, base, vals, &mut cols[..])
-                }
+                _ => super::compress_entries_one_by_one(self, rows, mask, base, vals, cols),
             }
         }
         #[inline(always)]

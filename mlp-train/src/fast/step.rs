@@ -115,8 +115,9 @@ pub struct Trainer {
 
 /// The widest last layer whose input gradient is computed from its transposed
 /// weights by the product kernel (at most one AVX-512 vector of outputs). With so few
-/// outputs the dot-product form spends most of its time summing lanes: 12 of a
-/// 175 µs step for 784-100-200-10, against about 2 for the transpose and product.
+/// outputs the dot-product form spends most of its time summing lanes: for
+/// 784-100-200-10 at batch 32 (AVX-512) it takes 7.2 µs, against 2.4 µs for the
+/// transpose (0.85 µs) and the product.
 const TRANSPOSE_MAX_OUTPUTS: usize = 16;
 
 impl Trainer {
