@@ -304,7 +304,11 @@ fn sgd_steps_of_a_network_agree_with_the_core() {
                     .zip(&stored.params)
                     .enumerate()
                 {
-                    let tol = 1e-5 * c.abs().max(1e-2);
+                    // The trainer sums the first layer's inputs in two halves, so
+                    // rounding differs from the core's one sum and grows a little with
+                    // each step (most where the loss gradient cancels); the floor is
+                    // 1e-5 of the weights' scale (about 0.1 with Xavier's init).
+                    let tol = 1e-5 * c.abs().max(0.1);
                     assert!(
                         (c - f).abs() <= tol && (c - s).abs() <= tol,
                         "{isa:?} {sizes:?} step {step} parameter {k}: core {c}, fused {f}, stored {s}"

@@ -494,15 +494,47 @@ pub(crate) fn weight_gradient_rows<S: Products>(
     out: WeightsOut,
     pack: &mut Pack,
 ) {
-    let (b, inputs, outputs) = (shape.batch, shape.inputs, shape.outputs);
+    let (b, inputs) = (shape.batch, shape.inputs);
     debug_assert!(rows.end <= inputs, "rows past the layer's inputs");
-    let w_rows = &mut w_rows[..rows.len() * outputs];
+    let w_rows = &mut w_rows[..rows.len() * shape.outputs];
     if b == 0 || rows.is_empty() {
-        if let WeightsOut::Store = out {
-            w_rows.fill(0.0);
-        }
+        weight_gradient_of(s, None, grad_out, shape.outputs, w_rows, out, pack);
         return;
     }
+    // `xᵀ` from input `rows.start` on: `A[i][p] = x[p][rows.start + i]`.
+    let x_t = Strided {
+        data: &x[rows.start..shape.input_len()],
+        rows: rows.len(),
+        cols: b,
+        rs: 1,
+        cs: inputs,
+    };
+    let grad_out = &grad_out[..shape.output_len()];
+    weight_gradient_of(s, Some(x_t), grad_out, shape.outputs, w_rows, out, pack);
+}
+
+/// [`weight_gradient_rows`] with the rows' inputs given as `x_t: [rows, b]`, a view of
+/// `xᵀ` (`None`: no rows or an empty batch, when `w_rows` is exactly the rows);
+/// `grad_out: [b, outputs]`, `w_rows: [x_t.rows, outputs]`.
+#[inline(always)]
+pub(crate) fn weight_gradient_of<S: Products>(
+    s: S,
+    x_t: Option<Strided<'_>>,
+    grad_out: &[f32],
+    outputs: usize,
+    w_rows: &mut [f32],
+    out: WeightsOut,
+    pack: &mut Pack,
+) {
+    let x_t = match x_t {
+        Some(x_t) if x_t.rows > 0 && x_t.cols > 0 => x_t,
+        _ => {
+            if let WeightsOut::Store = out {
+                w_rows.fill(0.0);
+            }
+            return;
+        }
+    };
     let epilogue = match out {
         WeightsOut::Store => Epilogue::Store,
         WeightsOut::Sgd(lr) => Epilogue::Sgd { lr },
@@ -510,17 +542,10 @@ pub(crate) fn weight_gradient_rows<S: Products>(
     gemm::gemm(
         s,
         Gemm {
-            // `xᵀ` from input `rows.start` on: `A[i][p] = x[p][rows.start + i]`.
-            a: Strided {
-                data: &x[rows.start..shape.input_len()],
-                rows: rows.len(),
-                cols: b,
-                rs: 1,
-                cs: inputs,
-            },
-            b: &grad_out[..shape.output_len()],
+            a: x_t,
+            b: &grad_out[..x_t.cols * outputs],
             n: outputs,
-            c: w_rows,
+            c: &mut w_rows[..x_t.rows * outputs],
             epilogue,
             mr: WEIGHTS_MR,
             pack,

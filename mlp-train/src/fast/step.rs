@@ -7,38 +7,55 @@
 //! whole pass, loops between the products included, is compiled for it.
 //!
 //! # A training step, on one thread or several
-//! A step is two phases of work items, run by a [`Team`] (see `team.rs`): the
+//! A step is three phases of work items, run by a [`Team`] (see `team.rs`): the
 //! threads claim items as they come, and each phase waits for all of its items.
 //!
-//! 1. **Rows.** Everything that works row by row: each item takes a block of the
-//!    batch's rows through every layer forward, the loss and its gradient, and every
-//!    input gradient back down to layer 1 (a row needs only the same row of the layer
-//!    before or after, and the weights, which this phase only reads).
-//! 2. **Weights.** Each item updates (or stores the gradients of) a share of one
-//!    layer's weight rows, and the share that ends a layer also its bias (a column
-//!    sum over the batch).
+//! 1. **First layer.** The first layer's inputs are cut in [`INPUT_HALVES`] (columns
+//!    of the batch, rows of the layer's weights). Each item gathers its half of the
+//!    batch's columns and multiplies it by its half of the weights: a partial sum of
+//!    the layer's output, for every row.
+//! 2. **Rows.** Everything that works row by row: each item adds up the partial sums
+//!    of a block of rows, takes the block through every later layer forward, the
+//!    loss and its gradient, and every input gradient back down to layer 1 (a row
+//!    needs only the same row of the layer before or after, and the weights, which
+//!    this phase only reads).
+//! 3. **Weights.** Each item updates (or stores the gradients of) a share of one
+//!    layer's weight rows, and one share of each layer also its bias (a column sum
+//!    over the batch). The first layer's shares stay within a half.
 //!
-//! Between the phases the leader adds the rows' losses in row order; if the sum is not
-//! finite, the weights phase does not run.
+//! Between the rows and the weights the leader adds the rows' losses in row order; if
+//! the sum is not finite, the weights phase does not run.
+//!
+//! **Where the first layer's weights live.** They are most of the model (313 KB of
+//! 784-100-200-10's 358 KB). When both threads read all of them in the forward pass
+//! and each rewrote a share that changed from step to step, they moved between the
+//! cores' caches every step, and two threads ran only 1.3–1.5× as fast as one. Now the
+//! first half's items come first in their phases and the second half's last, and the
+//! leader claims from the front while workers claim from the back: with two threads,
+//! each half of the weights (and of the batch's columns) is read, multiplied and
+//! updated by the same core, step after step.
 //!
 //! Every output element is computed by exactly one item, by the same kernel and in
 //! the same order of operations whatever the split: the row blocks and weight shares
 //! start at multiples of the kernels' row blocks, where the zero-skipping lists come
-//! out the same, and the loss is `softmax_cross_entropy`'s per-row code. So no sum
-//! crosses items, and the model's bits depend neither on the thread count nor on
-//! which thread ran which item. One thread runs the same two phases with one item
-//! for all rows and one per layer.
+//! out the same, the first layer's outputs are always `(bias + first half's sum) +
+//! second half's sum`, and the loss is `softmax_cross_entropy`'s per-row code. So no
+//! sum crosses items, and the model's bits depend neither on the thread count nor on
+//! which thread ran which item. One thread runs the same three phases with one item
+//! per half, one for all rows, and one per half or layer of weights.
 
 use std::ops::Range;
 
 use mlp_core::dense::DenseShape;
 use mlp_core::loss::{argmax, softmax_cross_entropy, softmax_cross_entropy_row};
 
-use super::gemm::{Pack, Products};
+use mlp_core::activation::relu_forward;
+
+use super::gemm::{gemm, Epilogue, Gemm, Pack, Products, Strided};
 use super::team::Team;
 use super::{
     column_sums_into, dispatch, forward_layer, input_gradient, input_gradient_transposed,
-    weight_gradient_rows, Isa, Job, WeightsOut, FORWARD_MR, WEIGHTS_MR,
+    weight_gradient_of, Isa, Job, WeightsOut, FORWARD_MR, WEIGHTS_MR,
 };
 use crate::data::Dataset;
 use crate::metrics::{Evaluation, EVAL_BATCH};
@@ -93,8 +110,12 @@ pub struct Trainer {
     layout: Vec<LayerLayout>,
     batch: usize,
     team: Team,
-    /// The batch's inputs, when the step gathers them itself ([`Trainer::step_on`]).
+    /// The batch's inputs, when the step gathers them itself ([`Trainer::step_on`]):
+    /// each half of the inputs ([`INPUT_HALVES`]) a `[batch, half]` block of its own,
+    /// from `batch × ` its first input.
     x: Vec<f32>,
+    /// The first layer's partial sums, one `[batch, outputs]` block per half.
+    partials: Vec<f32>,
     /// Every layer's activations in one buffer (layer `k` from `offsets[k]`), so one
     /// shared pointer covers them all and a step allocates nothing.
     acts: Vec<f32>,
@@ -143,6 +164,7 @@ impl Trainer {
             offsets.push(len);
             len += batch * l.outputs;
         }
+        let first_outputs = layout.first().map_or(0, |l| l.outputs);
         let mut pack = Pack::default();
         pack.reserve(model.widest().max(batch));
         Trainer {
@@ -152,6 +174,7 @@ impl Trainer {
             batch,
             team: Team::new(threads),
             x: vec![0.0; batch * model.inputs()],
+            partials: vec![0.0; INPUT_HALVES * batch * first_outputs],
             acts: vec![0.0; len],
             deltas: vec![0.0; len],
             offsets,
@@ -250,7 +273,6 @@ impl Trainer {
         let b = labels.len();
         assert_eq!(model.sizes(), &self.sizes[..], "model shape");
         assert!(b <= self.batch, "batch larger than the trainer's");
-        let inputs = model.inputs();
         if let Update::Gradients(g) = &update {
             assert_eq!(g.len(), model.params.len(), "gradients length");
         }
@@ -279,8 +301,10 @@ impl Trainer {
             layout: &self.layout,
             b,
             threads,
+            capacity: self.batch,
             batch,
-            x: SharedSlice::new(&mut self.x[..b * inputs]),
+            x: SharedSlice::new(&mut self.x),
+            partials: SharedSlice::new(&mut self.partials),
             labels,
             params: SharedSlice::new(&mut model.params),
             grads,
@@ -306,6 +330,7 @@ impl Trainer {
             )
         };
         self.team.run(&items, |phases| {
+            phases.run(FIRST_LAYER, INPUT_HALVES);
             phases.run(ROWS, sh.row_items());
             // SAFETY: no item runs between phases.
             let (losses, correct) = unsafe { (sh.row_losses.get(0..b), sh.row_correct.get(0..b)) };
@@ -389,9 +414,19 @@ fn share(len: usize, block: usize, parts: usize, i: usize) -> Range<usize> {
 /// (about 0.1 µs) stays cheap.
 const UPDATE_ITEM_MACS: usize = 160_000;
 
-/// The two phases of a step (see the module docs).
-const ROWS: usize = 0;
-const WEIGHTS: usize = 1;
+/// The three phases of a step (see the module docs).
+const FIRST_LAYER: usize = 0;
+const ROWS: usize = 1;
+const WEIGHTS: usize = 2;
+
+/// The parts the first layer's inputs are cut in (see the module docs): two, for the
+/// two ends threads claim items from. A constant, not the thread count, so that the
+/// bits do not depend on the thread count.
+const INPUT_HALVES: usize = 2;
+
+/// The halves start at multiples of this many inputs: a cache line of the batch's
+/// rows, and of whole weight-row blocks ([`WEIGHTS_MR`]).
+const HALF_ALIGN: usize = 16;
 
 /// Everything the items of one step share.
 struct StepShared<'a> {
@@ -400,10 +435,14 @@ struct StepShared<'a> {
     b: usize,
     /// Threads in the team.
     threads: usize,
+    /// The most rows a batch can have (the trainer's).
+    capacity: usize,
     /// Where the batch's inputs come from.
     batch: Batch<'a>,
-    /// The trainer's batch buffer, filled by the rows items when gathering.
+    /// [`Trainer::x`], filled by the first layer's items when gathering.
     x: SharedSlice<'a, f32>,
+    /// [`Trainer::partials`].
+    partials: SharedSlice<'a, f32>,
     labels: &'a [u8],
     params: SharedSlice<'a, f32>,
     /// Where weight gradients go: `params` (SGD, fused) or a gradient buffer.
@@ -424,7 +463,8 @@ struct StepShared<'a> {
 enum Batch<'a> {
     /// The caller's `[b, inputs]` rows.
     Given(&'a [f32]),
-    /// Rows `indices` of `inputs`, copied into the trainer's buffer by the rows items.
+    /// Rows `indices` of `inputs`, copied into the trainer's buffer by the first
+    /// layer's items.
     Gather {
         inputs: &'a [f32],
         indices: &'a [u32],
@@ -432,35 +472,54 @@ enum Batch<'a> {
 }
 
 impl StepShared<'_> {
-    /// Rows `rows` of the batch's inputs.
+    /// The first layer's inputs in half `half`.
+    fn half(&self, half: usize) -> Range<usize> {
+        share(self.layout[0].inputs, HALF_ALIGN, INPUT_HALVES, half)
+    }
+
+    /// The batch's inputs in half `half`, as `(data, stride)`: input `p` of row `r` is
+    /// `data[r·stride + p − start]`, `start` the half's first input.
     ///
     /// # Safety
-    /// When gathering, no thread writes these rows until the next barrier (they were
+    /// When gathering, no thread writes this half until the next barrier (it was
     /// copied in an earlier phase or earlier by this item).
-    unsafe fn x(&self, rows: &Range<usize>) -> &[f32] {
-        let n = self.layout[0].inputs;
+    unsafe fn half_x(&self, half: usize) -> (&[f32], usize) {
+        let cols = self.half(half);
         match self.batch {
-            Batch::Given(x) => &x[rows.start * n..rows.end * n],
-            // SAFETY: the caller's promise.
-            Batch::Gather { .. } => unsafe { self.x.get(rows.start * n..rows.end * n) },
+            Batch::Given(x) => (&x[cols.start..], self.layout[0].inputs),
+            Batch::Gather { .. } => {
+                let start = self.capacity * cols.start;
+                // SAFETY: the caller's promise.
+                let x = unsafe { self.x.get(start..start + self.b * cols.len()) };
+                (x, cols.len())
+            }
         }
     }
 
-    /// Copies rows `rows` of a gathered batch into the batch buffer (nothing for a
-    /// given batch).
+    /// Copies half `half` of a gathered batch's inputs into the batch buffer (nothing
+    /// for a given batch).
     ///
     /// # Safety
-    /// These rows are this item's.
-    unsafe fn gather(&self, rows: &Range<usize>) {
-        if let Batch::Gather { inputs, indices } = self.batch {
+    /// This half is this item's.
+    unsafe fn gather(&self, half: usize) {
+        let cols = self.half(half);
+        if let (Batch::Gather { inputs, indices }, false) = (self.batch, cols.is_empty()) {
             let n = self.layout[0].inputs;
+            let start = self.capacity * cols.start;
             // SAFETY: the caller's promise.
-            let dst = unsafe { self.x.get_mut(rows.start * n..rows.end * n) };
-            for (row, &i) in dst.chunks_exact_mut(n).zip(&indices[rows.clone()]) {
-                let i = i as usize;
-                row.copy_from_slice(&inputs[i * n..(i + 1) * n]);
+            let dst = unsafe { self.x.get_mut(start..start + self.b * cols.len()) };
+            for (row, &i) in dst.chunks_exact_mut(cols.len()).zip(indices) {
+                let i = i as usize * n;
+                row.copy_from_slice(&inputs[i + cols.start..i + cols.end]);
             }
         }
+    }
+
+    /// Where half `half`'s partial sums of the first layer are.
+    fn partial(&self, half: usize) -> Range<usize> {
+        let n = self.layout[0].outputs;
+        let start = half * self.capacity * n;
+        start..start + self.b * n
     }
 
     /// Where rows `rows` of layer `k`'s activations (or deltas) are.
@@ -479,35 +538,69 @@ impl StepShared<'_> {
         }
     }
 
-    /// Items that split layer `k`'s weight rows: one on one thread, else enough for
-    /// items of about [`UPDATE_ITEM_MACS`].
-    fn update_items(&self, k: usize) -> usize {
-        let l = &self.layout[k];
+    /// Items that split `rows` weight rows of layer `k`: one on one thread, else
+    /// enough for items of about [`UPDATE_ITEM_MACS`].
+    fn shares(&self, k: usize, rows: usize) -> usize {
         if self.threads == 1 {
             return 1;
         }
-        let macs = l.inputs * l.outputs * self.b;
+        let macs = rows * self.layout[k].outputs * self.b;
         macs.div_ceil(UPDATE_ITEM_MACS)
-            .clamp(1, l.inputs.div_ceil(WEIGHTS_MR).max(1))
+            .clamp(1, rows.div_ceil(WEIGHTS_MR).max(1))
     }
 
-    /// Items of the weights phase: every layer's, first to last, so the small last
-    /// layers fill the gaps at the end.
+    /// Items of the weights phase: the first half of the first layer's, every later
+    /// layer's, and the second half of the first layer's (see the module docs).
     fn weight_items(&self) -> usize {
-        (0..self.layout.len()).map(|k| self.update_items(k)).sum()
+        let later: usize = (1..self.layout.len())
+            .map(|k| self.shares(k, self.layout[k].inputs))
+            .sum();
+        self.shares(0, self.half(0).len()) + later + self.shares(0, self.half(1).len())
     }
 
-    /// Layer and share of item `item` of the weights phase.
-    fn weight_item(&self, mut item: usize) -> (usize, usize) {
-        for k in 0..self.layout.len() {
-            let n = self.update_items(k);
-            if item < n {
-                return (k, item);
+    /// Item `item` of the weights phase.
+    fn weight_share(&self, item: usize) -> WeightShare {
+        let first_layer = |half: usize, i: usize| {
+            let cols = self.half(half);
+            let rows = share(cols.len(), WEIGHTS_MR, self.shares(0, cols.len()), i);
+            WeightShare {
+                layer: 0,
+                half,
+                rows: cols.start + rows.start..cols.start + rows.end,
+                bias: half == 0 && i == 0,
             }
-            item -= n;
+        };
+        let first = self.shares(0, self.half(0).len());
+        if item < first {
+            return first_layer(0, item);
         }
-        unreachable!("weight item out of range")
+        let mut i = item - first;
+        for k in 1..self.layout.len() {
+            let l = &self.layout[k];
+            let n = self.shares(k, l.inputs);
+            if i < n {
+                return WeightShare {
+                    layer: k,
+                    half: 0,
+                    rows: share(l.inputs, WEIGHTS_MR, n, i),
+                    bias: i == n - 1,
+                };
+            }
+            i -= n;
+        }
+        first_layer(1, i)
     }
+}
+
+/// A share of one layer's weight rows, an item of the weights phase.
+struct WeightShare {
+    layer: usize,
+    /// For the first layer, the half of its inputs the rows are in.
+    half: usize,
+    /// The weight rows (inputs).
+    rows: Range<usize>,
+    /// Whether this item also does the layer's bias.
+    bias: bool,
 }
 
 /// One work item of a step, on thread `thread`.
@@ -534,40 +627,108 @@ impl Job for ItemJob<'_, '_> {
         // SAFETY: pack `thread` is used by thread `thread` only, one item at a time.
         let pack = unsafe { &mut sh.packs.get_mut(thread..thread + 1)[0] };
         match phase {
+            FIRST_LAYER => {
+                // SAFETY: this half is this item's.
+                unsafe { sh.gather(item) };
+                first_layer_half(s, sh, item, pack);
+            }
             ROWS => {
                 let rows = share(sh.b, FORWARD_MR, sh.row_items(), item);
-                // SAFETY: these rows are this item's.
-                unsafe { sh.gather(&rows) };
+                add_partials(sh, &rows);
                 forward_rows(s, sh, &rows, pack);
                 loss_rows(sh, &rows);
                 for k in (1..sh.layout.len()).rev() {
                     input_gradient_rows(s, sh, k, &rows, pack);
                 }
             }
-            _ => {
-                let (k, share) = sh.weight_item(item);
-                update_rows(s, sh, k, share, pack);
-            }
+            _ => update(s, sh, sh.weight_share(item), pack),
         }
     }
 }
 
-/// Rows `rows` of every layer forward. Reads: the parameters, x, these rows of acts;
-/// writes: these rows of acts.
+/// Half `half` of the first layer's product: its inputs of every row times its
+/// weight rows, into the half's partial sums; the first half's start from the bias.
+/// Reads: the parameters, this half of x; writes: this half's partial sums.
+#[inline(always)]
+fn first_layer_half<S: Products>(s: S, sh: &StepShared<'_>, half: usize, pack: &mut Pack) {
+    let l = &sh.layout[0];
+    let cols = sh.half(half);
+    let w = l.weights.start + cols.start * l.outputs..l.weights.start + cols.end * l.outputs;
+    // SAFETY: nobody writes the parameters in this phase; this half of x (copied by
+    // this item just before) and its partial sums are this item's.
+    let (x, stride, w, bias, c) = unsafe {
+        let (x, stride) = sh.half_x(half);
+        let c = sh.partials.get_mut(sh.partial(half));
+        (
+            x,
+            stride,
+            sh.params.get(w),
+            sh.params.get(l.bias.clone()),
+            c,
+        )
+    };
+    let epilogue = if half == 0 {
+        Epilogue::Bias { bias, relu: false }
+    } else {
+        Epilogue::Store
+    };
+    gemm(
+        s,
+        Gemm {
+            a: Strided {
+                data: x,
+                rows: sh.b,
+                cols: cols.len(),
+                rs: stride,
+                cs: 1,
+            },
+            b: w,
+            n: l.outputs,
+            c,
+            epilogue,
+            mr: FORWARD_MR,
+            pack,
+        },
+    );
+}
+
+/// Rows `rows` of the first layer's output: the sum of the halves' partial sums,
+/// then ReLU if the layer is hidden. Reads: these rows of the partial sums; writes:
+/// these rows of acts[0].
+fn add_partials(sh: &StepShared<'_>, rows: &Range<usize>) {
+    let n = sh.layout[0].outputs;
+    let part = |half: usize| {
+        let all = sh.partial(half);
+        all.start + rows.start * n..all.start + rows.end * n
+    };
+    // SAFETY: in this phase the partial sums are only read, and these rows of acts
+    // are this item's.
+    let (first, second, y) = unsafe {
+        (
+            sh.partials.get(part(0)),
+            sh.partials.get(part(1)),
+            sh.acts.get_mut(sh.rows(0, rows)),
+        )
+    };
+    for ((y, &a), &b) in y.iter_mut().zip(first).zip(second) {
+        *y = a + b;
+    }
+    if sh.layout.len() > 1 {
+        relu_forward(y);
+    }
+}
+
+/// Rows `rows` of every layer after the first forward. Reads: the parameters, these
+/// rows of acts; writes: these rows of acts.
 #[inline(always)]
 fn forward_rows<S: Products>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pack: &mut Pack) {
     let last = sh.layout.len() - 1;
-    for (k, l) in sh.layout.iter().enumerate() {
+    for (k, l) in sh.layout.iter().enumerate().skip(1) {
         // SAFETY: nobody writes the parameters in this phase; these rows of acts are
         // this item's (those of layer `k − 1` written by it just before).
         let (input, weights, bias, y) = unsafe {
-            let input: &[f32] = if k == 0 {
-                sh.x(rows)
-            } else {
-                sh.acts.get(sh.rows(k - 1, rows))
-            };
             (
-                input,
+                sh.acts.get(sh.rows(k - 1, rows)),
                 sh.params.get(l.weights.clone()),
                 sh.params.get(l.bias.clone()),
                 sh.acts.get_mut(sh.rows(k, rows)),
@@ -585,7 +746,6 @@ fn forward_rows<S: Products>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pac
         );
     }
 }
-
 /// Rows `rows` of the loss: each row's loss and whether it is classified right, and
 /// the gradient of the batch mean with respect to its logits, with the numbers of
 /// `softmax_cross_entropy` on the whole batch. Reads: these rows of the last layer's
@@ -646,38 +806,49 @@ fn input_gradient_rows<S: Products>(
     }
 }
 
-/// Share `item` of layer `k`'s weight rows (and, for the last share, its bias),
-/// updated or stored as gradients. Reads: x or acts[k − 1], deltas[k]; writes: these
-/// rows of the layer's weights (or gradients).
+/// Weight rows `share.rows` of a layer (and its bias, if `share.bias`), updated or
+/// stored as gradients. Reads: x or acts[k − 1], deltas[k]; writes: these rows of the
+/// layer's weights (or gradients).
 #[inline(always)]
-fn update_rows<S: Products>(s: S, sh: &StepShared<'_>, k: usize, item: usize, pack: &mut Pack) {
+fn update<S: Products>(s: S, sh: &StepShared<'_>, share: WeightShare, pack: &mut Pack) {
+    let WeightShare {
+        layer: k,
+        half,
+        rows,
+        bias,
+    } = share;
     let l = &sh.layout[k];
     let all = 0..sh.b;
-    let shape = DenseShape::new(sh.b, l.inputs, l.outputs);
-    let items = sh.update_items(k);
-    let rows = share(l.inputs, WEIGHTS_MR, items, item);
     let target = sh.grads.as_ref().unwrap_or(&sh.params);
     let w = l.weights.start + rows.start * l.outputs..l.weights.start + rows.end * l.outputs;
     // SAFETY: in this phase acts, deltas and x are only read; these weight rows are
-    // this item's, the bias the last item's, and no item of the phase reads parameters.
+    // this item's, the bias too if it does it, and no item of the phase reads
+    // parameters.
     unsafe {
-        let input: &[f32] = if k == 0 {
-            sh.x(&all)
+        // `xᵀ` (or the layer's input transposed) from input `rows.start` on.
+        let x_t = if rows.is_empty() {
+            None
+        } else if k == 0 {
+            let (x, stride) = sh.half_x(half);
+            Some(Strided {
+                data: &x[rows.start - sh.half(half).start..],
+                rows: rows.len(),
+                cols: sh.b,
+                rs: 1,
+                cs: stride,
+            })
         } else {
-            sh.acts.get(sh.rows(k - 1, &all))
+            Some(Strided {
+                data: &sh.acts.get(sh.rows(k - 1, &all))[rows.start..],
+                rows: rows.len(),
+                cols: sh.b,
+                rs: 1,
+                cs: l.inputs,
+            })
         };
         let grad_out = sh.deltas.get(sh.rows(k, &all));
-        weight_gradient_rows(
-            s,
-            shape,
-            input,
-            grad_out,
-            target.get_mut(w),
-            rows,
-            sh.out,
-            pack,
-        );
-        if item == items - 1 {
+        weight_gradient_of(s, x_t, grad_out, l.outputs, target.get_mut(w), sh.out, pack);
+        if bias {
             column_sums_into(
                 s,
                 grad_out,

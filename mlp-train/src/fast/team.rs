@@ -5,8 +5,12 @@
 //! The leader (the thread that owns the [`Team`]) runs a step as a sequence of phases;
 //! each phase is a fixed list of work items, and every item's result is the same
 //! whichever thread computes it. The leader publishes a phase, then leader and workers
-//! claim its items one at a time from a shared counter until none is left, and the
-//! leader waits until every claimed item is finished before it starts the next phase.
+//! claim its items one at a time until none is left, the leader from the front of the
+//! list and the workers from the back, and the leader waits until every claimed item
+//! is finished before it starts the next phase. Claiming from both ends gives a step's
+//! items a stable home on two threads: the first item of a phase is the leader's and
+//! the last a worker's whenever both run, so data that those items keep to themselves
+//! from step to step (a share of the weights) stays in one core's cache.
 //! So nobody waits for a thread that has not started: on a busy machine, where a worker
 //! may not get a core for milliseconds, the leader simply does the items itself, and
 //! the step costs about what it costs on one thread (a fixed split with a barrier would
@@ -56,17 +60,18 @@ pub(crate) type Items<'a> = dyn Fn(usize, usize, usize) + Sync + 'a;
 #[derive(Debug, Default)]
 struct Padded<T>(T);
 
-/// The claim word: generation (32 bits) | phase (8) | items (12) | next item (12).
-/// One atomic word, so a claim (a compare-exchange that bumps `next`) succeeds only in
-/// the phase the claimer read. The generation grows by one per phase; it would have
-/// to wrap (2³² phases) while a worker sat between its load and its compare-exchange
-/// to confuse two phases.
+/// The claim word: generation (32 bits) | phase (8) | front (12) | back (12). Items
+/// `front..back` are unclaimed; the leader claims `front` (bumping it), a worker
+/// `back − 1` (lowering `back`). One atomic word, so a claim (a compare-exchange)
+/// succeeds only in the phase the claimer read. The generation grows by one per
+/// phase; it would have to wrap (2³² phases) while a worker sat between its load and
+/// its compare-exchange to confuse two phases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Claim {
     generation: u32,
     phase: usize,
-    items: usize,
-    next: usize,
+    front: usize,
+    back: usize,
 }
 
 /// The most items a phase can have.
@@ -78,16 +83,16 @@ impl Claim {
     fn pack(self) -> u64 {
         (u64::from(self.generation) << 32)
             | ((self.phase as u64) << 24)
-            | ((self.items as u64) << 12)
-            | self.next as u64
+            | ((self.front as u64) << 12)
+            | self.back as u64
     }
 
     fn unpack(w: u64) -> Claim {
         Claim {
             generation: (w >> 32) as u32,
             phase: ((w >> 24) & 0xff) as usize,
-            items: ((w >> 12) & 0xfff) as usize,
-            next: (w & 0xfff) as usize,
+            front: ((w >> 12) & 0xfff) as usize,
+            back: (w & 0xfff) as usize,
         }
     }
 }
@@ -191,12 +196,12 @@ impl Phases<'_> {
         let word = Claim {
             generation: *self.generation,
             phase,
-            items: count,
-            next: 0,
+            front: 0,
+            back: count,
         };
         self.shared.claim.0.store(word.pack(), Ordering::Release);
-        while let Some(c) = claim(self.shared) {
-            (self.items)(0, c.phase, c.next);
+        while let Some((phase, item)) = claim(self.shared, End::Front) {
+            (self.items)(0, phase, item);
             self.shared.done.0.fetch_add(1, Ordering::Release);
         }
         let mut waiting: Option<Instant> = None;
@@ -217,21 +222,36 @@ impl Phases<'_> {
     }
 }
 
-/// Claims the next item of the current phase, if any is left.
-fn claim(shared: &Shared) -> Option<Claim> {
+/// Which end of a phase's list of items a thread claims from.
+#[derive(Clone, Copy)]
+enum End {
+    /// The leader's.
+    Front,
+    /// The workers'.
+    Back,
+}
+
+/// Claims the next item of the current phase from `end`, if any is left: its phase
+/// and index.
+fn claim(shared: &Shared, end: End) -> Option<(usize, usize)> {
     let mut w = shared.claim.0.load(Ordering::Acquire);
     loop {
         let c = Claim::unpack(w);
-        if c.next >= c.items {
+        if c.front >= c.back {
             return None;
         }
-        // Bumps `next`, the low bits; fails if anyone claimed or published meanwhile.
+        // Bumps `front` or lowers `back`; fails if anyone claimed or published
+        // meanwhile.
+        let (item, next) = match end {
+            End::Front => (c.front, w + (1 << 12)),
+            End::Back => (c.back - 1, w - 1),
+        };
         match shared
             .claim
             .0
-            .compare_exchange_weak(w, w + 1, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire)
         {
-            Ok(_) => return Some(c),
+            Ok(_) => return Some((c.phase, item)),
             Err(now) => w = now,
         }
     }
@@ -342,7 +362,7 @@ fn work(shared: &Shared, index: usize) {
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        if let Some(c) = claim(shared) {
+        if let Some((phase, item)) = claim(shared, End::Back) {
             let guard = AbortOnPanic;
             // SAFETY: this thread holds an unfinished item of a phase published after
             // the item function was written; the leader keeps it alive and unchanged
@@ -350,7 +370,7 @@ fn work(shared: &Shared, index: usize) {
             if let Some(ItemsPtr(items)) = unsafe { *shared.items.get() } {
                 // SAFETY: as above.
                 let items = unsafe { &*items };
-                items(index, c.phase, c.next);
+                items(index, phase, item);
             }
             shared.done.0.fetch_add(1, Ordering::Release);
             drop(guard);
@@ -387,11 +407,35 @@ mod tests {
         let c = Claim {
             generation: u32::MAX,
             phase: 255,
-            items: MAX_ITEMS,
-            next: 17,
+            front: 17,
+            back: MAX_ITEMS,
         };
         assert_eq!(Claim::unpack(c.pack()), c);
-        assert_eq!(Claim::unpack(c.pack() + 1).next, 18);
+        assert_eq!(Claim::unpack(c.pack() + (1 << 12)).front, 18);
+        assert_eq!(Claim::unpack(c.pack() - 1).back, MAX_ITEMS - 1);
+    }
+
+    #[test]
+    fn the_leader_claims_from_the_front_and_workers_from_the_back() {
+        let shared = Shared {
+            claim: Padded::default(),
+            done: Padded::default(),
+            stop: AtomicBool::new(false),
+            items: UnsafeCell::new(None),
+        };
+        let word = Claim {
+            generation: 7,
+            phase: 2,
+            front: 0,
+            back: 4,
+        };
+        shared.claim.0.store(word.pack(), Ordering::Relaxed);
+        assert_eq!(claim(&shared, End::Back), Some((2, 3)));
+        assert_eq!(claim(&shared, End::Front), Some((2, 0)));
+        assert_eq!(claim(&shared, End::Front), Some((2, 1)));
+        assert_eq!(claim(&shared, End::Back), Some((2, 2)));
+        assert_eq!(claim(&shared, End::Back), None);
+        assert_eq!(claim(&shared, End::Front), None);
     }
 
     #[test]
