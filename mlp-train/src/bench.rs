@@ -18,7 +18,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{self, Dataset};
-use crate::fast::{self, Isa, Predictor, Trainer, Update};
+use crate::fast::{self, Inputs, Isa, Predictor, Trainer, Update};
 use crate::model::Mlp;
 
 /// The walkthrough's layer sizes.
@@ -171,10 +171,12 @@ fn cpu_name() -> String {
 }
 
 /// One shuffled epoch of SGD, returning its wall time and this thread's CPU time in
-/// seconds (NaN when unknown).
+/// seconds (NaN when unknown). The fast kernels gather the batches from `pixels`
+/// (`train`'s, as the trainer does) when given.
 fn epoch(
     model: &mut Mlp,
     train: &Dataset,
+    pixels: Option<&[u8]>,
     rng: &mut ChaCha8Rng,
     kernels: Option<&mut Trainer>,
 ) -> (f64, f64) {
@@ -187,15 +189,21 @@ fn epoch(
     match kernels {
         Some(trainer) => {
             // As the trainer does it: the step copies the rows itself.
-            for chunk in order.chunks(BATCH) {
+            let inputs = match pixels {
+                Some(p) => Inputs::Pixels(p),
+                None => Inputs::Values(&train.inputs),
+            };
+            for (index, chunk) in order.chunks(BATCH).enumerate() {
                 for (label, &i) in y.iter_mut().zip(chunk) {
                     *label = train.labels[i as usize];
                 }
                 let b = chunk.len();
+                let next = order.chunks(BATCH).nth(index + 1).unwrap_or(&[]);
                 trainer.step_on(
                     model,
-                    &train.inputs,
+                    inputs,
                     chunk,
+                    next,
                     &y[..b],
                     Update::Sgd(LEARNING_RATE),
                 );
@@ -273,18 +281,15 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     let gflop = 2.0 * macs * n * 1e-9;
 
     // Warm-up: fault in the pages and fill the caches.
-    epoch(
-        &mut model,
-        &train.slice(0..4096),
-        &mut rng,
-        Some(&mut trainer),
-    );
-    epoch(
-        &mut model1,
-        &train.slice(0..4096),
-        &mut rng1,
-        Some(&mut trainer1),
-    );
+    let warm = train.slice(0..train.len().min(4096));
+    let warm_pixels = warm.pixels();
+    let pixels = train.pixels();
+    for (m, r, t) in [
+        (&mut model, &mut rng, &mut trainer),
+        (&mut model1, &mut rng1, &mut trainer1),
+    ] {
+        epoch(m, &warm, warm_pixels.as_deref(), r, Some(t));
+    }
 
     println!(
         "\ntraining: one epoch of {} images, {:?}, SGD lr {LEARNING_RATE}, batch {BATCH} ({gflop:.1} GFLOP nominal); {rounds} rounds, Rust and NumPy interleaved",
@@ -294,11 +299,23 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     let (mut rust_t, mut rust_cpu, mut numpy_t) = (Vec::new(), Vec::new(), Vec::new());
     let (mut numpy1_t, mut rust1_t) = (Vec::new(), Vec::new());
     for r in 0..rounds {
-        let (t, cpu) = epoch(&mut model, train, &mut rng, Some(&mut trainer));
+        let (t, cpu) = epoch(
+            &mut model,
+            train,
+            pixels.as_deref(),
+            &mut rng,
+            Some(&mut trainer),
+        );
         rust_t.push(t);
         rust_cpu.push(cpu);
         let one = if trainer.threads() > 1 {
-            let (t1, _) = epoch(&mut model1, train, &mut rng1, Some(&mut trainer1));
+            let (t1, _) = epoch(
+                &mut model1,
+                train,
+                pixels.as_deref(),
+                &mut rng1,
+                Some(&mut trainer1),
+            );
             rust1_t.push(t1);
             format!(" (1 thread {t1:.3} s)")
         } else {
@@ -345,7 +362,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
     if o.core_epoch {
         let mut core_model = model.clone();
-        let (t, _) = epoch(&mut core_model, train, &mut rng, None);
+        let (t, _) = epoch(&mut core_model, train, None, &mut rng, None);
         println!(
             "  rust core kernels (one epoch): {t:.3} s, {:.0} samples/s, {:.1} GFLOP/s",
             n / t,

@@ -64,19 +64,39 @@ impl Dataset {
         }
     }
 
+    /// The pixel bytes the inputs were scaled from, if every input is exactly
+    /// `pixel / 255` for a byte `pixel` (as in every set loaded from files): a quarter
+    /// of the inputs' size, so a training step reads its scattered rows from memory
+    /// four times faster (see [`crate::fast::Inputs::Pixels`]). `None` for any other
+    /// input.
+    pub fn pixels(&self) -> Option<Vec<u8>> {
+        self.inputs
+            .iter()
+            .map(|&x| {
+                let p = (x * 255.0).round();
+                (0.0..=255.0)
+                    .contains(&p)
+                    .then_some(p as u8)
+                    .filter(|&p| pixel_value(p).to_bits() == x.to_bits())
+            })
+            .collect()
+    }
+
     /// Builds a set from IDX images and labels (already checked to have equal counts).
     fn from_idx(images: &idx::Images, labels: Vec<u8>) -> Dataset {
         Dataset {
             features: images.pixels_per_image(),
             shape: (images.rows, images.cols),
-            inputs: images
-                .pixels
-                .iter()
-                .map(|&p| f32::from(p) / 255.0)
-                .collect(),
+            inputs: images.pixels.iter().map(|&p| pixel_value(p)).collect(),
             labels,
         }
     }
+}
+
+/// The input a pixel byte becomes: `pixel / 255`, in `[0, 1]`.
+#[inline(always)]
+pub fn pixel_value(pixel: u8) -> f32 {
+    f32::from(pixel) / 255.0
 }
 
 /// Which part of a data directory to use.
@@ -223,5 +243,35 @@ pub fn load_split(dir: &Path, split: Split, validation: Option<usize>) -> Result
                 full.slice(n - v..n)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(inputs: Vec<f32>) -> Dataset {
+        Dataset {
+            features: inputs.len(),
+            shape: (1, inputs.len()),
+            inputs,
+            labels: vec![0],
+        }
+    }
+
+    #[test]
+    fn pixels_come_back_exactly_and_only_from_pixel_values() {
+        let all: Vec<u8> = (0..=255).collect();
+        let values = set(all.iter().map(|&p| pixel_value(p)).collect());
+        assert_eq!(values.pixels(), Some(all));
+        for odd in [0.5 / 255.0, -1.0 / 255.0, 256.0 / 255.0, f32::NAN, 1e-9] {
+            let mut v = values.clone();
+            v.inputs[7] = odd;
+            assert_eq!(v.pixels(), None, "{odd}");
+        }
+        // One ulp off a pixel value.
+        let mut v = values.clone();
+        v.inputs[100] = f32::from_bits(v.inputs[100].to_bits() + 1);
+        assert_eq!(v.pixels(), None);
     }
 }

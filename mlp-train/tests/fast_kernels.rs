@@ -9,8 +9,8 @@ mod common;
 use mlp_core::activation::{relu_backward, relu_forward};
 use mlp_core::dense::{dense_backward, dense_backward_input, dense_forward, DenseShape};
 use mlp_core::loss::softmax_cross_entropy;
-use mlp_train::data::Dataset;
-use mlp_train::fast::{self, Isa, Predictor, Scratch, Trainer, Update};
+use mlp_train::data::{pixel_value, Dataset};
+use mlp_train::fast::{self, Inputs, Isa, Predictor, Scratch, Trainer, Update};
 use mlp_train::metrics;
 use mlp_train::model::Mlp;
 
@@ -336,12 +336,24 @@ fn bits(m: &Mlp) -> Vec<u32> {
     m.params.iter().map(|p| p.to_bits()).collect()
 }
 
+/// Where a step's batch comes from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// Given as rows ([`Trainer::step`]).
+    Batch,
+    /// Gathered from a set's values.
+    Values,
+    /// Gathered from a set's pixel bytes.
+    Pixels,
+}
+
 /// Runs `steps` steps with a trainer of `threads` threads from `start` on batches drawn
 /// from `seed` (every third one partial), and returns the model, the bits of every
 /// loss with its count of right answers, and the gradients of the last step when not
 /// fused (`fused = false`: each step stores its gradients and plain SGD applies them).
-/// With `gather`, each batch's rows are scattered, in reverse order, among other rows
-/// of a larger set, and the step gathers them ([`Trainer::step_on`]).
+/// The inputs are pixel values (`byte / 255`, half of them 0). Unless `from` is
+/// [`Source::Batch`], each batch's rows are scattered, in reverse order, among other
+/// rows of a larger set, and the step gathers them ([`Trainer::step_on`]).
 fn run_steps(
     isa: Isa,
     start: &Mlp,
@@ -349,7 +361,7 @@ fn run_steps(
     threads: usize,
     fused: bool,
     seed: u64,
-    gather: bool,
+    from: Source,
 ) -> (Mlp, Vec<(u32, usize)>, Vec<u32>) {
     let sizes = start.sizes().to_vec();
     let mut m = start.clone();
@@ -367,23 +379,38 @@ fn run_steps(
         } else {
             batch
         };
-        let x: Vec<f32> = (0..b * sizes[0]).map(|_| rng.sparse().abs()).collect();
+        let mut pixel = || {
+            let p = rng.next() >> 56;
+            if p < 128 {
+                0
+            } else {
+                p as u8
+            }
+        };
+        // Row r of the batch is row 2·(b − 1 − r) + 1 of the set; the others are noise.
+        let n = sizes[0];
+        let set_pixels: Vec<u8> = (0..(2 * b + 1) * n).map(|_| pixel()).collect();
+        let set: Vec<f32> = set_pixels.iter().map(|&p| pixel_value(p)).collect();
+        let indices: Vec<u32> = (0..b).map(|r| (2 * (b - 1 - r) + 1) as u32).collect();
+        let noise: Vec<u32> = (0..=b).map(|r| 2 * r as u32).collect();
+        let x: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| &set[i as usize * n..(i as usize + 1) * n])
+            .copied()
+            .collect();
         let y: Vec<u8> = (0..b)
             .map(|_| (rng.next() % sizes[sizes.len() - 1] as u64) as u8)
             .collect();
-        // Row r of the batch is row 2·(b − 1 − r) + 1 of the set; the others are noise.
-        let n = sizes[0];
-        let mut set: Vec<f32> = (0..(2 * b + 1) * n).map(|_| rng.sparse()).collect();
-        let indices: Vec<u32> = (0..b).map(|r| (2 * (b - 1 - r) + 1) as u32).collect();
-        for (r, &i) in indices.iter().enumerate() {
-            let i = i as usize;
-            set[i * n..(i + 1) * n].copy_from_slice(&x[r * n..(r + 1) * n]);
-        }
         let mut step = |m: &mut Mlp, update: Update<'_>| {
-            if gather {
-                trainer.step_on(m, &set, &indices, &y, update)
-            } else {
-                trainer.step(m, &x, &y, update)
+            // When gathering, also asks to load the noise rows, as if the next step's.
+            match from {
+                Source::Batch => trainer.step(m, &x, &y, update),
+                Source::Values => {
+                    trainer.step_on(m, Inputs::Values(&set), &indices, &noise, &y, update)
+                }
+                Source::Pixels => {
+                    trainer.step_on(m, Inputs::Pixels(&set_pixels), &indices, &noise, &y, update)
+                }
             }
         };
         let (loss, right) = if fused {
@@ -416,22 +443,30 @@ fn steps_on_several_threads_have_the_bits_of_one_thread() {
             let start = model(sizes, 11);
             for fused in [true, false] {
                 let (one, one_losses, one_grads) =
-                    run_steps(isa, &start, batch, 1, fused, 12, false);
+                    run_steps(isa, &start, batch, 1, fused, 12, Source::Batch);
                 assert_ne!(bits(&one), bits(&start), "the steps changed nothing");
-                let runs = [(2, false), (3, false), (4, false), (1, true), (2, true)];
-                for (threads, gather) in runs {
+                let runs = [
+                    (2, Source::Batch),
+                    (3, Source::Batch),
+                    (4, Source::Batch),
+                    (1, Source::Values),
+                    (2, Source::Values),
+                    (1, Source::Pixels),
+                    (2, Source::Pixels),
+                ];
+                for (threads, from) in runs {
                     let (m, losses, grads) =
-                        run_steps(isa, &start, batch, threads, fused, 12, gather);
+                        run_steps(isa, &start, batch, threads, fused, 12, from);
                     let what = format!(
                         "{isa:?} {sizes:?} batch {batch} fused {fused}, {threads} threads, \
-                         gathered {gather}"
+                         from {from:?}"
                     );
                     assert_eq!(losses, one_losses, "{what}: losses");
                     assert_eq!(grads, one_grads, "{what}: gradients");
                     for (k, (a, b)) in bits(&m).iter().zip(bits(&one)).enumerate() {
                         assert_eq!(*a, b, "{what}: parameter {k} differs from one thread's");
                     }
-                    let (again, _, _) = run_steps(isa, &start, batch, threads, fused, 12, gather);
+                    let (again, _, _) = run_steps(isa, &start, batch, threads, fused, 12, from);
                     assert_eq!(bits(&again), bits(&m), "{what}: a second run differs");
                 }
             }

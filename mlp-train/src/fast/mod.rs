@@ -42,7 +42,7 @@ use mlp_core::dense::DenseShape;
 use gemm::{Epilogue, Gemm, GemmNt, Pack, Products, Strided};
 use simd::Portable;
 
-pub use step::{evaluate, Predictor, Trainer, Update};
+pub use step::{evaluate, Inputs, Predictor, Trainer, Update};
 
 /// The instruction set a fast kernel runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
