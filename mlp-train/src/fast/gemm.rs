@@ -25,7 +25,7 @@
 //! do not depend on how the rows are split between threads, up to the sign of an
 //! all-zero sum.
 
-use super::simd::{Portable, Simd};
+use super::simd::{pack_columns_one_by_one, Portable, Simd};
 
 /// The products, compiled once per instruction set: each implementation is one
 /// function with the instruction set's `#[target_feature]`s around the generic body.
@@ -288,7 +288,7 @@ fn pack_rows<S: Simd, const MR: usize>(s: S, a: Strided<'_>, r0: usize, pack: &m
     if a.cs == 1 {
         pack_row_major::<S, MR>(s, a, r0, pack)
     } else if a.rs == 1 {
-        pack_column_major::<MR>(a, r0, pack)
+        pack_column_major::<S, MR>(s, a, r0, pack)
     } else {
         pack_strided::<MR>(a, r0, pack)
     }
@@ -341,21 +341,22 @@ fn pack_row_major<S: Simd, const MR: usize>(
 }
 
 /// [`pack_rows`] for `A = xᵀ` (a weight gradient's): the `MR` values of a column are
-/// adjacent, so each is one short copy and one test.
+/// adjacent, so each is one short copy and one test (four columns at once with
+/// AVX-512 for 4-row blocks).
 #[inline(always)]
-fn pack_column_major<const MR: usize>(a: Strided<'_>, r0: usize, pack: &mut Pack) -> usize {
-    let k = a.cols;
-    let cols = &mut pack.cols[..k];
-    let vals = &mut pack.vals[..k * MR];
-    let mut count = 0;
-    for p in 0..k {
-        let v = &a.data[r0 + p * a.cs..][..MR];
-        vals[count * MR..count * MR + MR].copy_from_slice(v);
-        let any = v.iter().fold(false, |any, &x| any | (x != 0.0));
-        cols[count] = p as u32;
-        count += usize::from(any);
+fn pack_column_major<S: Simd, const MR: usize>(
+    s: S,
+    a: Strided<'_>,
+    r0: usize,
+    pack: &mut Pack,
+) -> usize {
+    let data = &a.data[r0..];
+    let (vals, cols) = (&mut pack.vals[..], &mut pack.cols[..]);
+    if MR == 4 {
+        s.pack_columns4(data, a.cs, a.cols, vals, cols)
+    } else {
+        pack_columns_one_by_one::<MR>(data, a.cs, a.cols, vals, cols)
     }
-    count
 }
 
 /// [`pack_rows`] for any strides.

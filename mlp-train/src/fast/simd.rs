@@ -98,6 +98,45 @@ pub(crate) trait Simd: Copy {
     ) {
         compress_entries_one_by_one(self, rows, mask, base, vals, cols);
     }
+    /// Packs the columns `p < k` of a block of 4 rows of a column-major `A` (column
+    /// `p` is `data[p·cs..][..4]`) where any of the 4 is not zero (NaN counts as not
+    /// zero): `vals[e·4 + r]` and `cols[e] = p` for the `e`-th such column. Returns
+    /// the count. Writes nothing past `vals[..4k]` and `cols[..k]`.
+    #[inline(always)]
+    fn pack_columns4(
+        self,
+        data: &[f32],
+        cs: usize,
+        k: usize,
+        vals: &mut [f32],
+        cols: &mut [u32],
+    ) -> usize {
+        pack_columns_one_by_one::<4>(data, cs, k, vals, cols)
+    }
+}
+
+/// [`Simd::pack_columns4`] one column at a time.
+#[inline(always)]
+pub(crate) fn pack_columns_one_by_one<const MR: usize>(
+    data: &[f32],
+    cs: usize,
+    k: usize,
+    vals: &mut [f32],
+    cols: &mut [u32],
+) -> usize {
+    let cols = &mut cols[..k];
+    let vals = &mut vals[..k * MR];
+    let mut count = 0;
+    // Branch-free: every column is written at `count`, which only advances when it
+    // has a non-zero, so the data-dependent pattern costs no mispredictions.
+    for p in 0..k {
+        let v = &data[p * cs..][..MR];
+        vals[count * MR..count * MR + MR].copy_from_slice(v);
+        let any = v.iter().fold(false, |any, &x| any | (x != 0.0));
+        cols[count] = p as u32;
+        count += usize::from(any);
+    }
+    count
 }
 
 /// [`Simd::compress_entries`] one set lane at a time.
@@ -247,7 +286,7 @@ pub(crate) use x86::{Avx2, Avx512};
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::Simd;
+    use super::{pack_columns_one_by_one, Simd};
 
     /// AVX-512F: 16 lanes, 32 vector registers, mask registers for partial vectors.
     /// Only [`Avx512::detect`] builds one.
@@ -395,6 +434,68 @@ mod x86 {
         fn nonzero_mask(self, v: __m512) -> u32 {
             // SAFETY: AVX-512F was detected.
             unsafe { u32::from(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps())) }
+        }
+        #[inline(always)]
+        fn pack_columns4(
+            self,
+            data: &[f32],
+            cs: usize,
+            k: usize,
+            vals: &mut [f32],
+            cols: &mut [u32],
+        ) -> usize {
+            // Four columns at a time: one vector of their 16 values, one test, and a
+            // compression that keeps whole columns (each kept column's 4 lanes). The
+            // one-at-a-time loop took about 10 µs of a training step (perf).
+            let (vals, cols) = (&mut vals[..k * 4], &mut cols[..k]);
+            if k > 0 {
+                assert!((k - 1) * cs + 4 <= data.len(), "columns past the data");
+            }
+            let mut count = 0;
+            let mut p = 0;
+            while p + 4 <= k {
+                // SAFETY: AVX-512F was detected; columns `p..p + 4` are readable
+                // (checked above); `count ≤ p`, so the 16 values stored at `4·count`
+                // end by `4(p + 4) ≤ 4k`.
+                let any = unsafe {
+                    let at = data.as_ptr().add(p * cs);
+                    let v = _mm512_insertf32x4::<3>(
+                        _mm512_insertf32x4::<2>(
+                            _mm512_insertf32x4::<1>(
+                                _mm512_castps128_ps512(_mm_loadu_ps(at)),
+                                _mm_loadu_ps(at.add(cs)),
+                            ),
+                            _mm_loadu_ps(at.add(2 * cs)),
+                        ),
+                        _mm_loadu_ps(at.add(3 * cs)),
+                    );
+                    let m = u32::from(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps()));
+                    // Bit 4i: column p + i has a non-zero; spread over its 4 lanes.
+                    let any = (m | m >> 1 | m >> 2 | m >> 3) & 0x1111;
+                    let packed = _mm512_maskz_compress_ps((any * 0xf) as __mmask16, v);
+                    _mm512_storeu_ps(vals.as_mut_ptr().add(count * 4), packed);
+                    any
+                };
+                for i in 0..4 {
+                    cols[count] = (p + i) as u32;
+                    count += ((any >> (4 * i)) & 1) as usize;
+                }
+                p += 4;
+            }
+            if p == k {
+                return count;
+            }
+            let tail = pack_columns_one_by_one::<4>(
+                &data[p * cs..],
+                cs,
+                k - p,
+                &mut vals[count * 4..],
+                &mut cols[count..],
+            );
+            for c in &mut cols[count..count + tail] {
+                *c += p as u32;
+            }
+            count + tail
         }
         #[inline(always)]
         fn compress_entries<const MR: usize>(
