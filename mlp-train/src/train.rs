@@ -129,9 +129,9 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_DEFAULT_THREADS))
 }
 
-/// The most threads used by default. A training step is only 100–200 µs of work, so
+/// The most threads used by default. A training step is only 90–150 µs of work, so
 /// more threads mean shorter items and more waiting; 2 is the only count measured to
-/// pay (1.3–1.5× one thread on a 2-core machine). `--threads` asks for more.
+/// pay (about 1.6× one thread on a 2-core machine). `--threads` asks for more.
 pub const MAX_DEFAULT_THREADS: usize = 2;
 
 impl Default for Compute {
