@@ -189,10 +189,7 @@ fn epoch(
     match kernels {
         Some(trainer) => {
             // As the trainer does it: the step copies the rows itself.
-            let inputs = match pixels {
-                Some(p) => Inputs::Pixels(p),
-                None => Inputs::Values(&train.inputs),
-            };
+            let inputs = Inputs::of(train, pixels);
             for (index, chunk) in order.chunks(BATCH).enumerate() {
                 for (label, &i) in y.iter_mut().zip(chunk) {
                     *label = train.labels[i as usize];

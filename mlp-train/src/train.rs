@@ -386,6 +386,7 @@ pub fn run_with(
     // The fast steps gather their rows from the pixel bytes when the set has them (a
     // quarter of the memory traffic; the same bits).
     let pixels = fast_step.as_ref().and_then(|_| train.pixels());
+    let inputs = Inputs::of(train, pixels.as_deref());
     // Plain SGD without weight decay is fused into the fast kernels' products.
     let fused_sgd = optimizer.config.kind == crate::optim::OptimizerKind::Sgd
         && optimizer.config.weight_decay == 0.0;
@@ -422,10 +423,6 @@ pub fn run_with(
                     };
                     // The step copies the rows itself, split between its threads.
                     let next = order.chunks(batch).nth(index + 1).unwrap_or(&[]);
-                    let inputs = match &pixels {
-                        Some(p) => Inputs::Pixels(p),
-                        None => Inputs::Values(&train.inputs),
-                    };
                     step.step_on(&mut model, inputs, chunk, next, &buf.y[..b], update)
                 }
                 None => {

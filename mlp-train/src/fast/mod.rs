@@ -467,7 +467,15 @@ pub(crate) fn weight_gradient<S: Products>(
     let outputs = shape.outputs;
     let weights = &mut weights[..shape.weight_len()];
     let bias = &mut bias[..outputs];
-    weight_gradient_rows(s, shape, x, grad_out, weights, 0..shape.inputs, out, pack);
+    // `xᵀ`: `A[i][p] = x[p][i]`.
+    let x_t = Strided {
+        data: &x[..shape.input_len()],
+        rows: shape.inputs,
+        cols: shape.batch,
+        rs: 1,
+        cs: shape.inputs,
+    };
+    weight_gradient_rows(s, x_t, grad_out, outputs, weights, out, pack);
     if shape.batch == 0 {
         if let WeightsOut::Store = out {
             bias.fill(0.0);
@@ -477,64 +485,29 @@ pub(crate) fn weight_gradient<S: Products>(
     column_sums_into(s, &grad_out[..shape.output_len()], outputs, bias, out);
 }
 
-/// Rows `rows` (inputs) of [`weight_gradient`]'s weight part: `xᵀ·grad_out` restricted
-/// to those rows, stored into or applied to `w_rows`, which holds just those rows of
-/// `W` (`[rows.len(), outputs]`). With `rows.start` a multiple of [`WEIGHTS_MR`], every
-/// element gets the same bits as from the whole product, so threads can share a
-/// layer's update by rows without changing the result. The bias is not touched.
+/// Some rows (inputs) of [`weight_gradient`]'s weight part: `x_t·grad_out`, stored
+/// into or applied to `w_rows`, which holds just those rows of `W`. `x_t: [rows, b]`
+/// is a view of those rows of `xᵀ`, `grad_out: [b, outputs]`, `w_rows: [rows,
+/// outputs]` (exactly, when `x_t` is empty: stored gradients are then zeros). With
+/// the first row a multiple of [`WEIGHTS_MR`], every element gets the same bits as
+/// from the whole product, so threads can share a layer's update by rows without
+/// changing the result. The bias is not touched.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn weight_gradient_rows<S: Products>(
     s: S,
-    shape: DenseShape,
-    x: &[f32],
-    grad_out: &[f32],
-    w_rows: &mut [f32],
-    rows: std::ops::Range<usize>,
-    out: WeightsOut,
-    pack: &mut Pack,
-) {
-    let (b, inputs) = (shape.batch, shape.inputs);
-    debug_assert!(rows.end <= inputs, "rows past the layer's inputs");
-    let w_rows = &mut w_rows[..rows.len() * shape.outputs];
-    if b == 0 || rows.is_empty() {
-        weight_gradient_of(s, None, grad_out, shape.outputs, w_rows, out, pack);
-        return;
-    }
-    // `xᵀ` from input `rows.start` on: `A[i][p] = x[p][rows.start + i]`.
-    let x_t = Strided {
-        data: &x[rows.start..shape.input_len()],
-        rows: rows.len(),
-        cols: b,
-        rs: 1,
-        cs: inputs,
-    };
-    let grad_out = &grad_out[..shape.output_len()];
-    weight_gradient_of(s, Some(x_t), grad_out, shape.outputs, w_rows, out, pack);
-}
-
-/// [`weight_gradient_rows`] with the rows' inputs given as `x_t: [rows, b]`, a view of
-/// `xᵀ` (`None`: no rows or an empty batch, when `w_rows` is exactly the rows);
-/// `grad_out: [b, outputs]`, `w_rows: [x_t.rows, outputs]`.
-#[inline(always)]
-pub(crate) fn weight_gradient_of<S: Products>(
-    s: S,
-    x_t: Option<Strided<'_>>,
+    x_t: Strided<'_>,
     grad_out: &[f32],
     outputs: usize,
     w_rows: &mut [f32],
     out: WeightsOut,
     pack: &mut Pack,
 ) {
-    let x_t = match x_t {
-        Some(x_t) if x_t.rows > 0 && x_t.cols > 0 => x_t,
-        _ => {
-            if let WeightsOut::Store = out {
-                w_rows.fill(0.0);
-            }
-            return;
+    if x_t.rows == 0 || x_t.cols == 0 {
+        if let WeightsOut::Store = out {
+            w_rows.fill(0.0);
         }
-    };
+        return;
+    }
     let epilogue = match out {
         WeightsOut::Store => Epilogue::Store,
         WeightsOut::Sgd(lr) => Epilogue::Sgd { lr },

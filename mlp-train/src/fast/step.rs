@@ -26,8 +26,8 @@
 //! Between the rows and the weights the leader adds the rows' losses in row order; if
 //! the sum is not finite, the weights phase does not run.
 //!
-//! **Where the first layer's weights live.** They are most of the model (313 KB of
-//! 784-100-200-10's 358 KB). When both threads read all of them in the forward pass
+//! **Where the first layer's weights live.** They are most of the model (314 KB of
+//! 784-100-200-10's 403 KB). When both threads read all of them in the forward pass
 //! and each rewrote a share that changed from step to step, they moved between the
 //! cores' caches every step, and two threads ran only 1.3–1.5× as fast as one. Now the
 //! first half's items come first in their phases and the second half's last, and the
@@ -53,7 +53,7 @@ use super::gemm::{gemm, Epilogue, Gemm, Pack, Products, Strided};
 use super::team::Team;
 use super::{
     column_sums_into, dispatch, forward_layer, input_gradient, input_gradient_transposed,
-    weight_gradient_of, Isa, Job, WeightsOut, FORWARD_MR, WEIGHTS_MR,
+    weight_gradient_rows, Isa, Job, WeightsOut, FORWARD_MR, WEIGHTS_MR,
 };
 use crate::data::{pixel_value, Dataset};
 use crate::metrics::{Evaluation, EVAL_BATCH};
@@ -109,8 +109,8 @@ pub struct Trainer {
     batch: usize,
     team: Team,
     /// The batch's inputs, when the step gathers them itself ([`Trainer::step_on`]):
-    /// each half of the inputs ([`INPUT_HALVES`]) a `[batch, half]` block of its own,
-    /// from `batch × ` its first input.
+    /// each half of the inputs ([`INPUT_HALVES`]) in a `[batch, half's inputs]` block
+    /// of its own, the half from input `p` on starting at element `batch · p`.
     x: Vec<f32>,
     /// The first layer's partial sums, one `[batch, outputs]` block per half.
     partials: Vec<f32>,
@@ -504,7 +504,16 @@ pub enum Inputs<'a> {
     Pixels(&'a [u8]),
 }
 
-impl Inputs<'_> {
+impl<'a> Inputs<'a> {
+    /// `set`'s inputs: its pixel bytes if given (from [`Dataset::pixels`]), else its
+    /// values.
+    pub fn of(set: &'a Dataset, pixels: Option<&'a [u8]>) -> Inputs<'a> {
+        match pixels {
+            Some(p) => Inputs::Pixels(p),
+            None => Inputs::Values(&set.inputs),
+        }
+    }
+
     /// Inputs in the set (images × inputs per image).
     fn len(&self) -> usize {
         match self {
@@ -728,7 +737,6 @@ impl Job for ItemJob<'_, '_> {
                 // SAFETY: this half is this item's.
                 unsafe { sh.gather(item) };
                 sh.prefetch_next(item);
-
                 first_layer_half(s, sh, item, pack);
             }
             ROWS => {
@@ -864,6 +872,7 @@ fn forward_rows<S: Products>(s: S, sh: &StepShared<'_>, rows: &Range<usize>, pac
         );
     }
 }
+
 /// Rows `rows` of the loss: each row's loss and whether it is classified right, and
 /// the gradient of the batch mean with respect to its logits, with the numbers of
 /// `softmax_cross_entropy` on the whole batch. Reads: these rows of the last layer's
@@ -943,29 +952,24 @@ fn update<S: Products>(s: S, sh: &StepShared<'_>, share: WeightShare, pack: &mut
     // this item's, the bias too if it does it, and no item of the phase reads
     // parameters.
     unsafe {
-        // `xᵀ` (or the layer's input transposed) from input `rows.start` on.
-        let x_t = if rows.is_empty() {
-            None
-        } else if k == 0 {
+        // The layer's input, its row stride and its first column there: the batch's
+        // half (see `half_x`) or the previous layer's activations.
+        let (input, stride, first) = if k == 0 {
             let (x, stride) = sh.half_x(half);
-            Some(Strided {
-                data: &x[rows.start - sh.half(half).start..],
-                rows: rows.len(),
-                cols: sh.b,
-                rs: 1,
-                cs: stride,
-            })
+            (x, stride, sh.half(half).start)
         } else {
-            Some(Strided {
-                data: &sh.acts.get(sh.rows(k - 1, &all))[rows.start..],
-                rows: rows.len(),
-                cols: sh.b,
-                rs: 1,
-                cs: l.inputs,
-            })
+            (sh.acts.get(sh.rows(k - 1, &all)), l.inputs, 0)
+        };
+        // Its transpose from input `rows.start` on.
+        let x_t = Strided {
+            data: &input[rows.start - first..],
+            rows: rows.len(),
+            cols: sh.b,
+            rs: 1,
+            cs: stride,
         };
         let grad_out = sh.deltas.get(sh.rows(k, &all));
-        weight_gradient_of(s, x_t, grad_out, l.outputs, target.get_mut(w), sh.out, pack);
+        weight_gradient_rows(s, x_t, grad_out, l.outputs, target.get_mut(w), sh.out, pack);
         if bias {
             column_sums_into(
                 s,
