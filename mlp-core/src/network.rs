@@ -4,8 +4,50 @@
 //! This is the prediction path both sides share: the trainer's `predict` and the
 //! firmware call [`forward_one`] with the same layers and get the same bits.
 
+use core::ops::Range;
+
 use crate::activation::relu_forward;
 use crate::dense::{dense_forward, DenseShape, Weight};
+
+/// The input a pixel byte becomes: `pixel / 255`, in `[0, 1]` (the division rounded
+/// once, so every target computes the same value).
+#[inline(always)]
+pub fn pixel_value(pixel: u8) -> f32 {
+    f32::from(pixel) / 255.0
+}
+
+/// Where one layer's parameters are in a model's flat parameter list, which is the
+/// f32 payload's order (`docs/FORMAT.md`): per layer `W: [inputs, outputs]`
+/// row-major, then `b: [outputs]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LayerRanges {
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+    /// Where `W` is.
+    pub weights: Range<usize>,
+    /// Where `b` is.
+    pub bias: Range<usize>,
+}
+
+/// The [`LayerRanges`] of a network with these layer sizes (input size first), layer
+/// after layer. Sizes whose products overflow `usize` are the caller's to refuse
+/// first (`format::LayerSizes::new` does).
+pub fn layer_ranges(sizes: &[usize]) -> impl Iterator<Item = LayerRanges> + '_ {
+    sizes.windows(2).scan(0usize, |offset, pair| {
+        let (inputs, outputs) = (pair[0], pair[1]);
+        let weights = *offset..*offset + inputs * outputs;
+        let bias = weights.end..weights.end + outputs;
+        *offset = bias.end;
+        Some(LayerRanges {
+            inputs,
+            outputs,
+            weights,
+            bias,
+        })
+    })
+}
 
 /// The parameters of one Dense layer, borrowed from wherever they live (a trainer's
 /// vectors, or a model file in flash).

@@ -13,13 +13,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use rand::seq::SliceRandom;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use mlp_kernels::{Isa, Kernels, Predictor};
 
 use crate::data::{self, Dataset};
-use crate::fast::{self, Inputs, Isa, Predictor, Trainer, Update};
-use crate::model::Mlp;
+use crate::train::{Compute, TrainConfig, Training};
 
 /// The walkthrough's layer sizes.
 pub const SIZES: [usize; 4] = [784, 100, 200, 10];
@@ -44,8 +41,10 @@ pub struct BenchOptions {
     /// Threads for the training steps and the batched evaluation (a 1-thread epoch is
     /// timed alongside for comparison).
     pub threads: usize,
-    /// Also time one epoch with `mlp-core`'s kernels.
+    /// Also time one epoch with the core's arithmetic.
     pub core_epoch: bool,
+    /// The kernels timed.
+    pub kernels: Kernels,
     /// Also time NumPy with one BLAS thread (`OPENBLAS_NUM_THREADS=1`), which is
     /// faster than the default two at batch 32 on a 2-core machine.
     pub numpy_single_thread: bool,
@@ -170,71 +169,39 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
 }
 
-/// One shuffled epoch of SGD, returning its wall time and this thread's CPU time in
-/// seconds (NaN when unknown). The fast kernels gather the batches from `pixels`
-/// (`train`'s, as the trainer does) when given.
-fn epoch(
-    model: &mut Mlp,
-    train: &Dataset,
-    pixels: Option<&[u8]>,
-    rng: &mut ChaCha8Rng,
-    kernels: Option<&mut Trainer>,
-) -> (f64, f64) {
-    let mut order: Vec<u32> = (0..train.len() as u32).collect();
-    order.shuffle(rng);
-    let features = train.features;
-    let mut y = [0u8; BATCH];
+/// One shuffled pass of SGD over `train` (as `train` runs it), returning its wall
+/// time and this thread's CPU time in seconds (NaN when unknown).
+fn epoch(training: &mut Training, train: &Dataset) -> Result<(f64, f64)> {
     let cpu = thread_cpu_seconds();
     let started = Instant::now();
-    match kernels {
-        Some(trainer) => {
-            // As the trainer does it: the step copies the rows itself.
-            let inputs = Inputs::of(train, pixels);
-            for (index, chunk) in order.chunks(BATCH).enumerate() {
-                for (label, &i) in y.iter_mut().zip(chunk) {
-                    *label = train.labels[i as usize];
-                }
-                let b = chunk.len();
-                let next = order.chunks(BATCH).nth(index + 1).unwrap_or(&[]);
-                trainer.step_on(
-                    model,
-                    inputs,
-                    chunk,
-                    next,
-                    &y[..b],
-                    Update::Sgd(LEARNING_RATE),
-                );
-            }
-        }
-        None => {
-            let mut buf = crate::train::StepBuffers::new(model, BATCH);
-            for chunk in order.chunks(BATCH) {
-                for (row, &i) in chunk.iter().enumerate() {
-                    let i = i as usize;
-                    buf.x[row * features..(row + 1) * features].copy_from_slice(train.input(i));
-                    buf.y[row] = train.labels[i];
-                }
-                crate::train::compute_gradients(model, &mut buf, chunk.len());
-                mlp_core::dense::sgd_step(&mut model.params, &buf.grads, LEARNING_RATE);
-            }
-        }
-    }
+    training.pass(train, |_, _, _| {})?;
     let wall = started.elapsed().as_secs_f64();
     let cpu = match (cpu, thread_cpu_seconds()) {
         (Some(a), Some(b)) => b - a,
         _ => f64::NAN,
     };
-    (wall, cpu)
+    Ok((wall, cpu))
+}
+
+/// The walkthrough's training run on `data`, with these kernels and threads.
+fn walkthrough(data: &Path, kernels: Kernels, threads: usize) -> Result<Training> {
+    let config = TrainConfig {
+        data_dir: data.to_path_buf(),
+        hidden: SIZES[1..SIZES.len() - 1].to_vec(),
+        batch_size: BATCH,
+        learning_rate: LEARNING_RATE,
+        ..TrainConfig::default()
+    };
+    Training::new(config, SIZES[0], Compute { kernels, threads })
 }
 
 /// Runs the benchmark and prints its figures.
 pub fn run(o: &BenchOptions) -> Result<()> {
-    let isa = Isa::from_env_or_best();
+    let kernels = o.kernels;
     println!(
-        "machine: {} ({} threads available); fast kernels: {} (supported: {})",
+        "machine: {} ({} threads available); kernels: {kernels} (instruction sets this CPU runs: {})",
         cpu_name(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        isa.name(),
         Isa::supported()
             .iter()
             .map(|i| i.name())
@@ -266,26 +233,17 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         _ => None,
     };
     let rounds = o.rounds.max(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut model = Mlp::xavier(&SIZES, &mut || rng.next_u64())?;
-    let mut trainer = Trainer::with_threads(isa, &model, BATCH, o.threads);
-    // The same steps on one thread, timed on a copy of the model for comparison.
-    let mut model1 = model.clone();
-    let mut rng1 = rng.clone();
-    let mut trainer1 = Trainer::new(isa, &model1, BATCH);
+    let mut training = walkthrough(&o.data, kernels, o.threads)?;
+    // The same steps on one thread, on a run of its own, for comparison.
+    let mut training1 = walkthrough(&o.data, kernels, 1)?;
     let macs = training_macs_per_image(&SIZES) as f64;
     let n = train.len() as f64;
     let gflop = 2.0 * macs * n * 1e-9;
 
     // Warm-up: fault in the pages and fill the caches.
     let warm = train.slice(0..train.len().min(4096));
-    let warm_pixels = warm.pixels();
-    let pixels = train.pixels();
-    for (m, r, t) in [
-        (&mut model, &mut rng, &mut trainer),
-        (&mut model1, &mut rng1, &mut trainer1),
-    ] {
-        epoch(m, &warm, warm_pixels.as_deref(), r, Some(t));
+    for t in [&mut training, &mut training1] {
+        epoch(t, &warm)?;
     }
 
     println!(
@@ -296,23 +254,11 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     let (mut rust_t, mut rust_cpu, mut numpy_t) = (Vec::new(), Vec::new(), Vec::new());
     let (mut numpy1_t, mut rust1_t) = (Vec::new(), Vec::new());
     for r in 0..rounds {
-        let (t, cpu) = epoch(
-            &mut model,
-            train,
-            pixels.as_deref(),
-            &mut rng,
-            Some(&mut trainer),
-        );
+        let (t, cpu) = epoch(&mut training, train)?;
         rust_t.push(t);
         rust_cpu.push(cpu);
-        let one = if trainer.threads() > 1 {
-            let (t1, _) = epoch(
-                &mut model1,
-                train,
-                pixels.as_deref(),
-                &mut rng1,
-                Some(&mut trainer1),
-            );
+        let one = if o.threads > 1 {
+            let (t1, _) = epoch(&mut training1, train)?;
             rust1_t.push(t1);
             format!(" (1 thread {t1:.3} s)")
         } else {
@@ -341,9 +287,8 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
     let rust_epoch = median(&mut rust_t);
     println!(
-        "  rust fast ({}, {} threads): median {rust_epoch:.3} s per epoch (leader's cpu {:.3} s), {:.0} samples/s, {:.1} GFLOP/s (nominal, dense-equivalent)",
-        isa.name(),
-        trainer.threads(),
+        "  rust {kernels}, {} threads: median {rust_epoch:.3} s per epoch (leader's cpu {:.3} s), {:.0} samples/s, {:.1} GFLOP/s (nominal, dense-equivalent)",
+        o.threads,
         median(&mut rust_cpu),
         n / rust_epoch,
         gflop / rust_epoch
@@ -351,17 +296,16 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     if !rust1_t.is_empty() {
         let t1 = median(&mut rust1_t);
         println!(
-            "  rust fast ({}, 1 thread): median {t1:.3} s per epoch, {:.0} samples/s; {:.2}x from the threads",
-            isa.name(),
+            "  rust {kernels}, 1 thread: median {t1:.3} s per epoch, {:.0} samples/s; {:.2}x from the threads",
             n / t1,
             t1 / rust_epoch
         );
     }
     if o.core_epoch {
-        let mut core_model = model.clone();
-        let (t, _) = epoch(&mut core_model, train, None, &mut rng, None);
+        let mut core = walkthrough(&o.data, Kernels::Core, 1)?;
+        let (t, _) = epoch(&mut core, train)?;
         println!(
-            "  rust core kernels (one epoch): {t:.3} s, {:.0} samples/s, {:.1} GFLOP/s",
+            "  rust core arithmetic, 1 thread (one epoch): {t:.3} s, {:.0} samples/s, {:.1} GFLOP/s",
             n / t,
             gflop / t
         );
@@ -386,13 +330,15 @@ pub fn run(o: &BenchOptions) -> Result<()> {
 
     let count = o.infer.clamp(1, test.len());
     println!("\nsingle-image inference: {count} test images one at a time; {rounds} rounds");
-    let mut predictor = Predictor::new(isa, &model);
+    let model = training.model().clone();
+    let mut predictor = Predictor::new(kernels, model.sizes())?;
+    let images: Vec<Vec<f32>> = (0..count).map(|i| test.input(i)).collect();
     let (mut rust_i, mut numpy_i, mut numpy1_i) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let started = Instant::now();
         let mut sink = 0usize;
-        for i in 0..count {
-            sink += predictor.predict(&model, test.input(i));
+        for image in &images {
+            sink += predictor.predict(&model.params, image);
         }
         std::hint::black_box(sink);
         rust_i.push(started.elapsed().as_secs_f64() / count as f64);
@@ -404,11 +350,14 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         }
     }
     let rust_image = median(&mut rust_i);
-    println!("  rust fast: median {:.2} µs per image", rust_image * 1e6);
+    println!(
+        "  rust {kernels}: median {:.2} µs per image",
+        rust_image * 1e6
+    );
     let core_image = {
         let started = Instant::now();
-        for i in 0..count {
-            std::hint::black_box(model.logits_one(test.input(i))?);
+        for image in &images {
+            std::hint::black_box(model.logits_one(image)?);
         }
         started.elapsed().as_secs_f64() / count as f64
     };
@@ -442,11 +391,25 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     let mut accuracy = 0.0;
     for _ in 0..rounds {
         let started = Instant::now();
-        let e = fast::evaluate(isa, &model, test, o.threads);
+        let e = crate::metrics::evaluate(
+            &model,
+            test,
+            Compute {
+                kernels,
+                threads: o.threads,
+            },
+        )?;
         rust_e.push(started.elapsed().as_secs_f64());
         accuracy = e.accuracy;
         let started = Instant::now();
-        std::hint::black_box(fast::evaluate(isa, &model, test, 1));
+        std::hint::black_box(crate::metrics::evaluate(
+            &model,
+            test,
+            Compute {
+                kernels,
+                threads: 1,
+            },
+        )?);
         rust_e1.push(started.elapsed().as_secs_f64());
         if let Some(np) = numpy.as_mut() {
             numpy_e.push(np.seconds("eval")?);
@@ -457,13 +420,13 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
     let rust_eval = median(&mut rust_e);
     println!(
-        "  rust fast, {} threads: median {:.2} ms (test accuracy of the benchmark's model {:.2}%)",
+        "  rust {kernels}, {} threads: median {:.2} ms (test accuracy of the benchmark's model {:.2}%)",
         o.threads,
         rust_eval * 1e3,
         100.0 * accuracy
     );
     println!(
-        "  rust fast, 1 thread: median {:.2} ms",
+        "  rust {kernels}, 1 thread: median {:.2} ms",
         median(&mut rust_e1) * 1e3
     );
     if !numpy_e.is_empty() {

@@ -7,9 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::{self, Split};
-use crate::fast::Kernels;
 use crate::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use crate::train::{self, Compute, EarlyStopping, Monitor, RunOptions, TrainConfig};
+use mlp_kernels::{Isa, Kernels, Unsupported};
 
 /// Trains small MLPs on MNIST-format data and inspects, evaluates and runs the models.
 #[derive(Debug, Parser)]
@@ -49,16 +49,32 @@ pub enum Command {
 /// How the products are computed (`train` and `evaluate`).
 #[derive(Debug, Args)]
 pub struct ComputeArgs {
-    /// Kernels: auto and fast are the host's fast kernels (AVX-512 or AVX2+FMA when
-    /// the CPU has them, chosen at run time); core is mlp-core's portable kernels,
-    /// whose arithmetic is the device's, bit for bit.
-    #[arg(long, value_enum, default_value_t = Kernels::Auto)]
+    /// Kernels: auto (the fastest instruction set this CPU runs), or one of portable,
+    /// avx2, avx512, neon (every one gives the same bits), or core (the device's
+    /// arithmetic, bit for bit: products rounded before they are added).
+    #[arg(long, value_name = "KERNELS", default_value = "auto", value_parser = parse_kernels)]
     pub kernels: Kernels,
-    /// Threads for the fast kernels' training steps and for evaluating data sets
-    /// [default: the number of cores, at most 2]. The model's bytes do not depend on it; an
-    /// evaluation's loss does, in its last digits (the order it is summed in).
+    /// Threads for the training steps and for evaluating data sets [default: the
+    /// number of cores, at most 2]. Neither the model's bytes nor an evaluation
+    /// depend on it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+}
+
+/// Parses `--kernels`: `auto`, `core`, or an instruction set this CPU runs.
+pub fn parse_kernels(text: &str) -> Result<Kernels, String> {
+    let kernels = match text {
+        "auto" => return Ok(Kernels::best()),
+        "core" => return Ok(Kernels::Core),
+        name => Kernels::Fast(
+            name.parse::<Isa>()
+                .map_err(|e| format!("{e}, auto or core"))?,
+        ),
+    };
+    match kernels {
+        Kernels::Fast(isa) if !isa.is_supported() => Err(Unsupported(isa).to_string()),
+        _ => Ok(kernels),
+    }
 }
 
 impl ComputeArgs {
@@ -99,9 +115,12 @@ pub struct BenchArgs {
     /// is timed alongside) [default: as `train`, the number of cores, at most 2].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Also time one epoch with mlp-core's kernels.
+    /// Also time one epoch with the core's arithmetic.
     #[arg(long)]
     pub core_epoch: bool,
+    /// The kernels timed: auto, portable, avx2, avx512 or neon.
+    #[arg(long, value_name = "KERNELS", default_value = "auto", value_parser = parse_kernels)]
+    pub kernels: Kernels,
     /// Also time NumPy with one BLAS thread (OPENBLAS_NUM_THREADS=1).
     #[arg(long)]
     pub numpy_single_thread: bool,
@@ -389,6 +408,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 .threads
                 .map_or_else(crate::train::default_threads, |t| t.max(1)),
             core_epoch: args.core_epoch,
+            kernels: args.kernels,
             numpy_single_thread: args.numpy_single_thread,
         }),
         Some(Command::Show(args)) => show(&args),
@@ -470,7 +490,7 @@ fn quantize_command(args: &QuantizeArgs) -> Result<()> {
     let mut calibration = data::load_split(&dir, Split::Train, None)?;
     model.check_fits(&args.model, calibration.features, data::CLASSES)?;
     let keep = args.calibration.clamp(1, calibration.len());
-    calibration.inputs.truncate(keep * calibration.features);
+    calibration.pixels.truncate(keep * calibration.features);
     calibration.labels.truncate(keep);
     let bytes = crate::quantize::quantize(&model, &calibration)
         .with_context(|| format!("{}: cannot quantize", args.model.display()))?;

@@ -25,15 +25,16 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// A labelled set of images, pixels scaled to `[0, 1]` as `f32`.
+/// A labelled set of images, kept as their pixel bytes: the kernels convert them to
+/// inputs (`pixel / 255`, [`pixel_value`]) once, as they read them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dataset {
     /// Values per image (784 for 28×28).
     pub features: usize,
     /// Image side lengths `(rows, cols)`.
     pub shape: (usize, usize),
-    /// `len × features` inputs, row-major, `pixel / 255`.
-    pub inputs: Vec<f32>,
+    /// `len × features` pixel bytes, row-major.
+    pub pixels: Vec<u8>,
     /// One label per image.
     pub labels: Vec<u8>,
 }
@@ -49,9 +50,19 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Inputs of image `index`.
-    pub fn input(&self, index: usize) -> &[f32] {
-        &self.inputs[index * self.features..(index + 1) * self.features]
+    /// The pixel bytes of image `index`.
+    pub fn image(&self, index: usize) -> &[u8] {
+        &self.pixels[index * self.features..(index + 1) * self.features]
+    }
+
+    /// The inputs of image `index`: its pixels as `pixel / 255`.
+    pub fn input(&self, index: usize) -> Vec<f32> {
+        self.image(index).iter().map(|&p| pixel_value(p)).collect()
+    }
+
+    /// Every image, as the kernels read them.
+    pub fn inputs(&self) -> mlp_kernels::Inputs<'_> {
+        mlp_kernels::Inputs::Pixels(&self.pixels)
     }
 
     /// The images `range` of this set as a new set.
@@ -59,45 +70,25 @@ impl Dataset {
         Dataset {
             features: self.features,
             shape: self.shape,
-            inputs: self.inputs[range.start * self.features..range.end * self.features].to_vec(),
+            pixels: self.pixels[range.start * self.features..range.end * self.features].to_vec(),
             labels: self.labels[range].to_vec(),
         }
     }
 
-    /// The pixel bytes the inputs were scaled from, if every input is exactly
-    /// `pixel / 255` for a byte `pixel` (as in every set loaded from files): a quarter
-    /// of the inputs' size, so a training step reads its scattered rows from memory
-    /// four times faster (see [`crate::fast::Inputs::Pixels`]). `None` for any other
-    /// input.
-    pub fn pixels(&self) -> Option<Vec<u8>> {
-        self.inputs
-            .iter()
-            .map(|&x| {
-                let p = (x * 255.0).round();
-                (0.0..=255.0)
-                    .contains(&p)
-                    .then_some(p as u8)
-                    .filter(|&p| pixel_value(p).to_bits() == x.to_bits())
-            })
-            .collect()
-    }
-
     /// Builds a set from IDX images and labels (already checked to have equal counts).
-    fn from_idx(images: &idx::Images, labels: Vec<u8>) -> Dataset {
+    fn from_idx(images: idx::Images, labels: Vec<u8>) -> Dataset {
         Dataset {
             features: images.pixels_per_image(),
             shape: (images.rows, images.cols),
-            inputs: images.pixels.iter().map(|&p| pixel_value(p)).collect(),
+            pixels: images.pixels,
             labels,
         }
     }
 }
 
-/// The input a pixel byte becomes: `pixel / 255`, in `[0, 1]`.
-#[inline(always)]
-pub fn pixel_value(pixel: u8) -> f32 {
-    f32::from(pixel) / 255.0
-}
+/// The input a pixel byte becomes: `pixel / 255`, in `[0, 1]` (the core's
+/// definition, which the device uses too).
+pub use mlp_core::network::pixel_value;
 
 /// Which part of a data directory to use.
 #[derive(
@@ -167,7 +158,7 @@ pub fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset> {
     if images.count == 0 {
         bail!("{}: holds no images", images_path.display());
     }
-    Ok(Dataset::from_idx(&images, labels))
+    Ok(Dataset::from_idx(images, labels))
 }
 
 /// The default validation size: the last sixth of the training file (10,000 of
@@ -243,35 +234,5 @@ pub fn load_split(dir: &Path, split: Split, validation: Option<usize>) -> Result
                 full.slice(n - v..n)
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(inputs: Vec<f32>) -> Dataset {
-        Dataset {
-            features: inputs.len(),
-            shape: (1, inputs.len()),
-            inputs,
-            labels: vec![0],
-        }
-    }
-
-    #[test]
-    fn pixels_come_back_exactly_and_only_from_pixel_values() {
-        let all: Vec<u8> = (0..=255).collect();
-        let values = set(all.iter().map(|&p| pixel_value(p)).collect());
-        assert_eq!(values.pixels(), Some(all));
-        for odd in [0.5 / 255.0, -1.0 / 255.0, 256.0 / 255.0, f32::NAN, 1e-9] {
-            let mut v = values.clone();
-            v.inputs[7] = odd;
-            assert_eq!(v.pixels(), None, "{odd}");
-        }
-        // One ulp off a pixel value.
-        let mut v = values.clone();
-        v.inputs[100] = f32::from_bits(v.inputs[100].to_bits() + 1);
-        assert_eq!(v.pixels(), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The desktop side of the project: loads MNIST-format data, trains `mlp-core`
-//! networks with the core's kernels, writes model files the firmware loads, and uses
-//! them (evaluate, predict, inspect).
+//! networks with the host kernels of `mlp-kernels`, writes model files the firmware
+//! loads, and uses them (evaluate, predict, inspect).
 //!
 //! # Modules
 //! - [`idx`]: the IDX file reader (plain or gzip), with checks that name the file.
@@ -8,15 +8,14 @@
 //! - [`download`]: fetching full MNIST with SHA-256 checks.
 //! - [`model`]: the network's parameters in model-file order; loading and saving.
 //! - [`optim`]: SGD, momentum, Nesterov, Adam; learning-rate schedules.
-//! - [`train`]: the training loop, early stopping, divergence checks.
+//! - [`train`]: the training loop ([`train::Training`]), early stopping, divergence
+//!   checks, the run's files.
 //! - [`checkpoint`]: saving and resuming a run's complete state.
 //! - [`metrics`]: batched evaluation, confusion matrix, the CSV log.
 //! - [`plot`]: the accuracy and loss chart (SVG).
 //! - [`image_input`]: an image of a digit to MNIST's 28×28 form.
 //! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
 //! - [`fsio`]: atomic file writes.
-//! - [`fast`]: fast host kernels (AVX-512, AVX2+FMA or portable, chosen at run time)
-//!   for training, evaluation and prediction.
 //! - [`bench`](mod@bench): the `bench` command (fast kernels against NumPy).
 //! - [`cli`]: the command line.
 
@@ -25,7 +24,6 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod download;
-pub mod fast;
 pub mod fsio;
 pub mod idx;
 pub mod image_input;

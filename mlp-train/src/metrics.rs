@@ -5,16 +5,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use mlp_core::activation::relu_forward;
-use mlp_core::dense::{dense_forward, DenseShape};
-use mlp_core::loss::{argmax, softmax_cross_entropy};
+use mlp_kernels::EvalSums;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::model::Mlp;
-
-/// Rows per forward pass when evaluating.
-pub const EVAL_BATCH: usize = 256;
+use crate::train::Compute;
 
 /// One epoch's figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -144,68 +140,41 @@ impl Evaluation {
     }
 }
 
-/// Runs the layers of `model` on a batch of `batch` rows of `x`, leaving each layer's
-/// output (after ReLU for hidden layers) in `acts[k][..batch × outputs]`. Only the
-/// core's kernels do the arithmetic.
-pub fn forward_batch(model: &Mlp, x: &[f32], batch: usize, acts: &mut [Vec<f32>]) {
-    let layers = model.layout().len();
-    for (k, l) in model.layout().iter().enumerate() {
-        let (done, rest) = acts.split_at_mut(k);
-        let input: &[f32] = if k == 0 {
-            &x[..batch * l.inputs]
-        } else {
-            &done[k - 1][..batch * l.inputs]
-        };
-        let out = &mut rest[0][..batch * l.outputs];
-        dense_forward(
-            DenseShape::new(batch, l.inputs, l.outputs),
-            input,
-            &model.params[l.weights.clone()],
-            &model.params[l.bias.clone()],
-            out,
-        );
-        if k + 1 < layers {
-            relu_forward(out);
+impl Evaluation {
+    /// The figures of the kernels' sums over `count` examples of `classes` classes.
+    pub fn from_sums(sums: EvalSums, count: usize, classes: usize) -> Evaluation {
+        let confusion: Vec<Vec<usize>> = sums
+            .confusion
+            .chunks(classes.max(1))
+            .map(<[usize]>::to_vec)
+            .collect();
+        let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
+        Evaluation {
+            loss: sums.loss_sum / count.max(1) as f64,
+            accuracy: correct as f64 / count.max(1) as f64,
+            count,
+            confusion,
         }
     }
 }
 
-/// Activation buffers for `batch` rows of each layer's output.
-pub fn activation_buffers(model: &Mlp, batch: usize) -> Vec<Vec<f32>> {
-    model
-        .layout()
-        .iter()
-        .map(|l| vec![0.0; batch * l.outputs])
-        .collect()
-}
-
-/// Evaluates `model` on `data` in batches of [`EVAL_BATCH`].
-pub fn evaluate(model: &Mlp, data: &Dataset) -> Evaluation {
-    let classes = model.classes();
-    let mut acts = activation_buffers(model, EVAL_BATCH);
-    let mut confusion = vec![vec![0usize; classes]; classes];
-    let mut loss_sum = 0.0f64;
-    let n = data.len();
-    let mut start = 0;
-    while start < n {
-        let b = EVAL_BATCH.min(n - start);
-        let x = &data.inputs[start * data.features..(start + b) * data.features];
-        let labels = &data.labels[start..start + b];
-        forward_batch(model, x, b, &mut acts);
-        let logits = &acts[acts.len() - 1][..b * classes];
-        loss_sum += f64::from(softmax_cross_entropy(logits, labels, classes, None)) * b as f64;
-        for (row, &label) in logits.chunks_exact(classes).zip(labels) {
-            confusion[usize::from(label)][argmax(row)] += 1;
-        }
-        start += b;
-    }
-    let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
-    Evaluation {
-        loss: loss_sum / n.max(1) as f64,
-        accuracy: correct as f64 / n.max(1) as f64,
-        count: n,
-        confusion,
-    }
+/// Evaluates `model` on `data` (batches of [`mlp_kernels::EVAL_BATCH`] rows)
+/// with `compute`'s kernels and threads. The loss, accuracy and confusion matrix do
+/// not depend on the thread count, and with the fast kernels not on the instruction
+/// set either.
+///
+/// # Errors
+/// If this CPU does not run the kernels.
+pub fn evaluate(model: &Mlp, data: &Dataset, compute: Compute) -> Result<Evaluation> {
+    let sums = mlp_kernels::evaluate(
+        compute.kernels,
+        model.sizes(),
+        &model.params,
+        data.inputs(),
+        &data.labels,
+        compute.threads,
+    )?;
+    Ok(Evaluation::from_sums(sums, data.len(), model.classes()))
 }
 
 #[cfg(test)]

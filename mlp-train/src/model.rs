@@ -3,26 +3,16 @@
 //! then `b: [outputs]`), so saving is a byte copy and the optimizers work on one
 //! slice. Reading and writing go through `mlp_core::format`.
 
-use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use mlp_core::format::{self, ElementType, ModelView};
 use mlp_core::init::{xavier_normal, RandomSource};
-use mlp_core::network::{forward_one, LayerParams};
+use mlp_core::network::{forward_one, layer_ranges, LayerParams, LayerRanges};
 
-/// Where one layer's parameters live in the flat parameter vector.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LayerLayout {
-    /// Input features.
-    pub inputs: usize,
-    /// Output features.
-    pub outputs: usize,
-    /// Range of `W: [inputs, outputs]`.
-    pub weights: Range<usize>,
-    /// Range of `b: [outputs]`.
-    pub bias: Range<usize>,
-}
+/// Where one layer's parameters are in the flat parameter vector (the core's
+/// [`LayerRanges`]).
+pub type LayerLayout = LayerRanges;
 
 /// A multi-layer perceptron: Dense layers with ReLU between them, softmax at the end.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,22 +25,7 @@ pub struct Mlp {
 
 /// The flat layout of the parameters of a network with these layer sizes.
 pub fn layout(sizes: &[usize]) -> Vec<LayerLayout> {
-    let mut offset = 0;
-    sizes
-        .windows(2)
-        .map(|w| {
-            let (inputs, outputs) = (w[0], w[1]);
-            let weights = offset..offset + inputs * outputs;
-            let bias = weights.end..weights.end + outputs;
-            offset = bias.end;
-            LayerLayout {
-                inputs,
-                outputs,
-                weights,
-                bias,
-            }
-        })
-        .collect()
+    layer_ranges(sizes).collect()
 }
 
 impl Mlp {

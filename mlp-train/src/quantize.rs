@@ -19,8 +19,8 @@ use anyhow::{bail, Context, Result};
 use mlp_core::format::{self, ElementType, ModelView};
 use mlp_core::quant::{argmax_i32, forward_one_i8, quantize_layer, write_int8_layer};
 
-use crate::data::{Dataset, CLASSES};
-use crate::metrics::{activation_buffers, forward_batch, Evaluation};
+use crate::data::{pixel_value, Dataset, CLASSES};
+use crate::metrics::Evaluation;
 use crate::model::Mlp;
 
 /// The real value of one step of the input: raw pixel bytes.
@@ -39,12 +39,19 @@ pub fn calibrate(model: &Mlp, calibration: &Dataset) -> Result<Vec<f32>> {
     }
     let layers = model.layout().len();
     let mut largest = vec![0.0f32; layers];
-    let mut acts = activation_buffers(model, CALIBRATION_BATCH);
+    let mut acts: Vec<Vec<f32>> = model
+        .layout()
+        .iter()
+        .map(|l| vec![0.0; CALIBRATION_BATCH * l.outputs])
+        .collect();
     for start in (0..calibration.len()).step_by(CALIBRATION_BATCH) {
         let batch = CALIBRATION_BATCH.min(calibration.len() - start);
-        let x = &calibration.inputs
-            [start * calibration.features..(start + batch) * calibration.features];
-        forward_batch(model, x, batch, &mut acts);
+        let x: Vec<f32> = calibration.pixels
+            [start * calibration.features..(start + batch) * calibration.features]
+            .iter()
+            .map(|&p| pixel_value(p))
+            .collect();
+        forward_batch(model, &x, batch, &mut acts);
         for (k, layer) in model.layout().iter().enumerate() {
             let outputs = &acts[k][..batch * layer.outputs];
             largest[k] = outputs.iter().fold(largest[k], |m, v| m.max(v.abs()));
@@ -205,8 +212,34 @@ impl Int8Model {
     }
 }
 
-/// A data set's pixel bytes: the inputs are `pixel / 255` in f32, which `× 255`
-/// and rounding gives back exactly.
+/// Runs the layers of `model` on a batch of `batch` rows of `x`, leaving each layer's
+/// output (after ReLU for hidden layers) in `acts[k][..batch × outputs]`, with the
+/// core's kernels.
+fn forward_batch(model: &Mlp, x: &[f32], batch: usize, acts: &mut [Vec<f32>]) {
+    let layers = model.layout().len();
+    for (k, l) in model.layout().iter().enumerate() {
+        let (done, rest) = acts.split_at_mut(k);
+        let input: &[f32] = if k == 0 {
+            &x[..batch * l.inputs]
+        } else {
+            &done[k - 1][..batch * l.inputs]
+        };
+        let out = &mut rest[0][..batch * l.outputs];
+        mlp_core::dense::dense_forward(
+            mlp_core::dense::DenseShape::new(batch, l.inputs, l.outputs),
+            input,
+            &model.params[l.weights.clone()],
+            &model.params[l.bias.clone()],
+            out,
+        );
+        if k + 1 < layers {
+            mlp_core::activation::relu_forward(out);
+        }
+    }
+}
+
+/// Inputs as pixel bytes: `pixel / 255` in f32 gives its byte back exactly by `× 255`
+/// and rounding; other values are rounded to the nearest byte.
 pub fn pixel_bytes(inputs: &[f32]) -> Vec<u8> {
     inputs
         .iter()
@@ -216,7 +249,7 @@ pub fn pixel_bytes(inputs: &[f32]) -> Vec<u8> {
 
 /// Test loss, accuracy and confusion matrix of an int8 model on `data`.
 pub fn evaluate(model: &Int8Model, data: &Dataset) -> Evaluation {
-    let pixels = pixel_bytes(&data.inputs);
+    let pixels = &data.pixels;
     let classes = CLASSES;
     let mut confusion = vec![vec![0usize; classes]; classes];
     let mut loss_sum = 0.0f64;

@@ -1,24 +1,19 @@
-//! The training loop: minibatch gradient descent over shuffled data with the core's
-//! kernels, validation after every epoch, early stopping, checkpoints, divergence
-//! detection, progress output, and the run's output files.
+//! The training loop: minibatch gradient descent over shuffled data, validation after
+//! every epoch, early stopping, checkpoints, divergence detection, progress output,
+//! and the run's output files.
 //!
-//! One step on a batch `x: [b, 784]`: forward through every layer (`dense_forward`,
-//! `relu_forward` between layers), `softmax_cross_entropy` with its gradient, then
-//! backward from the last layer (`dense_backward`, `relu_backward`), then the
-//! optimizer's update. All buffers are allocated once per run; a step allocates
-//! nothing.
-//!
-//! The products run on the fast host kernels ([`crate::fast`]) unless
-//! [`Compute::kernels`] asks for the core's; plain SGD is then fused into the weight
-//! gradients' products. Either way a run is deterministic for a given machine.
+//! [`Training`] holds a run and does one epoch at a time; [`run_with`] drives it and
+//! writes the files. Each step is `mlp_kernels::Trainer`'s (forward, softmax
+//! cross-entropy, backward); plain SGD is fused into its products, any other optimizer
+//! gets the gradients. The bytes of a run depend only on its configuration and on
+//! the arithmetic ([`Compute::kernels`]: fast or core), not on the CPU or the thread
+//! count.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use mlp_core::activation::relu_backward;
-use mlp_core::dense::{dense_backward, DenseShape};
-use mlp_core::loss::{argmax, softmax_cross_entropy};
+use mlp_kernels::{Batch, Kernels, Trainer, Update};
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,10 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, EarlyState};
 use crate::data::{self, Dataset, CLASSES};
-use crate::fast::{self, Inputs, Isa, Kernels, Trainer, Update};
-use crate::metrics::{self, activation_buffers, forward_batch, EpochMetrics, Evaluation};
+use crate::metrics::{self, EpochMetrics, Evaluation};
 use crate::model::Mlp;
-use crate::optim::{Optimizer, OptimizerConfig, Schedule};
+use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 
 /// The quantity early stopping watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -110,15 +104,15 @@ pub struct RunOptions {
     pub verbose: bool,
 }
 
-/// Which kernels compute a run, and on how many threads (things that do not change
-/// what is computed, only how; the fast kernels round differently from the core's).
+/// Which kernels compute a run, and on how many threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compute {
-    /// The fast kernels (default) or the core's.
+    /// The fast kernels with some instruction set (default: the fastest this CPU
+    /// runs; every instruction set gives the same bits), or the core's, whose
+    /// arithmetic is the device's.
     pub kernels: Kernels,
-    /// Threads for the fast kernels' training steps and for evaluating the validation
-    /// and test sets (at least 1). Training steps give the same bits on any count;
-    /// an evaluation's loss depends on it through the order it is summed in.
+    /// Threads for the training steps and for evaluating the validation and test sets
+    /// (at least 1). Neither a model's bytes nor an evaluation depend on it.
     pub threads: usize,
 }
 
@@ -129,15 +123,15 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_DEFAULT_THREADS))
 }
 
-/// The most threads used by default. A training step is only 90–150 µs of work, so
-/// more threads mean shorter items and more waiting; 2 is the only count measured to
-/// pay (about 1.6× one thread on a 2-core machine). `--threads` asks for more.
+/// The most threads used by default: a training step of the walkthrough's network is
+/// a fraction of a millisecond of work, so more threads mean shorter items and more
+/// waiting; `--threads` asks for more.
 pub const MAX_DEFAULT_THREADS: usize = 2;
 
 impl Default for Compute {
     fn default() -> Self {
         Compute {
-            kernels: Kernels::Auto,
+            kernels: Kernels::best(),
             threads: 1,
         }
     }
@@ -145,11 +139,11 @@ impl Default for Compute {
 
 impl Compute {
     /// Evaluates `model` on `data` with these kernels.
-    pub fn evaluate(&self, model: &Mlp, data: &Dataset) -> Evaluation {
-        match self.kernels.fast_isa() {
-            Some(isa) => fast::evaluate(isa, model, data, self.threads),
-            None => metrics::evaluate(model, data),
-        }
+    ///
+    /// # Errors
+    /// If this CPU does not run the kernels.
+    pub fn evaluate(&self, model: &Mlp, data: &Dataset) -> Result<Evaluation> {
+        metrics::evaluate(model, data, *self)
     }
 }
 
@@ -182,78 +176,6 @@ pub struct TrainReport {
     pub model_path: Option<PathBuf>,
     /// Wall time of the whole run in seconds (data loading included).
     pub seconds: f64,
-}
-
-/// Preallocated buffers for one training step.
-pub(crate) struct StepBuffers {
-    pub(crate) x: Vec<f32>,
-    pub(crate) y: Vec<u8>,
-    acts: Vec<Vec<f32>>,
-    deltas: Vec<Vec<f32>>,
-    pub(crate) grads: Vec<f32>,
-}
-
-impl StepBuffers {
-    pub(crate) fn new(model: &Mlp, batch: usize) -> StepBuffers {
-        StepBuffers {
-            x: vec![0.0; batch * model.inputs()],
-            y: vec![0; batch],
-            acts: activation_buffers(model, batch),
-            deltas: activation_buffers(model, batch),
-            grads: vec![0.0; model.params.len()],
-        }
-    }
-}
-
-/// Forward and backward pass on the batch in `buf.x`/`buf.y` (first `b` rows): fills
-/// `buf.grads` and returns the mean loss and the number classified right.
-pub(crate) fn compute_gradients(model: &Mlp, buf: &mut StepBuffers, b: usize) -> (f32, usize) {
-    let layers = model.layout();
-    let last = layers.len() - 1;
-    let classes = model.classes();
-    forward_batch(model, &buf.x, b, &mut buf.acts);
-    let logits = &buf.acts[last][..b * classes];
-    let labels = &buf.y[..b];
-    let loss = softmax_cross_entropy(
-        logits,
-        labels,
-        classes,
-        Some(&mut buf.deltas[last][..b * classes]),
-    );
-    let correct = logits
-        .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, &l)| argmax(row) == usize::from(l))
-        .count();
-    for (k, l) in layers.iter().enumerate().rev() {
-        let shape = DenseShape::new(b, l.inputs, l.outputs);
-        let input: &[f32] = if k == 0 {
-            &buf.x[..b * l.inputs]
-        } else {
-            &buf.acts[k - 1][..b * l.inputs]
-        };
-        let (before, from_k) = buf.deltas.split_at_mut(k);
-        let grad_out = &from_k[0][..b * l.outputs];
-        let (grad_w, grad_b) =
-            buf.grads[l.weights.start..l.bias.end].split_at_mut(l.inputs * l.outputs);
-        let weights = &model.params[l.weights.clone()];
-        if k == 0 {
-            dense_backward(shape, input, weights, grad_out, None, grad_w, grad_b);
-        } else {
-            let grad_in = &mut before[k - 1][..b * l.inputs];
-            dense_backward(
-                shape,
-                input,
-                weights,
-                grad_out,
-                Some(&mut *grad_in),
-                grad_w,
-                grad_b,
-            );
-            relu_backward(input, grad_in);
-        }
-    }
-    (loss, correct)
 }
 
 /// The layer sizes a configuration gives for data with `features` inputs.
@@ -316,6 +238,307 @@ fn progress_bar(
     bar
 }
 
+/// The training loop of one run, one epoch at a time: the network, its optimizer, the
+/// generator that shuffles the data, the history and early stopping. `train` and
+/// `bench` both run their epochs through it.
+#[derive(Debug)]
+pub struct Training {
+    config: TrainConfig,
+    compute: Compute,
+    sizes: Vec<usize>,
+    model: Mlp,
+    optimizer: Optimizer,
+    rng: ChaCha8Rng,
+    trainer: Trainer,
+    history: Vec<EpochMetrics>,
+    early: EarlyState,
+    stopped_early: bool,
+    /// The training images' order in the current epoch.
+    order: Vec<u32>,
+    /// The current batch's labels.
+    labels: Vec<u8>,
+    /// Gradients, for optimizers that are not fused into the kernels.
+    grads: Vec<f32>,
+}
+
+/// What one pass over the training images gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochPass {
+    /// The learning rate used.
+    pub learning_rate: f32,
+    /// Mean training loss over the batches (weighted by batch size).
+    pub loss: f64,
+    /// Fraction of training images classified right as the epoch ran.
+    pub accuracy: f64,
+}
+
+/// The loss stopped being finite: the run cannot go on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Diverged {
+    /// The epoch (from 1).
+    pub epoch: usize,
+    /// The batch within it (from 1).
+    pub batch: usize,
+    /// The loss it gave.
+    pub loss: f32,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training diverged: the loss became {} at epoch {}, batch {}; lower the learning rate",
+            self.loss, self.epoch, self.batch
+        )
+    }
+}
+
+impl std::error::Error for Diverged {}
+
+impl Training {
+    /// A fresh run of `config` on data with `features` inputs: the weights drawn from
+    /// the seed's generator (which then shuffles the data).
+    ///
+    /// # Errors
+    /// If the configuration is invalid or the kernels do not run on this CPU.
+    pub fn new(config: TrainConfig, features: usize, compute: Compute) -> Result<Training> {
+        check_config(&config)?;
+        let sizes = layer_sizes(&config, features);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let model = Mlp::xavier(&sizes, &mut || rng.next_u64())?;
+        let optimizer = Optimizer::new(config.optimizer, model.params.len());
+        let trainer = Trainer::new(compute.kernels, &sizes, config.batch_size, compute.threads)?;
+        Ok(Training {
+            grads: vec![0.0; model.params.len()],
+            labels: vec![0; config.batch_size],
+            config,
+            compute,
+            sizes,
+            model,
+            optimizer,
+            rng,
+            trainer,
+            history: Vec::new(),
+            early: EarlyState::default(),
+            stopped_early: false,
+            order: Vec::new(),
+        })
+    }
+
+    /// The run a checkpoint saved, on data with `features` inputs, ready to continue
+    /// where it stopped; `name` names the checkpoint in errors.
+    ///
+    /// # Errors
+    /// If the checkpoint does not fit the data or its own configuration.
+    pub fn resume(
+        ck: Checkpoint,
+        features: usize,
+        compute: Compute,
+        name: &str,
+    ) -> Result<Training> {
+        let mut t = Training::new(ck.config.clone(), features, compute)?;
+        if ck.sizes != t.sizes {
+            bail!(
+                "{name}: checkpoint layer sizes {:?} do not fit the data ({:?})",
+                ck.sizes,
+                t.sizes
+            );
+        }
+        if ck.params.len() != t.model.params.len()
+            || ck.optimizer.first.len() != t.optimizer.state.first.len()
+            || ck.optimizer.second.len() != t.optimizer.state.second.len()
+        {
+            bail!("{name}: checkpoint parameters or optimizer state do not fit its configuration");
+        }
+        t.model.params = ck.params;
+        t.optimizer.state = ck.optimizer;
+        t.rng.set_word_pos(ck.rng_word_pos);
+        t.history = ck.history;
+        t.early = ck.early;
+        t.stopped_early = ck.stopped_early;
+        Ok(t)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The network as trained so far.
+    pub fn model(&self) -> &Mlp {
+        &self.model
+    }
+
+    /// The metrics of the epochs done.
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
+    }
+
+    /// Epochs done.
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    /// True when every epoch is done or early stopping ended the run.
+    pub fn is_done(&self) -> bool {
+        self.stopped_early || self.epochs_done() >= self.config.epochs
+    }
+
+    /// True when early stopping ended the run.
+    pub fn stopped_early(&self) -> bool {
+        self.stopped_early
+    }
+
+    /// One shuffled pass of minibatch steps over `train` (at the current epoch's
+    /// learning rate), calling `progress(batches done, batches, mean loss so far)`
+    /// after each batch. Does not validate or record anything: [`Training::epoch`]
+    /// does.
+    ///
+    /// # Errors
+    /// [`Diverged`] if a batch's loss is not finite (that batch changed nothing).
+    pub fn pass(
+        &mut self,
+        train: &Dataset,
+        mut progress: impl FnMut(usize, usize, f64),
+    ) -> Result<EpochPass, Diverged> {
+        let epoch = self.epochs_done();
+        let lr = self
+            .config
+            .schedule
+            .rate(self.config.learning_rate, epoch, self.config.epochs);
+        let batch = self.config.batch_size;
+        self.order.clear();
+        self.order.extend(0..train.len() as u32);
+        self.order.shuffle(&mut self.rng);
+        // Plain SGD without weight decay is fused into the kernels' products.
+        let fused_sgd = self.optimizer.config.kind == OptimizerKind::Sgd
+            && self.optimizer.config.weight_decay == 0.0;
+        let batches = train.len().div_ceil(batch);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let inputs = train.inputs();
+        let mut chunks = self.order.chunks(batch).peekable();
+        let mut index = 0;
+        while let Some(chunk) = chunks.next() {
+            let b = chunk.len();
+            for (label, &i) in self.labels.iter_mut().zip(chunk) {
+                *label = train.labels[i as usize];
+            }
+            let update = if fused_sgd {
+                Update::Sgd(lr)
+            } else {
+                Update::Gradients(&mut self.grads)
+            };
+            let batch_of = Batch::Gather {
+                inputs,
+                indices: chunk,
+                next: chunks.peek().copied().unwrap_or(&[]),
+            };
+            let out =
+                self.trainer
+                    .step(&mut self.model.params, batch_of, &self.labels[..b], update);
+            if !out.loss.is_finite() {
+                return Err(Diverged {
+                    epoch: epoch + 1,
+                    batch: index + 1,
+                    loss: out.loss,
+                });
+            }
+            if fused_sgd {
+                // The step applied the update; count it as the optimizer would.
+                self.optimizer.state.steps += 1;
+            } else {
+                self.optimizer
+                    .step(&mut self.model.params, &mut self.grads, lr);
+            }
+            loss_sum += f64::from(out.loss) * b as f64;
+            correct += out.correct;
+            index += 1;
+            progress(
+                index,
+                batches,
+                loss_sum / (index * batch).min(train.len()) as f64,
+            );
+        }
+        Ok(EpochPass {
+            learning_rate: lr,
+            loss: loss_sum / train.len() as f64,
+            accuracy: correct as f64 / train.len() as f64,
+        })
+    }
+
+    /// One epoch: a [`Training::pass`] over `train`, then validation, early stopping's
+    /// bookkeeping and the epoch's record, which it returns.
+    ///
+    /// # Errors
+    /// [`Diverged`] (the epoch changed the weights up to the diverging batch and is
+    /// not recorded), or the kernels' errors.
+    pub fn epoch(
+        &mut self,
+        train: &Dataset,
+        validation: &Dataset,
+        progress: impl FnMut(usize, usize, f64),
+    ) -> Result<EpochMetrics> {
+        let started = Instant::now();
+        let pass = self.pass(train, progress)?;
+        let val = self.compute.evaluate(&self.model, validation)?;
+        let m = EpochMetrics {
+            epoch: self.epochs_done() + 1,
+            learning_rate: pass.learning_rate,
+            train_loss: pass.loss,
+            train_accuracy: pass.accuracy,
+            val_loss: val.loss,
+            val_accuracy: val.accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if let Some(es) = self.config.early_stopping {
+            let value = match es.monitor {
+                Monitor::ValAccuracy => m.val_accuracy,
+                Monitor::ValLoss => m.val_loss,
+            };
+            if improves(es.monitor, value, self.early.best) {
+                self.early.best = Some((m.epoch, value));
+                self.early.best_params.clone_from(&self.model.params);
+                self.early.bad_epochs = 0;
+            } else {
+                self.early.bad_epochs += 1;
+                if self.early.bad_epochs >= es.patience && m.epoch < self.config.epochs {
+                    self.stopped_early = true;
+                }
+            }
+        }
+        self.history.push(m.clone());
+        Ok(m)
+    }
+
+    /// Everything needed to continue the run exactly from here.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            config: self.config.clone(),
+            epochs_done: self.epochs_done(),
+            sizes: self.sizes.clone(),
+            params: self.model.params.clone(),
+            optimizer: self.optimizer.state.clone(),
+            rng_word_pos: self.rng.get_word_pos(),
+            history: self.history.clone(),
+            early: self.early.clone(),
+            stopped_early: self.stopped_early,
+        }
+    }
+
+    /// The epoch whose weights [`Training::finish`] keeps, when early stopping is on.
+    pub fn best_epoch(&self) -> Option<usize> {
+        self.early.best.map(|b| b.0)
+    }
+
+    /// The model to keep: the best epoch's with early stopping, else the last.
+    pub fn finish(mut self) -> Mlp {
+        if self.config.early_stopping.is_some() && !self.early.best_params.is_empty() {
+            self.model.params = std::mem::take(&mut self.early.best_params);
+        }
+        self.model
+    }
+}
+
 /// Trains as `config` says (or continues the checkpoint in `options.resume`), writes
 /// the model, metrics log, chart and checkpoint into `options.out_dir`, and evaluates
 /// the model on the test set. Uses the fast kernels on one thread; see [`run_with`].
@@ -324,8 +547,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
 }
 
 /// [`run`] with a choice of kernels and threads. A run resumed from a checkpoint
-/// gives the uninterrupted run's exact bytes when both use the same `compute` on the
-/// same machine.
+/// gives the uninterrupted run's exact bytes.
 pub fn run_with(
     config: TrainConfig,
     options: &RunOptions,
@@ -341,144 +563,55 @@ pub fn run_with(
     let out = options.out_dir.as_path();
     crate::fsio::create_output_dir(out)?;
     let splits = data::load_splits(&config.data_dir, config.validation, config.train_limit)?;
-    let sizes = layer_sizes(&config, splits.train.features);
-
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut model = Mlp::xavier(&sizes, &mut || rng.next_u64())?;
-    let mut optimizer = Optimizer::new(config.optimizer, model.params.len());
-    let mut history = Vec::new();
-    let mut early = EarlyState::default();
-    let mut stopped_early = false;
-    let mut start_epoch = 0;
-    if let Some(ck) = resumed {
-        let name = options
-            .resume
-            .as_deref()
-            .unwrap_or(Path::new("checkpoint"))
-            .display();
-        if ck.sizes != sizes {
-            bail!(
-                "{name}: checkpoint layer sizes {:?} do not fit the data ({:?})",
-                ck.sizes,
-                sizes
-            );
+    let features = splits.train.features;
+    let mut training = match resumed {
+        Some(ck) => {
+            let name = options
+                .resume
+                .as_deref()
+                .unwrap_or(Path::new("checkpoint"))
+                .display()
+                .to_string();
+            Training::resume(ck, features, compute, &name)?
         }
-        let fresh = Optimizer::new(config.optimizer, model.params.len());
-        if ck.optimizer.first.len() != fresh.state.first.len()
-            || ck.optimizer.second.len() != fresh.state.second.len()
-        {
-            bail!("{name}: checkpoint optimizer state does not fit its configuration");
-        }
-        model.params = ck.params;
-        optimizer.state = ck.optimizer;
-        rng.set_word_pos(ck.rng_word_pos);
-        history = ck.history;
-        early = ck.early;
-        stopped_early = ck.stopped_early;
-        start_epoch = ck.epochs_done;
-    }
-
-    let train = &splits.train;
-    let batch = config.batch_size.min(train.len());
-    let mut buf = StepBuffers::new(&model, batch);
-    let isa: Option<Isa> = compute.kernels.fast_isa();
-    let mut fast_step = isa.map(|isa| Trainer::with_threads(isa, &model, batch, compute.threads));
-    // The fast steps gather their rows from the pixel bytes when the set has them (a
-    // quarter of the memory traffic; the same bits).
-    let pixels = fast_step.as_ref().and_then(|_| train.pixels());
-    let inputs = Inputs::of(train, pixels.as_deref());
-    // Plain SGD without weight decay is fused into the fast kernels' products.
-    let fused_sgd = optimizer.config.kind == crate::optim::OptimizerKind::Sgd
-        && optimizer.config.weight_decay == 0.0;
-    let mut order: Vec<u32> = Vec::with_capacity(train.len());
+        None => Training::new(config, features, compute)?,
+    };
+    let config = training.config().clone();
     let checkpoint_path = out.join(files::CHECKPOINT);
-    let batches = train.len().div_ceil(batch);
-    let features = train.features;
+    let batches = splits.train.len().div_ceil(config.batch_size);
 
-    for epoch in start_epoch..config.epochs {
-        if stopped_early {
-            break;
-        }
+    while !training.is_done() {
+        let epoch = training.epochs_done() + 1;
+        let bar = progress_bar(options.verbose, batches, epoch, config.epochs);
         let epoch_start = Instant::now();
-        let lr = config
-            .schedule
-            .rate(config.learning_rate, epoch, config.epochs);
-        order.clear();
-        order.extend(0..train.len() as u32);
-        order.shuffle(&mut rng);
-        let bar = progress_bar(options.verbose, batches, epoch + 1, config.epochs);
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let mut last_draw = Instant::now();
-        for (index, chunk) in order.chunks(batch).enumerate() {
-            let b = chunk.len();
-            for (label, &i) in buf.y.iter_mut().zip(chunk) {
-                *label = train.labels[i as usize];
-            }
-            let (loss, right) = match fast_step.as_mut() {
-                Some(step) => {
-                    let update = if fused_sgd {
-                        Update::Sgd(lr)
-                    } else {
-                        Update::Gradients(&mut buf.grads)
-                    };
-                    // The step copies the rows itself, split between its threads.
-                    let next = order.chunks(batch).nth(index + 1).unwrap_or(&[]);
-                    step.step_on(&mut model, inputs, chunk, next, &buf.y[..b], update)
-                }
-                None => {
-                    for (row, &i) in chunk.iter().enumerate() {
-                        let i = i as usize;
-                        buf.x[row * features..(row + 1) * features].copy_from_slice(train.input(i));
-                    }
-                    compute_gradients(&model, &mut buf, b)
-                }
-            };
-            if !loss.is_finite() {
-                bar.finish_and_clear();
-                let kept = if epoch == 0 {
-                    "no checkpoint was written yet".to_owned()
-                } else {
-                    format!(
-                        "the last good checkpoint (epoch {epoch}) is kept in {}",
-                        checkpoint_path.display()
-                    )
-                };
-                bail!(
-                    "training diverged: the loss became {loss} at epoch {}, batch {}; lower the learning rate ({kept})",
-                    epoch + 1,
-                    index + 1
-                );
-            }
-            if fast_step.is_some() && fused_sgd {
-                // The step already applied the update; count it as the optimizer would.
-                optimizer.state.steps += 1;
-            } else {
-                optimizer.step(&mut model.params, &mut buf.grads, lr);
-            }
-            loss_sum += f64::from(loss) * b as f64;
-            correct += right;
+        let result = training.epoch(&splits.train, &splits.validation, |done, _, loss| {
             if options.verbose && last_draw.elapsed().as_millis() >= 100 {
                 last_draw = Instant::now();
-                let seen = (index + 1) * batch;
+                let seen = (done * config.batch_size).min(splits.train.len());
                 let rate = seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_position(index as u64 + 1);
-                bar.set_message(format!(
-                    "loss {:.4}  {:.0} samples/s",
-                    loss_sum / seen as f64,
-                    rate
-                ));
+                bar.set_position(done as u64);
+                bar.set_message(format!("loss {loss:.4}  {rate:.0} samples/s"));
             }
-        }
+        });
         bar.finish_and_clear();
-        let val = compute.evaluate(&model, &splits.validation);
-        let m = EpochMetrics {
-            epoch: epoch + 1,
-            learning_rate: lr,
-            train_loss: loss_sum / train.len() as f64,
-            train_accuracy: correct as f64 / train.len() as f64,
-            val_loss: val.loss,
-            val_accuracy: val.accuracy,
-            seconds: epoch_start.elapsed().as_secs_f64(),
+        let m = match result {
+            Ok(m) => m,
+            Err(e) => {
+                if e.is::<Diverged>() {
+                    let kept = if epoch == 1 {
+                        "no checkpoint was written yet".to_owned()
+                    } else {
+                        format!(
+                            "the last good checkpoint (epoch {}) is kept in {}",
+                            epoch - 1,
+                            checkpoint_path.display()
+                        )
+                    };
+                    bail!("{e} ({kept})");
+                }
+                return Err(e);
+            }
         };
         if options.verbose {
             println!(
@@ -489,52 +622,24 @@ pub fn run_with(
                 100.0 * m.train_accuracy,
                 m.val_loss,
                 100.0 * m.val_accuracy,
-                lr,
+                m.learning_rate,
                 m.seconds
             );
         }
-        if let Some(es) = config.early_stopping {
-            let value = match es.monitor {
-                Monitor::ValAccuracy => m.val_accuracy,
-                Monitor::ValLoss => m.val_loss,
-            };
-            if improves(es.monitor, value, early.best) {
-                early.best = Some((m.epoch, value));
-                early.best_params.clone_from(&model.params);
-                early.bad_epochs = 0;
-            } else {
-                early.bad_epochs += 1;
-                if early.bad_epochs >= es.patience && m.epoch < config.epochs {
-                    stopped_early = true;
-                }
-            }
-        }
-        history.push(m);
-        let ck = Checkpoint {
-            config: config.clone(),
-            epochs_done: epoch + 1,
-            sizes: sizes.clone(),
-            params: model.params.clone(),
-            optimizer: optimizer.state.clone(),
-            rng_word_pos: rng.get_word_pos(),
-            history: history.clone(),
-            early: early.clone(),
-            stopped_early,
-        };
-        ck.save(&checkpoint_path)?;
-        metrics::write_csv(&out.join(files::METRICS), &history)?;
-        crate::plot::write_curves(&out.join(files::CURVES), &history)?;
-        if stopped_early && options.verbose {
+        training.checkpoint().save(&checkpoint_path)?;
+        metrics::write_csv(&out.join(files::METRICS), training.history())?;
+        crate::plot::write_curves(&out.join(files::CURVES), training.history())?;
+        if training.stopped_early() && options.verbose {
             println!(
                 "early stopping: no improvement for {} epochs; keeping epoch {}",
-                early.bad_epochs,
-                early.best.map_or(0, |b| b.0)
+                config.early_stopping.map_or(0, |e| e.patience),
+                training.best_epoch().unwrap_or(0)
             );
         }
-        if options.stop_after == Some(epoch + 1) && epoch + 1 < config.epochs && !stopped_early {
+        if options.stop_after == Some(m.epoch) && !training.is_done() {
             return Ok(TrainReport {
                 config,
-                history,
+                history: training.history().to_vec(),
                 test: None,
                 best_epoch: None,
                 stopped_early: false,
@@ -544,17 +649,17 @@ pub fn run_with(
         }
     }
 
-    let best_epoch = early.best.map(|b| b.0);
-    if config.early_stopping.is_some() && !early.best_params.is_empty() {
-        model.params.clone_from(&early.best_params);
-    }
+    let best_epoch = training.best_epoch();
+    let stopped_early = training.stopped_early();
+    let history = training.history().to_vec();
+    let model = training.finish();
     let model_path = out.join(files::MODEL);
     model.save(&model_path)?;
     // A fresh run's chart and log exist after epoch 1; make sure they do even if a
     // resumed checkpoint had every epoch done already.
     metrics::write_csv(&out.join(files::METRICS), &history)?;
     crate::plot::write_curves(&out.join(files::CURVES), &history)?;
-    let test = compute.evaluate(&model, &splits.test);
+    let test = compute.evaluate(&model, &splits.test)?;
     Ok(TrainReport {
         config,
         history,
@@ -587,64 +692,12 @@ pub fn evaluate_file_with(
     let model = Mlp::load(model_path)?;
     let data: Dataset = data::load_split(data_dir, split, validation)?;
     model.check_fits(model_path, data.features, CLASSES)?;
-    Ok(compute.evaluate(&model, &data))
+    compute.evaluate(&model, &data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(state: &mut u64) -> u64 {
-        *state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        *state
-    }
-
-    fn batch_loss(model: &Mlp, buf: &mut StepBuffers, b: usize) -> f32 {
-        forward_batch(model, &buf.x, b, &mut buf.acts);
-        let last = buf.acts.len() - 1;
-        softmax_cross_entropy(
-            &buf.acts[last][..b * model.classes()],
-            &buf.y[..b],
-            model.classes(),
-            None,
-        )
-    }
-
-    /// The analytic gradients of a training step match central differences.
-    #[test]
-    fn gradients_match_finite_differences() {
-        let mut s = 7u64;
-        let mut model = Mlp::xavier(&[6, 5, 4, 3], &mut || lcg(&mut s)).unwrap();
-        for p in model.params.iter_mut() {
-            *p += 0.05; // non-zero biases too
-        }
-        let b = 4;
-        let mut buf = StepBuffers::new(&model, b);
-        for (i, x) in buf.x.iter_mut().enumerate() {
-            *x = ((lcg(&mut s) >> 40) as f32 / (1u64 << 24) as f32)
-                * if i % 5 == 0 { 0.0 } else { 1.0 };
-        }
-        buf.y.copy_from_slice(&[0, 2, 1, 2]);
-        compute_gradients(&model, &mut buf, b);
-        let analytic = buf.grads.clone();
-        let eps = 1e-2f32;
-        for (i, &a) in analytic.iter().enumerate() {
-            let orig = model.params[i];
-            model.params[i] = orig + eps;
-            let up = f64::from(batch_loss(&model, &mut buf, b));
-            model.params[i] = orig - eps;
-            let down = f64::from(batch_loss(&model, &mut buf, b));
-            model.params[i] = orig;
-            let numeric = (up - down) / (2.0 * f64::from(eps));
-            let a = f64::from(a);
-            assert!(
-                (numeric - a).abs() <= 2e-3 + 2e-2 * a.abs(),
-                "parameter {i}: analytic {a}, numeric {numeric}"
-            );
-        }
-    }
 
     #[test]
     fn improvement_rules() {

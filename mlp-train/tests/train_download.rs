@@ -95,12 +95,9 @@ fn small_mnist() -> Vec<(String, Vec<u8>)> {
     let train = mlp_train::data::load_pair(&bundled(), "train").unwrap();
     let test = mlp_train::data::load_pair(&bundled(), "t10k").unwrap();
     let bytes = |d: &mlp_train::data::Dataset, n: usize| -> (Vec<u8>, Vec<u8>) {
-        let px: Vec<u8> = d.inputs[..n * 784]
-            .iter()
-            .map(|v| (v * 255.0).round() as u8)
-            .collect();
+        let px = &d.pixels[..n * 784];
         (
-            gzip(&encode_images(n as u32, 28, 28, &px)),
+            gzip(&encode_images(n as u32, 28, 28, px)),
             gzip(&encode_labels(&d.labels[..n])),
         )
     };

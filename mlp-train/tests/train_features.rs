@@ -97,7 +97,9 @@ fn early_stopping_stops_and_keeps_the_best_weights() {
     let val =
         mlp_train::data::load_split(&fashion(), mlp_train::data::Split::Validation, Some(2000))
             .unwrap();
-    let kept = mlp_train::metrics::evaluate(&model, &val).accuracy;
+    let kept = mlp_train::metrics::evaluate(&model, &val, Default::default())
+        .unwrap()
+        .accuracy;
     assert_eq!(kept, best, "saved model is not the best epoch's");
     let best_epoch = report.best_epoch.unwrap();
     assert_eq!(report.history[best_epoch - 1].val_accuracy, best);

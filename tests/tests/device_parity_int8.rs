@@ -55,7 +55,7 @@ fn trained_int8_model() -> Vec<u8> {
     let _ = fs::remove_dir_all(&out_dir);
     let mut calibration = load_split(&digits(), Split::Train, None).expect("training images");
     calibration
-        .inputs
+        .pixels
         .truncate(CALIBRATION_IMAGES * calibration.features);
     calibration.labels.truncate(CALIBRATION_IMAGES);
     mlp_train::quantize::quantize(&model, &calibration).expect("quantize with mlp-train")
