@@ -11,22 +11,27 @@
 #   bench/run.sh --rounds 11     # more rounds; any flag of `mlp-train bench`
 #   DATA=dir PYTHON=python3.12 bench/run.sh
 #
-# Needs NumPy and Fashion-MNIST (/usr/share/datasets/fashion-mnist); as root it
-# installs the Debian packages python3-numpy and dataset-fashion-mnist if missing,
-# otherwise it says what is missing and stops.
+# NumPy is the one users get from `pip install numpy`: its wheels bring their own
+# OpenBLAS, which picks a kernel for the CPU at run time (Debian's python3-numpy runs
+# the slow reference BLAS unless an optimized one is installed). The script keeps a
+# virtual environment for it, .venv-bench/ at the repository root (BENCH_VENV to move
+# it), created with $PYTHON (default python3) and given numpy and threadpoolctl from the
+# Python package registry; both steps are skipped when already done. The output names
+# the BLAS library NumPy loaded and the kernel ("architecture") it chose.
+#
+# Also needs Fashion-MNIST (/usr/share/datasets/fashion-mnist). As root it installs the
+# Debian packages dataset-fashion-mnist and, if `$PYTHON -m venv` cannot work,
+# python3-venv when missing; otherwise it says what is missing and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 PYTHON=${PYTHON:-python3}
+venv=${BENCH_VENV:-$PWD/.venv-bench}
 
 need_debs=()
-if ! "$PYTHON" -c "import numpy" 2>/dev/null; then
-    if /usr/bin/python3 -c "import numpy" 2>/dev/null; then
-        PYTHON=/usr/bin/python3
-    else
-        need_debs+=(python3-numpy)
-    fi
+if ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then
+    need_debs+=(python3-venv)
 fi
 if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
     if [ "$DATA" = /usr/share/datasets/fashion-mnist ]; then
@@ -40,15 +45,44 @@ if [ ${#need_debs[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_debs[@]}"
-        [[ " ${need_debs[*]} " == *" python3-numpy "* ]] && PYTHON=/usr/bin/python3
     else
-        echo "bench: missing ${need_debs[*]} (Debian packages); run as root or install them (NumPy also: pip install numpy)" >&2
+        echo "bench: missing ${need_debs[*]} (Debian packages); run as root or install them" >&2
         exit 1
     fi
 fi
 
+# The virtual environment: (re)created when missing, broken, or made with another
+# Python version than $PYTHON's; numpy and threadpoolctl installed when missing.
+version='import sys; print("%d.%d" % sys.version_info[:2])'
+want_version=$("$PYTHON" -c "$version")
+if [ "$("$venv/bin/python" -c "$version" 2>/dev/null || true)" != "$want_version" ]; then
+    echo "bench: creating the virtual environment $venv with $PYTHON ($want_version)"
+    "$PYTHON" -m venv --clear "$venv"
+fi
+py=$venv/bin/python
+if ! "$py" -c "import numpy, threadpoolctl" 2>/dev/null; then
+    echo "bench: installing numpy and threadpoolctl into $venv"
+    "$py" -m pip install --quiet --disable-pip-version-check numpy threadpoolctl
+fi
+
+# Which NumPy, which BLAS, and which of its kernels (threadpoolctl asks the library).
+"$py" - <<'EOF'
+import numpy
+from threadpoolctl import threadpool_info
+
+print(f"numpy {numpy.__version__}")
+pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+for p in pools:
+    print(
+        f"  BLAS: {p.get('internal_api')} {p.get('version')} ({p.get('prefix')}), "
+        f"kernel (architecture) {p.get('architecture')}, {p.get('num_threads')} threads"
+    )
+if not pools:
+    print("  BLAS: none that threadpoolctl knows (a reference BLAS?): NumPy's timings will be slow")
+EOF
+
 echo "uptime: $(uptime)"
 cargo build --release -q -p mlp-train
-cargo run --release -q -p mlp-train -- bench --data "$DATA" --numpy bench/numpy_mlp.py --python "$PYTHON" \
+cargo run --release -q -p mlp-train -- bench --data "$DATA" --numpy bench/numpy_mlp.py --python "$py" \
     --numpy-single-thread --core-epoch "$@"
 echo "uptime: $(uptime)"

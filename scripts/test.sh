@@ -41,6 +41,25 @@ step "firmware figures: flash, RAM, peak stack, instructions per MAC"
 scripts/firmware.sh bench
 # --- end of the firmware section ------------------------------------------------
 
+# --- AArch64 under QEMU user mode (scripts/aarch64.sh) ---------------------------
+# mlp-kernels' tests cross-built and run by qemu-aarch64: the NEON path against the
+# scalar reference, bit for bit; then the golden training runs of
+# mlp-train/tests/golden/models.txt with NEON and portable code, whose model files
+# must have the SHA-256s that x86 wrote.
+step "clippy for AArch64 (the NEON module)"
+cargo clippy --locked -p mlp-kernels --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
+
+step "mlp-kernels tests on AArch64 under QEMU (NEON against the reference)"
+scripts/aarch64.sh test
+
+step "golden training runs on AArch64 under QEMU (committed SHA-256s)"
+scripts/aarch64.sh golden
+# --- end of the AArch64 section ---------------------------------------------------
+
+# --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------
+step "mlp-kernels under Miri"
+scripts/miri.sh
+
 # --- fuzzing (fuzz/, cargo-fuzz on the nightly toolchain) -------------------------
 # Every parser of untrusted bytes, time-boxed: the core's format decoder, the device's
 # model loader, the IDX reader and predict's image path. A crash fails the suite.

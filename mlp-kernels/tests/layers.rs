@@ -188,8 +188,9 @@ fn the_core_arithmetic_is_mlp_cores() {
 #[test]
 fn the_fast_arithmetic_fuses_every_multiply_add() {
     // (1 + 2⁻¹²)² = 1 + 2⁻¹¹ + 2⁻²⁴: rounded first, the 2⁻²⁴ is lost; then − (1 + 2⁻¹¹)
-    // leaves 0 separately and 2⁻²⁴ fused.
-    let a = 1.0 + f32::powi(2.0, -12);
+    // leaves 0 separately and 2⁻²⁴ fused. Powers of two as exact quotients: `powi`'s
+    // precision is unspecified, and Miri makes it inexact on purpose.
+    let a = 1.0 + 1.0 / 4096.0;
     let shape = DenseShape::new(1, 1, 1);
     for kernels in all_kernels() {
         let mut y = [0.0f32];
@@ -198,14 +199,14 @@ fn the_fast_arithmetic_fuses_every_multiply_add() {
             shape,
             &[a],
             &[a],
-            &[-(1.0 + f32::powi(2.0, -11))],
+            &[-(1.0 + 1.0 / 2048.0)],
             &mut y,
             false,
         )
         .unwrap();
         let want = match kernels {
             Kernels::Core => 0.0,
-            Kernels::Fast(_) => f32::powi(2.0, -24),
+            Kernels::Fast(_) => 1.0 / 16_777_216.0,
         };
         assert_eq!(y[0], want, "{kernels}");
     }

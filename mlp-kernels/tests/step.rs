@@ -27,7 +27,7 @@ fn shapes() -> Vec<Vec<usize>> {
 
 fn threads() -> Vec<usize> {
     if cfg!(miri) {
-        vec![1, 2]
+        vec![2]
     } else {
         vec![1, 2, 3]
     }
@@ -218,7 +218,9 @@ fn stored_gradients_match_finite_differences() {
             )
         };
         let eps = 1e-2f32;
-        for (i, &analytic) in grads.iter().enumerate() {
+        // Under Miri every 7th parameter: each takes two reference steps.
+        let every = if cfg!(miri) { 7 } else { 1 };
+        for (i, &analytic) in grads.iter().enumerate().step_by(every) {
             let mut up = params.clone();
             up[i] += eps;
             let mut down = params.clone();

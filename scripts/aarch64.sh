@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# The host kernels on AArch64 Linux, under QEMU user mode (qemu-aarch64): the NEON path
+# checked against the scalar reference bit for bit, and trained models checked against
+# the bytes x86 writes.
+#
+#   scripts/aarch64.sh [test]         cross-builds `cargo test -p mlp-kernels`
+#                                     and runs it under QEMU: NEON, portable and the
+#                                     core's arithmetic against the reference
+#   scripts/aarch64.sh train ARGS...  `mlp-train train ARGS` natively and under QEMU
+#                                     (`--kernels neon` unless ARGS choose); the two
+#                                     model files must have the same SHA-256
+#   scripts/aarch64.sh golden         every run of mlp-train/tests/golden/models.txt
+#                                     under QEMU (GOLDEN_KERNELS, default neon and
+#                                     portable; GOLDEN_THREADS, default 1 and 2), each
+#                                     model's SHA-256 against the committed one
+#   scripts/aarch64.sh all            test, then golden
+#
+# `test` is the quick one (about 2 minutes on 2 cores from a clean clone). `train` and
+# `golden` first cross-build mlp-train with all its dependencies, which takes several
+# minutes the first time. Build and run times are printed separately. Every QEMU run
+# is inside `timeout` (QEMU_TIMEOUT seconds, default 600). The cross builds go to
+# target/aarch64 (AARCH64_TARGET_DIR to change it), so they never invalidate the host's.
+#
+# NEON is a baseline feature of aarch64-unknown-linux-gnu, so the kernels' run-time
+# detection always finds it there: the tests cannot fall back to portable code silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+target=aarch64-unknown-linux-gnu
+target_dir=${AARCH64_TARGET_DIR:-$root/target/aarch64}
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-600}
+# Where qemu-aarch64 finds the AArch64 dynamic loader and C library (Debian's
+# libc6-arm64-cross, which libc6-dev-arm64-cross pulls in).
+export QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
+# `cargo test --target aarch64-...` runs each test binary with this.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER:-qemu-aarch64}
+
+step() { printf '\n==> %s\n' "$*"; }
+now() { date +%s.%N; }
+# since START: seconds from START (a `now`) until now, to a tenth.
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+for tool in qemu-aarch64 "$CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "aarch64: $tool is missing; scripts/setup.sh installs it (as root)" >&2
+        exit 1
+    fi
+done
+if ! grep -qx "$target" <<<"$(rustup target list --installed)"; then
+    echo "aarch64: the Rust target $target is missing; scripts/setup.sh adds it" >&2
+    exit 1
+fi
+
+# cargo_aarch64 ARGS...: cargo for the AArch64 target, in its own target directory.
+cargo_aarch64() {
+    CARGO_TARGET_DIR=$target_dir cargo "$@" --target "$target"
+}
+
+# qemu ARGS...: runs an AArch64 binary under QEMU inside `timeout` (exit status 124 if
+# it had to be killed), with no input.
+qemu() {
+    timeout --kill-after=10 "$QEMU_TIMEOUT" qemu-aarch64 "$@" </dev/null
+}
+
+# --- the kernels' tests under QEMU ------------------------------------------------------
+test_kernels() {
+    local t0 build run status=0
+    step "cross-build the mlp-kernels tests for $target (test profile: optimized, with debug assertions and overflow checks)"
+    t0=$(now)
+    cargo_aarch64 test --locked -p mlp-kernels --no-run
+    build=$(since "$t0")
+
+    step "run them under qemu-aarch64 (timeout ${QEMU_TIMEOUT} s)"
+    t0=$(now)
+    timeout --kill-after=10 "$QEMU_TIMEOUT" env CARGO_TARGET_DIR="$target_dir" \
+        cargo test --locked -p mlp-kernels --target "$target" || status=$?
+    run=$(since "$t0")
+    echo "aarch64 test: build ${build} s, run under QEMU ${run} s"
+    if [ "$status" -eq 124 ]; then
+        echo "FAIL: the mlp-kernels tests under QEMU took more than ${QEMU_TIMEOUT} s" >&2
+    elif [ "$status" -ne 0 ]; then
+        echo "FAIL: the mlp-kernels tests under QEMU (exit status $status)" >&2
+    fi
+    return "$status"
+}
+
+# --- training under QEMU against x86 (train_and_compare, golden) -------------------------
+native_bin=
+aarch64_bin=
+
+# build_train: builds the mlp-train binary natively and for AArch64 (once per run).
+build_train() {
+    [ -n "$aarch64_bin" ] && return 0
+    local t0 native cross
+    step "build mlp-train natively and for $target (release)"
+    t0=$(now)
+    cargo build --locked --release -p mlp-train --bin mlp-train
+    native=$(since "$t0")
+    t0=$(now)
+    cargo_aarch64 build --locked --release -p mlp-train --bin mlp-train
+    cross=$(since "$t0")
+    echo "mlp-train build: native ${native} s, $target ${cross} s"
+    native_bin=${CARGO_TARGET_DIR:-$root/target}/release/mlp-train
+    aarch64_bin=$target_dir/$target/release/mlp-train
+}
+
+# chooses_kernels ARGS...: whether ARGS contain --kernels.
+chooses_kernels() {
+    local a
+    for a in "$@"; do
+        case $a in --kernels | --kernels=*) return 0 ;; esac
+    done
+    return 1
+}
+
+# model_digest DIR: the SHA-256 of DIR/model.mlp.
+model_digest() { sha256sum "$1/model.mlp" | cut -d' ' -f1; }
+
+# train_and_compare ARGS...: `mlp-train train ARGS` natively (with the kernels `auto`
+# picks, unless ARGS choose) and under QEMU (NEON, unless ARGS choose); fails unless the
+# two model files are byte for byte the same.
+train_and_compare() {
+    build_train
+    local out kernels=() t0 native aarch64 want got status=0
+    chooses_kernels "$@" || kernels=(--kernels neon)
+    out=$(mktemp -d)
+    step "train natively: mlp-train train $*"
+    t0=$(now)
+    "$native_bin" train "$@" --quiet --out "$out/x86_64"
+    native=$(since "$t0")
+    step "train under qemu-aarch64: mlp-train train $* ${kernels[*]}"
+    t0=$(now)
+    qemu "$aarch64_bin" train "$@" "${kernels[@]}" --quiet --out "$out/aarch64" || status=$?
+    aarch64=$(since "$t0")
+    if [ "$status" -ne 0 ]; then
+        rm -rf "$out"
+        echo "FAIL: training under QEMU exited with status $status (124: timeout)" >&2
+        return 1
+    fi
+    want=$(model_digest "$out/x86_64")
+    got=$(model_digest "$out/aarch64")
+    rm -rf "$out"
+    echo "  x86-64  $want (${native} s)"
+    echo "  aarch64 $got (${aarch64} s under QEMU)"
+    if [ "$got" != "$want" ]; then
+        echo "FAIL: the model trained under QEMU differs from the native one" >&2
+        return 1
+    fi
+    echo "ok: same model file on both"
+}
+
+# golden: every run of the golden list under QEMU, against the committed digests.
+golden() {
+    build_train
+    local file=mlp-train/tests/golden/models.txt lines line want args kernels k threads
+    local out got t0 failed=0 runs=0 status
+    mapfile -t lines < <(grep -v -e '^#' -e '^[[:space:]]*$' "$file")
+    step "the ${#lines[@]} golden runs of $file under qemu-aarch64"
+    t0=$(now)
+    for line in "${lines[@]}"; do
+        read -r want line <<<"$line"
+        read -ra args <<<"$line"
+        if chooses_kernels "${args[@]}"; then
+            kernels=(listed)
+        else
+            read -ra kernels <<<"${GOLDEN_KERNELS:-neon portable}"
+        fi
+        for k in "${kernels[@]}"; do
+            for threads in ${GOLDEN_THREADS:-1 2}; do
+                local extra=(--threads "$threads")
+                [ "$k" = listed ] || extra+=(--kernels "$k")
+                out=$(mktemp -d)
+                status=0
+                qemu "$aarch64_bin" train "${args[@]}" "${extra[@]}" --quiet --out "$out" >/dev/null || status=$?
+                runs=$((runs + 1))
+                if [ "$status" -ne 0 ]; then
+                    echo "FAIL ($k, threads $threads): exit status $status (124: timeout): ${args[*]}" >&2
+                    failed=$((failed + 1))
+                else
+                    got=$(model_digest "$out")
+                    if [ "$got" = "$want" ]; then
+                        echo "ok   ($k, threads $threads) ${args[*]}"
+                    else
+                        echo "FAIL ($k, threads $threads) ${args[*]}: $got, committed $want" >&2
+                        failed=$((failed + 1))
+                    fi
+                fi
+                rm -rf "$out"
+            done
+        done
+    done
+    echo "aarch64 golden: $runs runs under QEMU in $(since "$t0") s, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+case ${1:-test} in
+    test) test_kernels ;;
+    train)
+        shift
+        train_and_compare "$@"
+        ;;
+    golden) golden ;;
+    all)
+        test_kernels
+        golden
+        ;;
+    *)
+        echo "usage: scripts/aarch64.sh [test | train ARGS... | golden | all]" >&2
+        exit 2
+        ;;
+esac
