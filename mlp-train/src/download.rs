@@ -112,10 +112,11 @@ pub fn download_all(
 ) -> Result<Vec<Fetched>> {
     fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot create cache directory: {e}", dir.display()))?;
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(20))
-        .timeout_read(Duration::from_secs(60))
-        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(20)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .build()
+        .into();
     let base = if mirror.ends_with('/') {
         mirror.to_owned()
     } else {
@@ -148,10 +149,10 @@ fn fetch_one(agent: &ureq::Agent, url: &str, dest: &Path, sha256: &str) -> Resul
     let temp = crate::fsio::temp_path_for(dest);
     let result = (|| -> Result<()> {
         let response = agent.get(url).call().map_err(|e| match e {
-            ureq::Error::Status(code, _) => anyhow::anyhow!("{url}: server answered HTTP {code}"),
+            ureq::Error::StatusCode(code) => anyhow::anyhow!("{url}: server answered HTTP {code}"),
             other => anyhow::anyhow!("{url}: {other}"),
         })?;
-        let mut reader = response.into_reader();
+        let mut reader = response.into_body().into_reader();
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
