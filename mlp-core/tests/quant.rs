@@ -148,7 +148,7 @@ fn quantize(model: &Mlp, scales: &[f32]) -> QuantModel {
 }
 
 impl QuantModel {
-    fn params(&self) -> impl Iterator<Item = QuantLayerParams<'_, i8, i32>> {
+    fn params(&self) -> impl ExactSizeIterator<Item = QuantLayerParams<'_, i8, i32>> {
         self.layers
             .iter()
             .map(|(w, b, m, s, inputs, outputs)| QuantLayerParams {
