@@ -284,19 +284,27 @@ pub enum Int8Output<'y> {
 }
 
 /// The arithmetic of one quantized Dense layer, as [`forward_i8`] calls it: the int8
-/// twin of [`DenseKernel`](crate::network::DenseKernel).
+/// twin of [`DenseKernel`](crate::network::DenseKernel), in two steps.
 ///
-/// One call is a whole layer, accumulation and requantization, so a kernel may do both
-/// in one pass. Integer arithmetic is exact in any order: a kernel only has to compute
-/// [`CoreInt8Kernel`]'s values.
+/// Integer arithmetic is exact in any order: a kernel only has to compute
+/// [`CoreInt8Kernel`]'s values. The loop calls [`accumulate`](Self::accumulate) from
+/// one place, before it branches on the kind of layer: a kernel whose accumulation is
+/// large (the device's) is then inlined once.
 pub trait Int8Kernel<L> {
-    /// `acc ← bias + x·W` (wrapping), then requantizes as `output` says.
+    /// `acc ← bias + x·W`, wrapping.
     ///
     /// # Shapes
-    /// `x: [layer.inputs()]`, `acc: [layer.outputs()]` (overwritten), and the hidden
-    /// layer's `y: [layer.outputs()]`. The loop calls it only with these lengths and a
-    /// layer whose [`parameters_fit`](Layer::parameters_fit).
-    fn dense(&mut self, layer: &L, x: &[u8], acc: &mut [i32], output: Int8Output<'_>);
+    /// `x: [layer.inputs()]`, `acc: [layer.outputs()]` (overwritten). The loop calls it
+    /// only with these lengths and a layer whose
+    /// [`parameters_fit`](Layer::parameters_fit).
+    fn accumulate(&mut self, layer: &L, x: &[u8], acc: &mut [i32]);
+
+    /// Requantizes the accumulators as `output` says: into a hidden layer's uint8
+    /// activations, or in place into the logits.
+    ///
+    /// # Shapes
+    /// `acc: [layer.outputs()]`, and the hidden layer's `y: [layer.outputs()]`.
+    fn requantize(&mut self, layer: &L, acc: &mut [i32], output: Int8Output<'_>);
 }
 
 /// This crate's portable int8 kernel: [`dense_accumulate_i8`], then
@@ -306,14 +314,16 @@ pub trait Int8Kernel<L> {
 pub struct CoreInt8Kernel;
 
 impl<W: Int8, I: Le32> Int8Kernel<QuantLayerParams<'_, W, I>> for CoreInt8Kernel {
-    fn dense(
+    fn accumulate(&mut self, layer: &QuantLayerParams<'_, W, I>, x: &[u8], acc: &mut [i32]) {
+        dense_accumulate_i8(x, layer.weights, layer.bias, acc);
+    }
+
+    fn requantize(
         &mut self,
         layer: &QuantLayerParams<'_, W, I>,
-        x: &[u8],
         acc: &mut [i32],
         output: Int8Output<'_>,
     ) {
-        dense_accumulate_i8(x, layer.weights, layer.bias, acc);
         match output {
             Int8Output::Hidden(y) => requantize_relu_u8(acc, layer.multiplier, layer.shift, y),
             Int8Output::Logits => {
@@ -352,8 +362,12 @@ where
     let layers = layers.into_iter();
     // Known before the first layer runs (see `network::forward`).
     let hidden = layers.len().saturating_sub(1);
-    // The last hidden layer's outputs (in the buffer of its parity); `None` while the
-    // current activations are still `input`.
+    // The buffer the last hidden layer wrote and the other one, swapped after each
+    // layer (as `network::PingPong` does: less code than choosing by parity), so the
+    // first layer writes `scratch_a`.
+    let (mut written, mut free) = (scratch_b, scratch_a);
+    // The last hidden layer's outputs (in `written`); `None` while the current
+    // activations are still `input`.
     let mut previous: Option<usize> = None;
     for (index, layer) in layers.enumerate() {
         let (inputs, outputs) = (layer.inputs(), layer.outputs());
@@ -364,27 +378,19 @@ where
             return Err(QuantForwardError::ParameterLength { layer: index });
         }
         let too_small = QuantForwardError::BufferTooSmall { layer: index };
-        let (held, free) = if index.is_multiple_of(2) {
-            (&*scratch_b, &mut *scratch_a)
-        } else {
-            (&*scratch_a, &mut *scratch_b)
-        };
         let x = match previous {
             None => input,
-            Some(len) => held.get(..len).ok_or(too_small)?,
+            Some(len) => written.get(..len).ok_or(too_small)?,
         };
         let layer_acc = acc.get_mut(..outputs).ok_or(too_small)?;
-        let last = index >= hidden;
-        let output = if last {
-            Int8Output::Logits
-        } else {
-            Int8Output::Hidden(free.get_mut(..outputs).ok_or(too_small)?)
-        };
-        // One call site: the kernel is inlined once.
-        kernel.dense(&layer, x, layer_acc, output);
-        if last {
+        kernel.accumulate(&layer, x, layer_acc);
+        if index >= hidden {
+            kernel.requantize(&layer, layer_acc, Int8Output::Logits);
             return acc.get(..outputs).ok_or(too_small);
         }
+        let y = free.get_mut(..outputs).ok_or(too_small)?;
+        kernel.requantize(&layer, layer_acc, Int8Output::Hidden(y));
+        core::mem::swap(&mut written, &mut free);
         previous = Some(outputs);
     }
     Err(QuantForwardError::NoLayers)

@@ -94,14 +94,17 @@ pub(crate) struct Device {
 
 impl Int8Kernel<QuantLayerParams<'_, u8, [u8; 4]>> for Device {
     #[inline(always)]
-    fn dense(
+    fn accumulate(&mut self, layer: &QuantLayerParams<'_, u8, [u8; 4]>, x: &[u8], acc: &mut [i32]) {
+        dense_accumulate_i8(x, layer.weights, layer.bias, acc);
+    }
+
+    #[inline(always)]
+    fn requantize(
         &mut self,
         layer: &QuantLayerParams<'_, u8, [u8; 4]>,
-        x: &[u8],
         acc: &mut [i32],
         output: Int8Output<'_>,
     ) {
-        dense_accumulate_i8(x, layer.weights, layer.bias, acc);
         match output {
             Int8Output::Hidden(y) if self.small_multipliers => {
                 requantize_relu_u8_small(acc, layer.multiplier, layer.shift, y)
