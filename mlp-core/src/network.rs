@@ -1,10 +1,11 @@
 //! The forward pass of a whole network: Dense layers with ReLU between them and none
 //! after the last, so the result is the logits.
 //!
-//! Every `f32` forward pass in the workspace is the one layer loop [`forward`]: the
-//! trainer's and the device's predictions, and the host's batched evaluation and
-//! training step. The loop owns what they all share: the order of the layers, the
-//! shape checks (an error, never a panic), which layers get ReLU, and where each
+//! [`forward`] is the one layer loop for every `f32` forward pass: the trainer's and
+//! the device's predictions run it, and it has what the host's batched evaluation and
+//! training step need (batches of rows, every layer's output kept, a pass that starts
+//! at a later layer). The loop owns what all passes share: the order of the layers,
+//! the shape checks (an error, never a panic), which layers get ReLU, and where each
 //! layer's output goes. What differs between them is a parameter:
 //!
 //! - **the arithmetic**, a [`DenseKernel`]: [`CoreKernel`] is this crate's

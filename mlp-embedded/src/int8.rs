@@ -7,8 +7,8 @@
 //! fixed-point multiplier and shift per output: into uint8 activations clamped to
 //! `0..=255` for a hidden layer (the clamp at 0 is the ReLU), into int32 logits for
 //! the last. The arithmetic is `mlp_core::quant`'s and so is the layer loop
-//! ([`forward_i8`](mlp_core::quant::forward_i8)), so the logits are bit-identical to
-//! the host's [`forward_one_i8`](mlp_core::quant::forward_one_i8).
+//! ([`forward_i8`]), so the logits are bit-identical to the host's
+//! [`forward_one_i8`](mlp_core::quant::forward_one_i8).
 //!
 //! # Memory
 //! - Flash: the model file, read in place: `4 + Σ_k (4 + 12·n_{k+1} + ⌈n_k·n_{k+1}/4⌉·4)`
