@@ -589,24 +589,33 @@ impl<'a> ModelView<'a> {
 
     /// The layers' parameters of an f32 model, in order, borrowed from the file
     /// (nothing for an int8 model: see [`Self::int8_layers`]).
-    pub fn layers(&self) -> impl Iterator<Item = LayerBytes<'a>> + '_ {
-        let mut rest = if self.element_type == ElementType::F32 {
-            self.payload
-        } else {
-            &[]
+    ///
+    /// One layer per pair of layer sizes, so the count is known before the first is
+    /// read (an [`ExactSizeIterator`]: the layer loop, [`crate::network::forward`],
+    /// needs it). [`Self::decode`] checked the payload's length against the sizes, so
+    /// every layer has its parameters; were one cut short, it would come with empty
+    /// slices, which the layer loop refuses, rather than end the iteration early.
+    pub fn layers(&self) -> impl ExactSizeIterator<Item = LayerBytes<'a>> + '_ {
+        let (sizes, mut rest) = match self.element_type {
+            ElementType::F32 => (self.sizes.as_slice(), self.payload),
+            ElementType::Int8 => (&[][..], &[][..]),
         };
-        self.sizes.as_slice().windows(2).map_while(move |pair| {
+        sizes.windows(2).map(move |pair| {
             let (inputs, outputs) = (pair[0] as usize, pair[1] as usize);
-            let (weights, after) =
-                rest.split_at_checked(inputs.checked_mul(outputs)?.checked_mul(4)?)?;
-            let (bias, after) = after.split_at_checked(outputs.checked_mul(4)?)?;
+            let split = || {
+                let (weights, after) =
+                    rest.split_at_checked(inputs.checked_mul(outputs)?.checked_mul(4)?)?;
+                let (bias, after) = after.split_at_checked(outputs.checked_mul(4)?)?;
+                Some((weights, bias, after))
+            };
+            let (weights, bias, after) = split().unwrap_or_default();
             rest = after;
-            Some(LayerBytes {
+            LayerBytes {
                 inputs,
                 outputs,
                 weights,
                 bias,
-            })
+            }
         })
     }
 }
@@ -625,16 +634,38 @@ impl<'a> ModelView<'a> {
 
     /// The layers' parameters of an int8 model, in order, borrowed from the file
     /// (nothing for an f32 model: see [`Self::layers`]).
-    pub fn int8_layers(&self) -> impl Iterator<Item = Int8LayerBytes<'a>> + '_ {
-        let mut rest = match self.element_type {
-            ElementType::Int8 => self.payload.get(INT8_INPUT_SCALE_LEN..).unwrap_or_default(),
-            ElementType::F32 => &[],
+    ///
+    /// One layer per pair of layer sizes, an [`ExactSizeIterator`] as
+    /// [`Self::layers`] is: were a layer cut short (a validated view never has one), it
+    /// would come with empty slices, which the layer loop refuses.
+    pub fn int8_layers(&self) -> impl ExactSizeIterator<Item = Int8LayerBytes<'a>> + '_ {
+        let (sizes, mut rest) = match self.element_type {
+            ElementType::Int8 => (
+                self.sizes.as_slice(),
+                self.payload.get(INT8_INPUT_SCALE_LEN..).unwrap_or_default(),
+            ),
+            ElementType::F32 => (&[][..], &[][..]),
         };
-        self.sizes.as_slice().windows(2).map_while(move |pair| {
-            let (layer, _padding, after) =
-                split_int8_layer(rest, pair[0] as usize, pair[1] as usize)?;
-            rest = after;
-            Some(layer)
+        sizes.windows(2).map(move |pair| {
+            let (inputs, outputs) = (pair[0] as usize, pair[1] as usize);
+            match split_int8_layer(rest, inputs, outputs) {
+                Some((layer, _padding, after)) => {
+                    rest = after;
+                    layer
+                }
+                None => {
+                    rest = &[];
+                    Int8LayerBytes {
+                        inputs,
+                        outputs,
+                        output_scale: 0.0,
+                        bias: &[],
+                        multiplier: &[],
+                        shift: &[],
+                        weights: &[],
+                    }
+                }
+            }
         })
     }
 }

@@ -31,7 +31,10 @@
 //! - [`activation`]: ReLU forward and backward.
 //! - [`loss`]: numerically stable softmax cross-entropy, its gradient, argmax.
 //! - [`init`]: Xavier/Glorot normal initialisation from a caller-supplied random source.
-//! - [`network`]: a whole forward pass for one sample, layer after layer.
+//! - [`network`]: the forward pass of a whole network: one layer loop for every `f32`
+//!   pass, generic over the kernel, the first layer's input and where activations go.
+//! - [`quant`]: int8 inference: integer kernels, requantization, the int8 layer loop,
+//!   and post-training quantization of a layer.
 //! - [`format`]: the model file shared by trainer and device (see `docs/FORMAT.md`).
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]

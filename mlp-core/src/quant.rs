@@ -1,5 +1,7 @@
-//! Integer-only inference for int8 models: the kernels, the fixed-point
-//! requantization, and a whole forward pass, for devices without an FPU.
+//! Integer-only inference for int8 models, for devices without an FPU: the kernels,
+//! the fixed-point requantization, and the int8 layer loop every int8 forward pass runs
+//! ([`forward_i8`], generic over an [`Int8Kernel`]: this crate's [`CoreInt8Kernel`] on
+//! the host, the device's `SMLAD` kernels on a Cortex-M4).
 //!
 //! # The scheme (as in TensorFlow Lite Micro and CMSIS-NN)
 //! A real value `r` is stored as an integer `q` with a scale `s`: `r = s · q`.
@@ -21,6 +23,7 @@
 //! these functions get identical results, in any summation order.
 
 use crate::loss::argmax;
+use crate::network::Layer;
 
 /// A positive real multiplier `M ≈ multiplier · 2^-shift`, with `multiplier` in
 /// `[2^30, 2^31)` (31 significant bits) or zero for `M = 0`.
@@ -205,7 +208,7 @@ fn multiplier_of<I: Le32>(multiplier: I, shift: I) -> QuantizedMultiplier {
     }
 }
 
-/// Why [`forward_one_i8`] could not run; see [`crate::network::ForwardError`] for the
+/// Why [`forward_i8`] (or [`forward_one_i8`]) could not run; see [`crate::network::ForwardError`] for the
 /// f32 twin. A validated model and large enough buffers never produce one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -249,58 +252,172 @@ impl core::fmt::Display for QuantForwardError {
 
 impl core::error::Error for QuantForwardError {}
 
-/// Runs one sample of raw input bytes through a quantized network and returns the
-/// int32 logits (multiply by the last layer's output scale for real values).
+impl<W, I> Layer for QuantLayerParams<'_, W, I> {
+    #[inline]
+    fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    #[inline]
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    #[inline]
+    fn parameters_fit(&self) -> bool {
+        self.inputs.checked_mul(self.outputs) == Some(self.weights.len())
+            && self.bias.len() == self.outputs
+            && self.multiplier.len() == self.outputs
+            && self.shift.len() == self.outputs
+    }
+}
+
+/// Where a quantized layer's outputs go: the two kinds of layer differ in what they
+/// write.
+#[derive(Debug)]
+pub enum Int8Output<'y> {
+    /// A hidden layer: `y[j] ← clamp(requantize(acc[j], M_j), 0, 255)`, the uint8
+    /// activations (the clamp at 0 is the ReLU); `y: [outputs]`.
+    Hidden(&'y mut [u8]),
+    /// The last layer: `acc[j] ← requantize(acc[j], M_j)` in place, the int32 logits.
+    Logits,
+}
+
+/// The arithmetic of one quantized Dense layer, as [`forward_i8`] calls it: the int8
+/// twin of [`DenseKernel`](crate::network::DenseKernel), in two steps.
+///
+/// Integer arithmetic is exact in any order: a kernel only has to compute
+/// [`CoreInt8Kernel`]'s values. The loop calls [`accumulate`](Self::accumulate) from
+/// one place, before it branches on the kind of layer: a kernel whose accumulation is
+/// large (the device's) is then inlined once.
+pub trait Int8Kernel<L> {
+    /// `acc ← bias + x·W`, wrapping.
+    ///
+    /// # Shapes
+    /// `x: [layer.inputs()]`, `acc: [layer.outputs()]` (overwritten). The loop calls it
+    /// only with these lengths and a layer whose
+    /// [`parameters_fit`](Layer::parameters_fit).
+    fn accumulate(&mut self, layer: &L, x: &[u8], acc: &mut [i32]);
+
+    /// Requantizes the accumulators as `output` says: into a hidden layer's uint8
+    /// activations, or in place into the logits.
+    ///
+    /// # Shapes
+    /// `acc: [layer.outputs()]`, and the hidden layer's `y: [layer.outputs()]`.
+    fn requantize(&mut self, layer: &L, acc: &mut [i32], output: Int8Output<'_>);
+}
+
+/// This crate's portable int8 kernel: [`dense_accumulate_i8`], then
+/// [`requantize_relu_u8`] for a hidden layer or [`requantize`] in place for the
+/// logits. The reference the device's kernels are checked against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreInt8Kernel;
+
+impl<W: Int8, I: Le32> Int8Kernel<QuantLayerParams<'_, W, I>> for CoreInt8Kernel {
+    fn accumulate(&mut self, layer: &QuantLayerParams<'_, W, I>, x: &[u8], acc: &mut [i32]) {
+        dense_accumulate_i8(x, layer.weights, layer.bias, acc);
+    }
+
+    fn requantize(
+        &mut self,
+        layer: &QuantLayerParams<'_, W, I>,
+        acc: &mut [i32],
+        output: Int8Output<'_>,
+    ) {
+        match output {
+            Int8Output::Hidden(y) => requantize_relu_u8(acc, layer.multiplier, layer.shift, y),
+            Int8Output::Logits => {
+                // In place: each logit depends only on its own accumulator.
+                for ((a, m), s) in acc.iter_mut().zip(layer.multiplier).zip(layer.shift) {
+                    *a = requantize(*a, multiplier_of(*m, *s));
+                }
+            }
+        }
+    }
+}
+
+/// The int8 layer loop: runs one sample of uint8 inputs (raw pixel bytes for a model
+/// of images) through `layers` with `kernel` and returns the int32 logits (multiply by
+/// the last layer's output scale for real values).
+///
+/// Hidden activations ping-pong between `scratch_a` (layer `k` even) and `scratch_b`
+/// (`k` odd), bytes, each as long as the widest hidden layer; `acc` holds one layer's
+/// accumulators and then the logits (as long as the widest layer). Before a layer
+/// runs, the loop checks its input size ([`QuantForwardError::ShapeMismatch`]), its
+/// parameters' lengths ([`QuantForwardError::ParameterLength`]) and the buffers
+/// ([`QuantForwardError::BufferTooSmall`]); layers are counted from 0 at the first one
+/// given. It never panics.
+pub fn forward_i8<'s, L, K>(
+    kernel: &mut K,
+    layers: impl IntoIterator<Item = L, IntoIter: ExactSizeIterator>,
+    input: &[u8],
+    scratch_a: &mut [u8],
+    scratch_b: &mut [u8],
+    acc: &'s mut [i32],
+) -> Result<&'s [i32], QuantForwardError>
+where
+    L: Layer,
+    K: Int8Kernel<L>,
+{
+    let layers = layers.into_iter();
+    // Known before the first layer runs (see `network::forward`).
+    let hidden = layers.len().saturating_sub(1);
+    // The buffer the last hidden layer wrote and the other one, swapped after each
+    // layer (as `network::PingPong` does: less code than choosing by parity), so the
+    // first layer writes `scratch_a`.
+    let (mut written, mut free) = (scratch_b, scratch_a);
+    // The last hidden layer's outputs (in `written`); `None` while the current
+    // activations are still `input`.
+    let mut previous: Option<usize> = None;
+    for (index, layer) in layers.enumerate() {
+        let (inputs, outputs) = (layer.inputs(), layer.outputs());
+        if inputs != previous.unwrap_or(input.len()) {
+            return Err(QuantForwardError::ShapeMismatch { layer: index });
+        }
+        if !layer.parameters_fit() {
+            return Err(QuantForwardError::ParameterLength { layer: index });
+        }
+        let too_small = QuantForwardError::BufferTooSmall { layer: index };
+        let x = match previous {
+            None => input,
+            Some(len) => written.get(..len).ok_or(too_small)?,
+        };
+        let layer_acc = acc.get_mut(..outputs).ok_or(too_small)?;
+        kernel.accumulate(&layer, x, layer_acc);
+        if index >= hidden {
+            kernel.requantize(&layer, layer_acc, Int8Output::Logits);
+            return acc.get(..outputs).ok_or(too_small);
+        }
+        let y = free.get_mut(..outputs).ok_or(too_small)?;
+        kernel.requantize(&layer, layer_acc, Int8Output::Hidden(y));
+        core::mem::swap(&mut written, &mut free);
+        previous = Some(outputs);
+    }
+    Err(QuantForwardError::NoLayers)
+}
+
+/// Runs one sample of raw input bytes through a quantized network with
+/// [`CoreInt8Kernel`] and returns the int32 logits: [`forward_i8`] with this crate's
+/// kernel.
 ///
 /// Hidden activations ping-pong between `scratch_a` and `scratch_b` (bytes, each as
 /// long as the widest hidden layer); `acc` holds one layer's accumulators and then the
 /// logits (as long as the widest layer).
 pub fn forward_one_i8<'s, 'a, W: Int8 + 'a, I: Le32 + 'a>(
-    layers: impl IntoIterator<Item = QuantLayerParams<'a, W, I>>,
+    layers: impl IntoIterator<Item = QuantLayerParams<'a, W, I>, IntoIter: ExactSizeIterator>,
     input: &[u8],
     scratch_a: &mut [u8],
     scratch_b: &mut [u8],
     acc: &'s mut [i32],
 ) -> Result<&'s [i32], QuantForwardError> {
-    let mut layers = layers.into_iter().enumerate().peekable();
-    let mut buffers = [scratch_a, scratch_b];
-    // Which buffer holds the current activations (`None`: still `input`) and how many.
-    let mut current: (Option<usize>, usize) = (None, input.len());
-    let mut logits_len = None;
-    while let Some((index, layer)) = layers.next() {
-        if layer.inputs != current.1 {
-            return Err(QuantForwardError::ShapeMismatch { layer: index });
-        }
-        let lengths_ok = layer.inputs.checked_mul(layer.outputs) == Some(layer.weights.len())
-            && layer.bias.len() == layer.outputs
-            && layer.multiplier.len() == layer.outputs
-            && layer.shift.len() == layer.outputs;
-        if !lengths_ok {
-            return Err(QuantForwardError::ParameterLength { layer: index });
-        }
-        let too_small = QuantForwardError::BufferTooSmall { layer: index };
-        let [even, odd] = &mut buffers;
-        let (source, destination, target): (&[u8], &mut [u8], usize) = match current.0 {
-            None => (input, &mut **even, 0),
-            Some(0) => (even.get(..current.1).ok_or(too_small)?, &mut **odd, 1),
-            Some(_) => (odd.get(..current.1).ok_or(too_small)?, &mut **even, 0),
-        };
-        let layer_acc = acc.get_mut(..layer.outputs).ok_or(too_small)?;
-        dense_accumulate_i8(source, layer.weights, layer.bias, layer_acc);
-        if layers.peek().is_none() {
-            // The logits: requantize in place, each depends only on its own accumulator.
-            for ((a, m), s) in layer_acc.iter_mut().zip(layer.multiplier).zip(layer.shift) {
-                *a = requantize(*a, multiplier_of(*m, *s));
-            }
-            logits_len = Some(layer.outputs);
-            break;
-        }
-        let destination = destination.get_mut(..layer.outputs).ok_or(too_small)?;
-        requantize_relu_u8(layer_acc, layer.multiplier, layer.shift, destination);
-        current = (Some(target), layer.outputs);
-    }
-    let len = logits_len.ok_or(QuantForwardError::NoLayers)?;
-    Ok(acc.get(..len).unwrap_or_default())
+    forward_i8(
+        &mut CoreInt8Kernel,
+        layers,
+        input,
+        scratch_a,
+        scratch_b,
+        acc,
+    )
 }
 
 /// The predicted class of int32 logits (ties to the lowest index).

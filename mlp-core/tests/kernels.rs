@@ -1,13 +1,17 @@
 //! The slice kernels against naive references over every small size and some awkward
-//! ones, the typed layer against the slice kernels, Xavier statistics, and the
-//! one-sample forward pass.
+//! ones, the typed layer against the slice kernels, Xavier statistics, and the layer
+//! loop (batches, every layer kept, a pass from a later layer, kernels other than the
+//! core's).
 
 mod common;
 
 use common::{Mlp, SplitMix};
 use mlp_core::dense::{dense_backward, dense_forward, sgd_step, Dense, DenseShape};
 use mlp_core::init::{xavier_normal, xavier_std};
-use mlp_core::network::{forward_one, ForwardError, LayerParams};
+use mlp_core::network::{
+    forward, forward_one, pixel_value, CoreKernel, DenseKernel, EveryLayer, ForwardError,
+    LayerParams, PingPong,
+};
 
 /// Sizes 0..=6 in every dimension, and a few awkward ones.
 fn shapes() -> Vec<DenseShape> {
@@ -283,6 +287,226 @@ fn forward_one_reports_what_does_not_fit() {
             &[1.0; 2],
             &mut a,
             &mut s
+        ),
+        Err(ForwardError::NoLayers)
+    );
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+fn params(model: &Mlp) -> Vec<LayerParams<'_, f32>> {
+    model
+        .layers
+        .iter()
+        .map(|l| LayerParams {
+            inputs: l.inputs,
+            outputs: l.outputs,
+            weights: &l.weights[..],
+            bias: &l.bias[..],
+        })
+        .collect()
+}
+
+#[test]
+fn the_layer_loop_runs_batches_and_keeps_every_layer() {
+    let mut rng = SplitMix(15);
+    let model = Mlp::new_xavier(&[37, 20, 31, 9, 5], &mut rng);
+    let layers = params(&model);
+    for rows in [0, 1, 2, 7] {
+        let x = sparse_vec(&mut rng, rows * 37);
+        let expected = model.forward(&x, rows);
+        // Ping-pong: the logits only, bit for bit the batch kernels'.
+        let (mut even, mut odd) = (vec![0.0; rows * 31], vec![0.0; rows * 31]);
+        let pass = PingPong::new(&mut even, &mut odd);
+        let logits = forward(&mut CoreKernel, layers.iter().copied(), &x, rows, pass).unwrap();
+        assert_eq!(bits(logits), bits(&expected[4]), "{rows} rows");
+        // Every layer: each output as the batch kernels leave it (ReLU on hidden ones).
+        let mut outputs: Vec<Vec<f32>> =
+            layers.iter().map(|l| vec![0.0; rows * l.outputs]).collect();
+        let logits = forward(
+            &mut CoreKernel,
+            layers.iter().copied(),
+            &x,
+            rows,
+            EveryLayer::new(&mut outputs),
+        )
+        .unwrap()
+        .to_vec();
+        assert_eq!(bits(&logits), bits(&expected[4]));
+        for (k, output) in outputs.iter().enumerate() {
+            assert_eq!(
+                bits(output),
+                bits(&expected[k + 1]),
+                "layer {k}, {rows} rows"
+            );
+        }
+        // Layers 1.. from the first layer's output, as a training step runs them.
+        let (first, rest) = outputs.split_at_mut(1);
+        let later = layers.iter().copied().skip(1);
+        let logits = forward(
+            &mut CoreKernel,
+            later,
+            &first[0],
+            rows,
+            EveryLayer::new(rest),
+        );
+        assert_eq!(bits(logits.unwrap()), bits(&expected[4]));
+    }
+}
+
+/// A kernel that reads pixel bytes for the first layer (`pixel_value`, as the device
+/// does) and records what the loop tells it; the arithmetic is the core's.
+#[derive(Default)]
+struct Recording {
+    calls: Vec<(&'static str, usize, bool)>,
+}
+
+impl<'a> DenseKernel<LayerParams<'a, f32>> for Recording {
+    fn dense(
+        &mut self,
+        layer: &LayerParams<'a, f32>,
+        rows: usize,
+        x: &[f32],
+        y: &mut [f32],
+        relu: bool,
+    ) {
+        self.calls.push(("f32", rows, relu));
+        CoreKernel.dense(layer, rows, x, y, relu);
+    }
+}
+
+impl<'a> DenseKernel<LayerParams<'a, f32>, u8> for Recording {
+    fn dense(
+        &mut self,
+        layer: &LayerParams<'a, f32>,
+        rows: usize,
+        x: &[u8],
+        y: &mut [f32],
+        relu: bool,
+    ) {
+        self.calls.push(("pixels", rows, relu));
+        let x: Vec<f32> = x.iter().map(|&p| pixel_value(p)).collect();
+        CoreKernel.dense(layer, rows, &x, y, relu);
+    }
+}
+
+#[test]
+fn the_layer_loop_reads_the_first_input_as_the_kernel_says_and_relu_only_hidden_layers() {
+    let mut rng = SplitMix(16);
+    let model = Mlp::new_xavier(&[12, 8, 6, 3], &mut rng);
+    let layers = params(&model);
+    let pixels: Vec<u8> = (0..24).map(|_| rng.below(256) as u8).collect();
+    let values: Vec<f32> = pixels.iter().map(|&p| pixel_value(p)).collect();
+    let mut kernel = Recording::default();
+    let (mut even, mut odd) = (vec![0.0; 16], vec![0.0; 16]);
+    let pass = PingPong::new(&mut even, &mut odd);
+    let logits = forward(&mut kernel, layers.iter().copied(), &pixels, 2, pass).unwrap();
+    assert_eq!(bits(logits), bits(&model.forward(&values, 2)[3]));
+    assert_eq!(
+        kernel.calls,
+        [("pixels", 2, true), ("f32", 2, true), ("f32", 2, false)]
+    );
+    // One layer: it is the last, so no ReLU.
+    let mut kernel = Recording::default();
+    let pass = PingPong::new(&mut even, &mut odd);
+    forward(
+        &mut kernel,
+        layers.iter().copied().take(1),
+        &pixels[..12],
+        1,
+        pass,
+    )
+    .unwrap();
+    assert_eq!(kernel.calls, [("pixels", 1, false)]);
+}
+
+#[test]
+fn the_layer_loop_reports_what_does_not_fit_in_batches() {
+    let mut rng = SplitMix(17);
+    let model = Mlp::new_xavier(&[4, 3, 2], &mut rng);
+    let layers = params(&model);
+    let x = [0.5f32; 12];
+    let (mut even, mut odd) = ([0.0f32; 9], [0.0f32; 9]);
+    assert_eq!(
+        forward(
+            &mut CoreKernel,
+            layers.iter().copied(),
+            &x[..11],
+            3,
+            PingPong::new(&mut even, &mut odd)
+        ),
+        Err(ForwardError::InputLength {
+            expected: 12,
+            found: 11
+        })
+    );
+    assert_eq!(
+        forward(
+            &mut CoreKernel,
+            layers.iter().copied(),
+            &x,
+            3,
+            PingPong::new(&mut even, &mut odd[..5])
+        ),
+        Err(ForwardError::ScratchTooSmall {
+            layer: 1,
+            needed: 6
+        })
+    );
+    // With every layer kept: a buffer too short, or none for a layer.
+    let mut outputs = [vec![0.0; 9], vec![0.0; 5]];
+    assert_eq!(
+        forward(
+            &mut CoreKernel,
+            layers.iter().copied(),
+            &x,
+            3,
+            EveryLayer::new(&mut outputs)
+        ),
+        Err(ForwardError::ScratchTooSmall {
+            layer: 1,
+            needed: 6
+        })
+    );
+    let mut outputs = [vec![0.0; 9]];
+    assert_eq!(
+        forward(
+            &mut CoreKernel,
+            layers.iter().copied(),
+            &x,
+            3,
+            EveryLayer::new(&mut outputs)
+        ),
+        Err(ForwardError::ScratchTooSmall {
+            layer: 1,
+            needed: 6
+        })
+    );
+    // Layers are numbered from the first one given.
+    let mut outputs = [vec![0.0; 6]];
+    assert_eq!(
+        forward(
+            &mut CoreKernel,
+            layers.iter().copied().skip(1),
+            &x[..8],
+            3,
+            EveryLayer::new(&mut outputs)
+        ),
+        Err(ForwardError::InputLength {
+            expected: 9,
+            found: 8
+        })
+    );
+    let no_layers = std::iter::empty::<LayerParams<f32>>();
+    assert_eq!(
+        forward(
+            &mut CoreKernel,
+            no_layers,
+            &x,
+            3,
+            EveryLayer::new(&mut outputs)
         ),
         Err(ForwardError::NoLayers)
     );

@@ -9,8 +9,9 @@ use mlp_core::format::{
     encode, encoded_len, int8_payload_len, ElementType, FormatError, ModelView,
 };
 use mlp_core::quant::{
-    argmax_i32, dense_accumulate_i8, forward_one_i8, quantize_layer, requantize, write_int8_layer,
-    QuantLayerParams, QuantizedMultiplier,
+    argmax_i32, dense_accumulate_i8, forward_i8, forward_one_i8, quantize_layer, requantize,
+    write_int8_layer, CoreInt8Kernel, Int8Kernel, Int8Output, QuantForwardError, QuantLayerParams,
+    QuantizedMultiplier,
 };
 
 #[test]
@@ -148,7 +149,7 @@ fn quantize(model: &Mlp, scales: &[f32]) -> QuantModel {
 }
 
 impl QuantModel {
-    fn params(&self) -> impl Iterator<Item = QuantLayerParams<'_, i8, i32>> {
+    fn params(&self) -> impl ExactSizeIterator<Item = QuantLayerParams<'_, i8, i32>> {
         self.layers
             .iter()
             .map(|(w, b, m, s, inputs, outputs)| QuantLayerParams {
@@ -300,4 +301,109 @@ fn bad_quantization_parameters_are_rejected() {
             "case: {name}"
         );
     }
+}
+
+/// The core's int8 kernel, recording what the loop asks of it.
+#[derive(Default)]
+struct Recording {
+    calls: Vec<&'static str>,
+}
+
+impl<'a> Int8Kernel<QuantLayerParams<'a, i8, i32>> for Recording {
+    fn accumulate(&mut self, layer: &QuantLayerParams<'a, i8, i32>, x: &[u8], acc: &mut [i32]) {
+        self.calls.push("accumulate");
+        CoreInt8Kernel.accumulate(layer, x, acc);
+    }
+
+    fn requantize(
+        &mut self,
+        layer: &QuantLayerParams<'a, i8, i32>,
+        acc: &mut [i32],
+        output: Int8Output<'_>,
+    ) {
+        self.calls.push(match output {
+            Int8Output::Hidden(_) => "hidden",
+            Int8Output::Logits => "logits",
+        });
+        CoreInt8Kernel.requantize(layer, acc, output);
+    }
+}
+
+#[test]
+fn the_int8_layer_loop_runs_any_kernel_and_reports_what_does_not_fit() {
+    let mut rng = SplitMix(25);
+    let model = Mlp::new_xavier(&[64, 32, 24, 10], &mut rng);
+    let images = digit_like_images(&mut rng, 4);
+    let quantized = quantize(&model, &calibrate(&model, &images, 4));
+    let (mut a, mut b, mut acc) = (vec![0u8; 32], vec![0u8; 32], vec![0i32; 32]);
+    let image = &images[..64];
+    let expected = forward_one_i8(quantized.params(), image, &mut a, &mut b, &mut acc)
+        .unwrap()
+        .to_vec();
+    let mut kernel = Recording::default();
+    let logits = forward_i8(
+        &mut kernel,
+        quantized.params(),
+        image,
+        &mut a,
+        &mut b,
+        &mut acc,
+    );
+    assert_eq!(logits.unwrap(), expected);
+    assert_eq!(
+        kernel.calls,
+        [
+            "accumulate",
+            "hidden",
+            "accumulate",
+            "hidden",
+            "accumulate",
+            "logits"
+        ]
+    );
+    // Layers are numbered from the first one given.
+    let later = quantized.params().skip(1);
+    assert_eq!(
+        forward_i8(&mut kernel, later, image, &mut a, &mut b, &mut acc),
+        Err(QuantForwardError::ShapeMismatch { layer: 0 })
+    );
+    assert_eq!(
+        forward_i8(
+            &mut kernel,
+            quantized.params(),
+            image,
+            &mut a,
+            &mut b[..23],
+            &mut acc
+        ),
+        Err(QuantForwardError::BufferTooSmall { layer: 1 })
+    );
+    assert_eq!(
+        forward_i8(
+            &mut kernel,
+            quantized.params(),
+            image,
+            &mut a,
+            &mut b,
+            &mut acc[..10]
+        ),
+        Err(QuantForwardError::BufferTooSmall { layer: 0 })
+    );
+    let mut bad = quantized.params().collect::<Vec<_>>();
+    bad[2].shift = &bad[2].shift[..9];
+    assert_eq!(
+        forward_i8(&mut kernel, bad, image, &mut a, &mut b, &mut acc),
+        Err(QuantForwardError::ParameterLength { layer: 2 })
+    );
+    assert_eq!(
+        forward_i8(
+            &mut kernel,
+            quantized.params().take(0),
+            image,
+            &mut a,
+            &mut b,
+            &mut acc
+        ),
+        Err(QuantForwardError::NoLayers)
+    );
 }

@@ -6,8 +6,9 @@
 //! int32 accumulators `acc = bias + x·W` with int8 weights, and requantizes them with a
 //! fixed-point multiplier and shift per output: into uint8 activations clamped to
 //! `0..=255` for a hidden layer (the clamp at 0 is the ReLU), into int32 logits for
-//! the last. The arithmetic is `mlp_core::quant`'s, so the logits are bit-identical to
-//! the host's [`forward_one_i8`](mlp_core::quant::forward_one_i8).
+//! the last. The arithmetic is `mlp_core::quant`'s and so is the layer loop
+//! ([`forward_i8`]), so the logits are bit-identical to the host's
+//! [`forward_one_i8`](mlp_core::quant::forward_one_i8).
 //!
 //! # Memory
 //! - Flash: the model file, read in place: `4 + Σ_k (4 + 12·n_{k+1} + ⌈n_k·n_{k+1}/4⌉·4)`
@@ -23,7 +24,7 @@ use core::mem::size_of;
 
 use mlp_core::format::{ElementType, ModelView};
 use mlp_core::loss::softmax;
-use mlp_core::quant::argmax_i32;
+use mlp_core::quant::{argmax_i32, forward_i8};
 
 use crate::error::LoadError;
 use crate::kernel_i8;
@@ -204,6 +205,9 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
     /// scale: for an image, one byte per pixel (what the quantizer calibrates for).
     /// Cannot fail and does not panic.
     ///
+    /// The forward pass is `mlp_core::quant::forward_i8` (the int8 loop the host runs
+    /// too) with this target's kernels ([`crate::kernel_i8`]).
+    ///
     /// # Shapes
     /// `pixels: [IN]`; the result's `logits: [OUT]`.
     pub fn predict_pixels(
@@ -212,56 +216,23 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
         scratch: &mut Int8Scratch<WIDTH>,
     ) -> Int8Prediction<OUT> {
         let mut logits = [i32::MIN; OUT];
-        // `load` checked every size against IN, OUT and WIDTH, so `run` always returns
-        // Some; if it did not, the logits stay i32::MIN rather than panicking.
-        let _ = self.run(pixels, scratch, &mut logits);
+        let Int8Scratch { acc, even, odd } = scratch;
+        let mut kernel = kernel_i8::Device {
+            small_multipliers: self.small_multipliers,
+        };
+        let layers = self.view.int8_layers().map(|layer| layer.params());
+        let result = forward_i8(&mut kernel, layers, pixels, even, odd, acc);
+        // `load` checked every size against IN, OUT and WIDTH, so the pass always
+        // succeeds with OUT logits; if it did not, they stay i32::MIN rather than
+        // panicking.
+        if let Some(result) = result.ok().and_then(|r| r.first_chunk::<OUT>()) {
+            logits = *result;
+        }
         Int8Prediction {
             class: argmax_i32(&logits),
             logits,
             output_scale: self.output_scale,
         }
-    }
-
-    /// The forward pass, as `mlp_core::quant::forward_one_i8`: layer 0 reads the
-    /// pixels, every layer accumulates into `scratch.acc`, hidden layers requantize into
-    /// the byte buffer the previous layer did not write, the last into `logits`.
-    fn run(
-        &self,
-        pixels: &[u8; IN],
-        scratch: &mut Int8Scratch<WIDTH>,
-        logits: &mut [i32; OUT],
-    ) -> Option<()> {
-        let Int8Scratch { acc, even, odd } = scratch;
-        let (mut held, mut free) = (even, odd);
-        let mut len = None;
-        let mut layers = self.view.int8_layers().peekable();
-        while let Some(layer) = layers.next() {
-            let params = layer.params();
-            let source: &[u8] = match len {
-                None => pixels,
-                Some(len) => held.get(..len)?,
-            };
-            let acc = acc.get_mut(..layer.outputs)?;
-            kernel_i8::dense_accumulate_i8(source, layer.weights, params.bias, acc);
-            if layers.peek().is_none() {
-                kernel_i8::requantize_logits(acc, params.multiplier, params.shift, logits);
-                return Some(());
-            }
-            let destination = free.get_mut(..layer.outputs)?;
-            if self.small_multipliers {
-                kernel_i8::requantize_relu_u8_small(
-                    acc,
-                    params.multiplier,
-                    params.shift,
-                    destination,
-                );
-            } else {
-                kernel_i8::requantize_relu_u8(acc, params.multiplier, params.shift, destination);
-            }
-            core::mem::swap(&mut held, &mut free);
-            len = Some(layer.outputs);
-        }
-        None
     }
 }
 

@@ -29,8 +29,10 @@
 //! never exists as `f32` in RAM. Weights from an unaligned file are read as
 //! little-endian bytes, one output at a time.
 
+use mlp_core::activation::relu_forward;
 use mlp_core::dense::{dense_forward, DenseShape, Weight};
 use mlp_core::format::LayerBytes;
+use mlp_core::network::DenseKernel;
 
 use sealed::Entry;
 
@@ -77,6 +79,41 @@ pub fn dense_layer_pixels(layer: &LayerBytes<'_>, pixels: &[u8], y: &mut [f32]) 
             layer.bias.as_chunks::<4>().0,
             y,
         ),
+    }
+}
+
+/// This target's kernels as `mlp-core`'s layer loop
+/// ([`mlp_core::network::forward`]) calls them: [`dense_layer`] for `f32` inputs,
+/// [`dense_layer_pixels`] for pixel bytes, then ReLU if the loop asks for it.
+///
+/// One sample per call: the device always runs `rows = 1` (other row counts give NaN
+/// on Cortex-M, as any length the kernels do not expect).
+pub(crate) struct Device;
+
+impl DenseKernel<LayerBytes<'_>> for Device {
+    #[inline(always)]
+    fn dense(
+        &mut self,
+        layer: &LayerBytes<'_>,
+        _rows: usize,
+        x: &[f32],
+        y: &mut [f32],
+        relu: bool,
+    ) {
+        dense_layer(layer, x, y);
+        if relu {
+            relu_forward(y);
+        }
+    }
+}
+
+impl DenseKernel<LayerBytes<'_>, u8> for Device {
+    #[inline(always)]
+    fn dense(&mut self, layer: &LayerBytes<'_>, _rows: usize, x: &[u8], y: &mut [f32], relu: bool) {
+        dense_layer_pixels(layer, x, y);
+        if relu {
+            relu_forward(y);
+        }
     }
 }
 

@@ -45,7 +45,7 @@
 //! by the QEMU parity test. Other targets (the Cortex-M0) run
 //! [`dense_accumulate_i8_rows`]: plain Rust, two weight rows per pass over the outputs.
 
-use mlp_core::quant::Le32;
+use mlp_core::quant::{Int8Kernel, Int8Output, Le32, QuantLayerParams};
 
 /// Entries (pairs of non-zero inputs) gathered at a time by
 /// [`dense_accumulate_i8_paired`]: its stack use is `12 × (PAIRS + 2)` bytes.
@@ -80,6 +80,49 @@ pub fn dense_accumulate_i8(x: &[u8], weights: &[u8], bias: &[[u8; 4]], acc: &mut
     dense_accumulate_i8_paired(x, weights, bias, acc);
     #[cfg(not(mlp_dsp))]
     dense_accumulate_i8_rows(x, weights, bias, acc);
+}
+
+/// This target's int8 kernels as `mlp-core`'s int8 layer loop
+/// ([`mlp_core::quant::forward_i8`]) calls them: [`dense_accumulate_i8`], then
+/// [`requantize_relu_u8_small`] or [`requantize_relu_u8`] for a hidden layer, or
+/// [`requantize`] in place for the logits.
+pub(crate) struct Device {
+    /// Whether every hidden layer's [`multipliers_are_small`], as
+    /// [`Int8Model`](crate::Int8Model) found when it loaded.
+    pub(crate) small_multipliers: bool,
+}
+
+impl Int8Kernel<QuantLayerParams<'_, u8, [u8; 4]>> for Device {
+    // Measured in the int8 pass: on the Cortex-M0 the two-row kernel inlined into the
+    // loop shares Thumb-1's eight low registers with the loop's state and spills (1.5%
+    // more instructions), so it runs as a function of its own; on the Cortex-M4 the
+    // SMLAD kernel as a function of its own costs about 100 bytes of peak stack.
+    #[cfg_attr(mlp_dsp, inline(always))]
+    #[cfg_attr(not(mlp_dsp), inline(never))]
+    fn accumulate(&mut self, layer: &QuantLayerParams<'_, u8, [u8; 4]>, x: &[u8], acc: &mut [i32]) {
+        dense_accumulate_i8(x, layer.weights, layer.bias, acc);
+    }
+
+    #[inline(always)]
+    fn requantize(
+        &mut self,
+        layer: &QuantLayerParams<'_, u8, [u8; 4]>,
+        acc: &mut [i32],
+        output: Int8Output<'_>,
+    ) {
+        match output {
+            Int8Output::Hidden(y) if self.small_multipliers => {
+                requantize_relu_u8_small(acc, layer.multiplier, layer.shift, y)
+            }
+            Int8Output::Hidden(y) => requantize_relu_u8(acc, layer.multiplier, layer.shift, y),
+            Int8Output::Logits => {
+                // In place: each logit depends only on its own accumulator.
+                for ((a, m), s) in acc.iter_mut().zip(layer.multiplier).zip(layer.shift) {
+                    *a = requantize(*a, m.get(), s.get());
+                }
+            }
+        }
+    }
 }
 
 /// `acc ← bias + x·W` two weight rows at a time, in plain Rust: each pass over the

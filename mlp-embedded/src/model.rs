@@ -3,7 +3,9 @@
 //! # Notation
 //! A model has layer sizes `[n₀, n₁, …, n_L]` (`n₀` inputs, `n_L` classes); layer `k`
 //! maps `n_k` values to `n_{k+1}` with `y = x·W + b`, ReLU between layers and none after
-//! the last, exactly as `mlp_core::network::forward_one`.
+//! the last. The layer loop is `mlp-core`'s ([`mlp_core::network::forward`], the one
+//! behind the host's `forward_one`); only the kernel is this target's
+//! ([`crate::kernel`]).
 //!
 //! # Memory
 //! - Flash: the model file, read in place: `4 × Σ_k (n_k + 1) · n_{k+1}` bytes of
@@ -17,9 +19,9 @@
 
 use core::mem::size_of;
 
-use mlp_core::activation::relu_forward;
 use mlp_core::format::{encoded_len, ElementType, FormatError, LayerBytes, LayerSizes, ModelView};
 use mlp_core::loss::{argmax, softmax};
+use mlp_core::network::{forward, DenseKernel, PingPong};
 
 use crate::error::LoadError;
 use crate::kernel;
@@ -280,7 +282,7 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     /// # Shapes
     /// `input: [IN]`; the result's `logits: [OUT]`.
     pub fn predict(&self, input: &[f32; IN], scratch: &mut Scratch<WIDTH>) -> Prediction<OUT> {
-        self.forward(|layer, y| kernel::dense_layer(layer, input, y), scratch)
+        self.forward(input, scratch)
     }
 
     /// Predicts the class of an image given as one byte per pixel, scaled to `[0, 1]` as
@@ -291,54 +293,34 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
         pixels: &[u8; IN],
         scratch: &mut Scratch<WIDTH>,
     ) -> Prediction<OUT> {
-        self.forward(
-            |layer, y| kernel::dense_layer_pixels(layer, pixels, y),
-            scratch,
-        )
+        self.forward(pixels, scratch)
     }
 
-    fn forward(
-        &self,
-        first_layer: impl FnOnce(&LayerBytes<'_>, &mut [f32]),
-        scratch: &mut Scratch<WIDTH>,
-    ) -> Prediction<OUT> {
+    /// The forward pass: `mlp_core::network::forward` (the loop every `f32` pass runs)
+    /// with this target's kernels, one row, the scratch's two buffers taking turns.
+    /// The first layer reads `input` as the kernel reads `X` (`f32` values or pixel
+    /// bytes).
+    fn forward<X>(&self, input: &[X], scratch: &mut Scratch<WIDTH>) -> Prediction<OUT>
+    where
+        kernel::Device: DenseKernel<LayerBytes<'a>, X>,
+    {
         let mut logits = [f32::NAN; OUT];
-        // `load` checked every size against IN, OUT and WIDTH, so `run` always returns
-        // Some; if it did not, the logits stay NaN rather than panicking.
-        if let Some(result) = self.run(first_layer, &mut scratch.even, &mut scratch.odd) {
-            logits.copy_from_slice(result);
+        let activations = PingPong::new(&mut scratch.even, &mut scratch.odd);
+        let result = forward(
+            &mut kernel::Device,
+            self.view.layers(),
+            input,
+            1,
+            activations,
+        );
+        // `load` checked every size against IN, OUT and WIDTH, so the pass always
+        // succeeds with OUT logits; if it did not, they stay NaN rather than panicking.
+        if let Some(result) = result.ok().and_then(|r| r.first_chunk::<OUT>()) {
+            logits = *result;
         }
         Prediction {
             class: argmax(&logits),
             logits,
         }
-    }
-
-    /// The forward pass, as `mlp_core::network::forward_one`: layer 0 reads the input
-    /// (through `first_layer`), layer `k > 0` reads the previous activations (ReLU
-    /// applied in place) and writes the other buffer.
-    fn run<'s>(
-        &self,
-        first_layer: impl FnOnce(&LayerBytes<'_>, &mut [f32]),
-        mut held: &'s mut [f32; WIDTH],
-        mut free: &'s mut [f32; WIDTH],
-    ) -> Option<&'s [f32; OUT]> {
-        let mut first_layer = Some(first_layer);
-        let mut len = None;
-        for layer in self.view.layers() {
-            match len {
-                None => (first_layer.take()?)(&layer, held.get_mut(..layer.outputs)?),
-                Some(len) => {
-                    let source = held.get_mut(..len)?;
-                    relu_forward(source);
-                    kernel::dense_layer(&layer, source, free.get_mut(..layer.outputs)?);
-                    core::mem::swap(&mut held, &mut free);
-                }
-            }
-            len = Some(layer.outputs);
-        }
-        // A model without layers leaves `len` None: no logits (`load` refuses it).
-        len?;
-        held.first_chunk::<OUT>()
     }
 }

@@ -80,7 +80,7 @@ impl Mlp {
     }
 
     /// Borrowed layer parameters for the core's kernels.
-    pub fn layer_params(&self) -> impl Iterator<Item = LayerParams<'_, f32>> + '_ {
+    pub fn layer_params(&self) -> impl ExactSizeIterator<Item = LayerParams<'_, f32>> + '_ {
         self.layout.iter().map(|l| LayerParams {
             inputs: l.inputs,
             outputs: l.outputs,
