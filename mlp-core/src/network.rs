@@ -221,10 +221,12 @@ impl Layer for LayerBytes<'_> {
 /// for the others.
 ///
 /// # Bit-exact arithmetic
-/// A kernel must compute the bits of [`dense_forward`] (its order of operations is the
-/// contract), followed by [`relu_forward`] when `relu` is set (negative values become
-/// `0.0`, NaN stays NaN); that is what keeps host and device logits identical. Being
-/// told `relu` lets a fast kernel apply it while the outputs are still in registers.
+/// A kernel of the device's arithmetic must compute the bits of [`dense_forward`] (its
+/// order of operations is the contract), followed by [`relu_forward`] when `relu` is
+/// set (negative values become `0.0`, NaN stays NaN); that is what keeps host and
+/// device logits identical. The host's fast kernels (`mlp-kernels`) plug in too, with
+/// an arithmetic of their own that is the same on every CPU. Being told `relu` lets a
+/// fast kernel apply it while the outputs are still in registers.
 pub trait DenseKernel<L, X = f32> {
     /// `y ← x·W + b` for each of `rows` rows, then ReLU on `y` if `relu`.
     ///

@@ -2,7 +2,7 @@
 //! optionally on several threads) and single-example prediction ([`Predictor`]).
 
 use mlp_core::loss::{argmax, softmax_cross_entropy};
-use mlp_core::network::{layer_ranges, LayerRanges};
+use mlp_core::network::{forward, layer_ranges, DenseKernel, Layer, LayerRanges, PingPong};
 
 use crate::gemm::{Epilogue, Gemm, Pack, Strided};
 use crate::isa::Backend;
@@ -12,11 +12,82 @@ use crate::{Kernels, Unsupported};
 /// Rows per forward pass when evaluating.
 pub const EVAL_BATCH: usize = 256;
 
-/// Logits of `rows` rows of `x: [rows, sizes[0]]`, computed layer by layer into the
-/// two buffers (each at least `rows ×` the widest layer); returns the buffer holding
-/// the logits, `[rows, classes]`.
-#[allow(clippy::too_many_arguments)]
-fn forward<'b>(
+/// One layer as the host's kernels see it: its place in the flat parameters, and
+/// where its sum over inputs splits (a network's first layer in the fast arithmetic;
+/// see the crate docs).
+pub(crate) struct HostLayer<'a> {
+    pub(crate) ranges: &'a LayerRanges,
+    pub(crate) params: &'a [f32],
+    pub(crate) split: Option<usize>,
+}
+
+impl Layer for HostLayer<'_> {
+    fn inputs(&self) -> usize {
+        self.ranges.inputs
+    }
+
+    fn outputs(&self) -> usize {
+        self.ranges.outputs
+    }
+
+    fn parameters_fit(&self) -> bool {
+        self.params.len() >= self.ranges.bias.end
+    }
+}
+
+/// A network's layers as [`HostLayer`]s: the first split as `backend` splits it.
+pub(crate) fn host_layers<'a>(
+    backend: Backend,
+    layers: &'a [LayerRanges],
+    params: &'a [f32],
+) -> impl ExactSizeIterator<Item = HostLayer<'a>> + 'a {
+    layers.iter().enumerate().map(move |(k, ranges)| HostLayer {
+        ranges,
+        params,
+        split: if k == 0 {
+            backend.first_layer_split(ranges.inputs)
+        } else {
+            None
+        },
+    })
+}
+
+/// The host's kernels as the core's layer loop calls them, with a packing space.
+pub(crate) struct HostKernel<'p> {
+    pub(crate) backend: Backend,
+    pub(crate) pack: &'p mut Pack,
+}
+
+impl DenseKernel<HostLayer<'_>> for HostKernel<'_> {
+    fn dense(&mut self, layer: &HostLayer<'_>, rows: usize, x: &[f32], y: &mut [f32], relu: bool) {
+        let l = layer.ranges;
+        let w = &layer.params[l.weights.clone()];
+        let bias = &layer.params[l.bias.clone()];
+        let mut product = |cols: core::ops::Range<usize>, epilogue: Epilogue<'_>, y: &mut [f32]| {
+            self.backend.gemm(
+                Gemm {
+                    a: Strided::rows(&x[cols.start.min(x.len())..], rows, cols.len(), l.inputs),
+                    b: &w[cols.start * l.outputs..cols.end * l.outputs],
+                    n: l.outputs,
+                    c: y,
+                    epilogue,
+                },
+                self.pack,
+            )
+        };
+        match layer.split {
+            Some(s) => {
+                product(0..s, Epilogue::Bias { bias, relu: false }, y);
+                product(s..l.inputs, Epilogue::Add { relu }, y);
+            }
+            None => product(0..l.inputs, Epilogue::Bias { bias, relu }, y),
+        }
+    }
+}
+
+/// Logits of `rows` rows of `x: [rows, sizes[0]]`, through the core's layer loop with
+/// two buffers (each at least `rows ×` the widest layer) taking turns.
+fn logits<'b>(
     backend: Backend,
     layers: &[LayerRanges],
     params: &[f32],
@@ -25,45 +96,19 @@ fn forward<'b>(
     buffers: &'b mut [Vec<f32>; 2],
     pack: &mut Pack,
 ) -> &'b [f32] {
-    let last = layers.len() - 1;
     let [even, odd] = buffers;
-    let (mut input, mut output): (&mut Vec<f32>, &mut Vec<f32>) = (odd, even);
-    for (k, l) in layers.iter().enumerate() {
-        let relu = k < last;
-        let w = &params[l.weights.clone()];
-        let bias = &params[l.bias.clone()];
-        let y = &mut output[..rows * l.outputs];
-        let source: &[f32] = if k == 0 { x } else { &input[..rows * l.inputs] };
-        let split = if k == 0 {
-            backend.first_layer_split(l.inputs)
-        } else {
-            None
-        };
-        let product = |cols: core::ops::Range<usize>, epilogue, y: &mut [f32], pack: &mut Pack| {
-            backend.gemm(
-                Gemm {
-                    a: Strided::rows(&source[cols.start..], rows, cols.len(), l.inputs),
-                    b: &w[cols.start * l.outputs..cols.end * l.outputs],
-                    n: l.outputs,
-                    c: y,
-                    epilogue,
-                },
-                pack,
-            )
-        };
-        match split {
-            Some(s) => {
-                product(0..s, Epilogue::Bias { bias, relu: false }, y, pack);
-                product(s..l.inputs, Epilogue::Add { relu }, y, pack);
-            }
-            None => product(0..l.inputs, Epilogue::Bias { bias, relu }, y, pack),
-        }
-        std::mem::swap(&mut input, &mut output);
-    }
-    &input[..rows * layers[last].outputs]
+    let mut kernel = HostKernel { backend, pack };
+    forward(
+        &mut kernel,
+        host_layers(backend, layers, params),
+        x,
+        rows,
+        PingPong::new(even, odd),
+    )
+    .expect("shapes are checked when the pass is set up")
 }
 
-/// Two buffers for [`forward`] on `rows` rows of this network, and a packing space.
+/// Two buffers for [`logits`] on `rows` rows of this network, and a packing space.
 fn buffers(layers: &[LayerRanges], rows: usize) -> ([Vec<f32>; 2], Pack) {
     let widest = layers.iter().map(|l| l.outputs).max().unwrap_or(0);
     let mut pack = Pack::default();
@@ -137,7 +182,7 @@ pub fn evaluate(
                 }
             };
             let lb = &labels[start..start + rows];
-            let logits = forward(backend, &layers, params, xb, rows, &mut bufs, &mut pack);
+            let logits = logits(backend, &layers, params, xb, rows, &mut bufs, &mut pack);
             let loss = softmax_cross_entropy(logits, lb, classes, None);
             losses.push(f64::from(loss) * rows as f64);
             for (row, &label) in logits.chunks_exact(classes).zip(lb) {
@@ -221,7 +266,7 @@ impl Predictor {
             self.layers[self.layers.len() - 1].bias.end,
             "parameters"
         );
-        forward(
+        logits(
             self.backend,
             &self.layers,
             params,

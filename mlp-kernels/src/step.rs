@@ -39,9 +39,10 @@ use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
 use mlp_core::loss::{argmax, softmax_cross_entropy_row};
-use mlp_core::network::{layer_ranges, LayerRanges};
+use mlp_core::network::{forward, layer_ranges, EveryLayer, LayerRanges};
 
 use crate::gemm::{Epilogue, Gemm, Pack, Strided, BLOCK_ROWS};
+use crate::infer::{host_layers, HostKernel};
 use crate::isa::Backend;
 use crate::simd::prefetch;
 use crate::team::{Phases, Team};
@@ -676,22 +677,22 @@ fn rows(
             }
         }
         ctx.with_pack(thread, |pack| {
-            for k in 1..=last {
-                let l = &ctx.layers[k];
-                let (done, todo) = item.acts.split_at_mut(k);
-                ctx.backend.gemm(
-                    Gemm {
-                        a: Strided::rows(&done[k - 1][..], m, l.inputs, l.inputs),
-                        b: &params[l.weights.clone()],
-                        n: l.outputs,
-                        c: &mut todo[0][..],
-                        epilogue: Epilogue::Bias {
-                            bias: &params[l.bias.clone()],
-                            relu: k < last,
-                        },
-                    },
+            if last > 0 {
+                // Every later layer forward, through the core's layer loop, from the
+                // first layer's output, every output kept for the backward pass.
+                let (first, later) = item.acts.split_at_mut(1);
+                let mut kernel = HostKernel {
+                    backend: ctx.backend,
                     pack,
-                );
+                };
+                forward(
+                    &mut kernel,
+                    host_layers(ctx.backend, ctx.layers, params).skip(1),
+                    &first[0][..],
+                    m,
+                    EveryLayer::new(later),
+                )
+                .expect("shapes are checked when the trainer is made");
             }
             let classes = ctx.layers[last].outputs;
             for (r, (loss, right)) in item

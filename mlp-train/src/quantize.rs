@@ -17,6 +17,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use mlp_core::format::{self, ElementType, ModelView};
+use mlp_core::network::{forward, CoreKernel, EveryLayer};
 use mlp_core::quant::{argmax_i32, forward_one_i8, quantize_layer, write_int8_layer};
 
 use crate::data::{pixel_value, Dataset, CLASSES};
@@ -51,7 +52,7 @@ pub fn calibrate(model: &Mlp, calibration: &Dataset) -> Result<Vec<f32>> {
             .iter()
             .map(|&p| pixel_value(p))
             .collect();
-        forward_batch(model, &x, batch, &mut acts);
+        forward_batch(model, &x, batch, &mut acts)?;
         for (k, layer) in model.layout().iter().enumerate() {
             let outputs = &acts[k][..batch * layer.outputs];
             largest[k] = outputs.iter().fold(largest[k], |m, v| m.max(v.abs()));
@@ -212,30 +213,19 @@ impl Int8Model {
     }
 }
 
-/// Runs the layers of `model` on a batch of `batch` rows of `x`, leaving each layer's
-/// output (after ReLU for hidden layers) in `acts[k][..batch × outputs]`, with the
-/// core's kernels.
-fn forward_batch(model: &Mlp, x: &[f32], batch: usize, acts: &mut [Vec<f32>]) {
-    let layers = model.layout().len();
-    for (k, l) in model.layout().iter().enumerate() {
-        let (done, rest) = acts.split_at_mut(k);
-        let input: &[f32] = if k == 0 {
-            &x[..batch * l.inputs]
-        } else {
-            &done[k - 1][..batch * l.inputs]
-        };
-        let out = &mut rest[0][..batch * l.outputs];
-        mlp_core::dense::dense_forward(
-            mlp_core::dense::DenseShape::new(batch, l.inputs, l.outputs),
-            input,
-            &model.params[l.weights.clone()],
-            &model.params[l.bias.clone()],
-            out,
-        );
-        if k + 1 < layers {
-            mlp_core::activation::relu_forward(out);
-        }
-    }
+/// Runs the layers of `model` on a batch of `batch` rows of `x` through the core's
+/// layer loop and kernels, leaving each layer's output (after ReLU for hidden layers)
+/// in `acts[k][..batch × outputs]`.
+fn forward_batch(model: &Mlp, x: &[f32], batch: usize, acts: &mut [Vec<f32>]) -> Result<()> {
+    forward(
+        &mut CoreKernel,
+        model.layer_params(),
+        x,
+        batch,
+        EveryLayer::new(acts),
+    )
+    .map_err(|e| anyhow::anyhow!("calibration: {e}"))?;
+    Ok(())
 }
 
 /// Inputs as pixel bytes: `pixel / 255` in f32 gives its byte back exactly by `× 255`
