@@ -296,8 +296,8 @@ pub trait Activations<'s> {
 /// is left.
 ///
 /// It follows the order of the calls (the order [`forward`] makes them in) rather than
-/// the layer numbers: swapping two references costs less code than choosing a buffer
-/// by parity, about 120 bytes in the device's pass.
+/// the layer numbers: swapping two references costs less code in the device's pass
+/// than choosing a buffer by parity.
 #[derive(Debug)]
 pub struct PingPong<'s> {
     /// The buffer the last layer wrote (the first layer's, before any ran).
@@ -444,14 +444,14 @@ where
 {
     let layers = layers.into_iter();
     // Known before the first layer runs, so each is told whether ReLU follows it.
-    // Counting, not looking ahead one layer: a layer held across iterations cost 400
-    // bytes of code and spills in the device's pass, whose layers are parsed from the
-    // model file as they come.
+    // Counting, not looking ahead one layer: a layer held across iterations cost code
+    // and spills in the device's pass, whose layers are parsed from the model file as
+    // they come.
     let hidden = layers.len().saturating_sub(1);
     // The last layer run: outputs per row and values written; `None` before the first.
     // (This arrangement of the checks, parameters first and the shape check in each
     // arm, is the one that cost the device's pass fewest instructions: others spilled
-    // registers in its inlined kernels, up to 1.3% more per inference.)
+    // registers in its inlined kernels.)
     let mut previous: Option<(usize, usize)> = None;
     let mut count = 0;
     for (index, layer) in layers.enumerate() {

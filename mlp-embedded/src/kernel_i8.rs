@@ -33,11 +33,9 @@
 //!
 //! Why not a weight layout with each pair of rows interleaved, so that one load gives
 //! `SMLAD` its weight pairs with no `PKH`: that fixes which inputs form a pair, and a
-//! pair can then be skipped only when both of its inputs are zero. Measured on the 100
-//! Fashion-MNIST test images of the firmware, a fixed pairing keeps 1.16 times as many
-//! entries as gathering in the first layer (20% of pixels are non-zero, in runs) and
-//! 1.41 times in the hidden layers (56–61% non-zero, scattered); saving the 2 `PKH` per
-//! entry (14 instructions to about 11.5) does not pay for that: about 4% more in all.
+//! pair can then be skipped only when both of its inputs are zero. On real images that
+//! keeps more entries than the `PKH`s it saves cost (the counts are in the crate's
+//! README, "Why not fewer instructions").
 //!
 //! Elsewhere the same pairing runs with the instructions written as Rust functions
 //! ([`dense_accumulate_i8_paired`]), which is what the host tests compare with the
@@ -93,10 +91,10 @@ pub(crate) struct Device {
 }
 
 impl Int8Kernel<QuantLayerParams<'_, u8, [u8; 4]>> for Device {
-    // Measured in the int8 pass: on the Cortex-M0 the two-row kernel inlined into the
-    // loop shares Thumb-1's eight low registers with the loop's state and spills (1.5%
-    // more instructions), so it runs as a function of its own; on the Cortex-M4 the
-    // SMLAD kernel as a function of its own costs about 100 bytes of peak stack.
+    // On the Cortex-M0 the two-row kernel inlined into the loop shares Thumb-1's eight
+    // low registers with the loop's state and spills, so it runs as a function of its
+    // own; on the Cortex-M4 the SMLAD kernel as a function of its own costs peak stack,
+    // so it is inlined (the figures: the crate's README, "The layer loops").
     #[cfg_attr(mlp_dsp, inline(always))]
     #[cfg_attr(not(mlp_dsp), inline(never))]
     fn accumulate(&mut self, layer: &QuantLayerParams<'_, u8, [u8; 4]>, x: &[u8], acc: &mut [i32]) {
