@@ -13,7 +13,7 @@ use mlp_kernels::{layer, reference, Kernels};
 /// The sizes swept in each dimension.
 fn sizes() -> Vec<usize> {
     if cfg!(miri) {
-        vec![0, 1, 5, 17]
+        vec![0, 3, 17]
     } else {
         (0..=40).collect()
     }
@@ -21,7 +21,7 @@ fn sizes() -> Vec<usize> {
 
 fn batches() -> Vec<usize> {
     if cfg!(miri) {
-        vec![0, 1, 5]
+        vec![1, 5]
     } else {
         (0..=9).collect()
     }
@@ -139,8 +139,10 @@ fn weight_gradients_and_fused_sgd_match_the_reference() {
 }
 
 /// The core's arithmetic here is `mlp_core::dense`'s, bit for bit: that is what makes
-/// `--kernels core` the device's numbers.
+/// `--kernels core` the device's numbers. (Not under Miri: the same generic code as the
+/// portable fast path, which Miri runs.)
 #[test]
+#[cfg_attr(miri, ignore)]
 fn the_core_arithmetic_is_mlp_cores() {
     let kernels = Kernels::Core;
     let mut rng = Rng::new(7);
