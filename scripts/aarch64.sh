@@ -90,20 +90,25 @@ test_kernels() {
 native_bin=
 aarch64_bin=
 
-# build_train: builds the mlp-train binary natively and for AArch64 (once per run).
+# build_train [native]: builds the mlp-train binary for AArch64 (once per run), and
+# with `native` also for this machine (the golden runs compare with committed digests
+# and need no native build).
 build_train() {
-    [ -n "$aarch64_bin" ] && return 0
-    local t0 native cross
-    step "build mlp-train natively and for $target (release)"
-    t0=$(now)
-    cargo build --locked --release -p mlp-train --bin mlp-train
-    native=$(since "$t0")
-    t0=$(now)
-    cargo_aarch64 build --locked --release -p mlp-train --bin mlp-train
-    cross=$(since "$t0")
-    echo "mlp-train build: native ${native} s, $target ${cross} s"
-    native_bin=${CARGO_TARGET_DIR:-$root/target}/release/mlp-train
-    aarch64_bin=$target_dir/$target/release/mlp-train
+    local t0
+    if [ -z "$aarch64_bin" ]; then
+        step "build mlp-train for $target (release)"
+        t0=$(now)
+        cargo_aarch64 build --locked --release -p mlp-train --bin mlp-train
+        echo "mlp-train build for $target: $(since "$t0") s"
+        aarch64_bin=$target_dir/$target/release/mlp-train
+    fi
+    if [ "${1:-}" = native ] && [ -z "$native_bin" ]; then
+        step "build mlp-train natively (release)"
+        t0=$(now)
+        cargo build --locked --release -p mlp-train --bin mlp-train
+        echo "mlp-train native build: $(since "$t0") s"
+        native_bin=${CARGO_TARGET_DIR:-$root/target}/release/mlp-train
+    fi
 }
 
 # chooses_kernels ARGS...: whether ARGS contain --kernels.
@@ -122,7 +127,7 @@ model_digest() { sha256sum "$1/model.mlp" | cut -d' ' -f1; }
 # picks, unless ARGS choose) and under QEMU (NEON, unless ARGS choose); fails unless the
 # two model files are byte for byte the same.
 train_and_compare() {
-    build_train
+    build_train native
     local out kernels=() t0 native aarch64 want got status=0
     chooses_kernels "$@" || kernels=(--kernels neon)
     out=$(mktemp -d)

@@ -1,4 +1,4 @@
-//! The trainer's IDX reader (`mlp_train::idx`) on arbitrary files, plain or gzip: no
+//! The trainer's IDX reader (`mlp_data::idx`) on arbitrary files, plain or gzip: no
 //! panic, errors name the file, and what is read re-encodes to the same bytes.
 #![no_main]
 

@@ -5,11 +5,11 @@
 
 use std::sync::OnceLock;
 
-static STATE: OnceLock<(mlp_fuzz::ScratchFile, mlp_train::model::Mlp)> = OnceLock::new();
+static STATE: OnceLock<(mlp_fuzz::ScratchFile, mlp_fuzz::DigitModel)> = OnceLock::new();
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let (file, model) = STATE.get_or_init(|| {
-        let model = mlp_train::model::Mlp::zeroed(&[784, 16, 10]).expect("a 784-16-10 model");
+        let model = mlp_fuzz::DigitModel::zeroed(&[784, 16, 10]);
         (mlp_fuzz::ScratchFile::new("input.img"), model)
     });
     mlp_fuzz::check_image(file, model, data);

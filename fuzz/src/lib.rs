@@ -14,7 +14,7 @@
 //! - [`check_embedded_load_int8`]: the same for `mlp_embedded::Int8Model::load`, whose
 //!   logits must also equal the core's `forward_one_i8` (the host's answer).
 //! - [`check_idx`] and [`check_image`]: the trainer's IDX reader and the image path of
-//!   `predict`, which read files, so the input is written to a temporary file first.
+//!   `predict` (`mlp-data`), which read files, so the input is written to a temporary file first.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -333,7 +333,7 @@ impl ScratchFile {
 /// with the gzip magic); whatever is read must be self-consistent.
 pub fn check_idx(file: &ScratchFile, data: &[u8]) {
     let path = file.write(data);
-    match mlp_train::idx::read_images(path) {
+    match mlp_data::idx::read_images(path) {
         Ok(images) => {
             assert_eq!(
                 images.pixels.len(),
@@ -347,7 +347,7 @@ pub fn check_idx(file: &ScratchFile, data: &[u8]) {
             }
             // Plain (not gzip) input: the reader returns exactly the encoded contents.
             if !data.starts_with(&[0x1f, 0x8b]) {
-                let again = mlp_train::idx::encode_images(
+                let again = mlp_data::idx::encode_images(
                     images.count as u32,
                     images.rows as u32,
                     images.cols as u32,
@@ -359,11 +359,11 @@ pub fn check_idx(file: &ScratchFile, data: &[u8]) {
         Err(error) => assert!(error.to_string().contains(&*path.to_string_lossy())),
     }
     for classes in [10, 256] {
-        match mlp_train::idx::read_labels(path, classes) {
+        match mlp_data::idx::read_labels(path, classes) {
             Ok(labels) => {
                 assert!(labels.iter().all(|&l| usize::from(l) < classes));
                 if !data.starts_with(&[0x1f, 0x8b]) {
-                    assert_eq!(mlp_train::idx::encode_labels(&labels), data);
+                    assert_eq!(mlp_data::idx::encode_labels(&labels), data);
                 }
             }
             Err(error) => assert!(error.to_string().contains(&*path.to_string_lossy())),
@@ -374,9 +374,9 @@ pub fn check_idx(file: &ScratchFile, data: &[u8]) {
 /// The image path of `predict`: decode a PNG/PGM, bring it to MNIST's 28×28 form, run
 /// a fixed model on it. Also runs the 28×28 step directly on a raw grey image made from
 /// the bytes, which reaches shapes the decoders rarely produce.
-pub fn check_image(file: &ScratchFile, model: &mlp_train::model::Mlp, data: &[u8]) {
+pub fn check_image(file: &ScratchFile, model: &DigitModel, data: &[u8]) {
     let path = file.write(data);
-    if let Ok(inputs) = mlp_train::image_input::load_mnist_inputs(path) {
+    if let Ok(inputs) = mlp_data::image_input::load_mnist_inputs(path) {
         check_inputs(model, &inputs);
     }
     if let [w, h, pixels @ ..] = data {
@@ -386,21 +386,62 @@ pub fn check_image(file: &ScratchFile, model: &mlp_train::model::Mlp, data: &[u8
             *dst = *src;
         }
         let gray = image::GrayImage::from_raw(w, h, raw).expect("buffer matches dimensions");
-        match mlp_train::image_input::to_mnist_inputs(&gray) {
+        match mlp_data::image_input::to_mnist_inputs(&gray) {
             Ok(inputs) => check_inputs(model, &inputs),
             Err(error) => assert!(!error.to_string().is_empty()),
         }
     }
 }
 
-fn check_inputs(model: &mlp_train::model::Mlp, inputs: &[f32]) {
+fn check_inputs(model: &DigitModel, inputs: &[f32]) {
     assert_eq!(inputs.len(), 784);
     assert!(
         inputs.iter().all(|v| (0.0..=1.0).contains(v)),
         "inputs in [0, 1]"
     );
-    let logits = model
-        .logits_one(inputs)
-        .expect("a 784-input model takes the inputs");
+    let logits = model.logits(inputs);
     assert_eq!(logits.len(), model.classes());
+}
+
+/// A model for the image path's check: its layer sizes and parameters in file order,
+/// run by the core's single-sample forward pass, as `predict` runs one.
+pub struct DigitModel {
+    sizes: Vec<usize>,
+    params: Vec<f32>,
+}
+
+impl DigitModel {
+    /// A model of these layer sizes with every parameter zero (the values do not
+    /// matter to the check, the shapes do).
+    pub fn zeroed(sizes: &[usize]) -> DigitModel {
+        let total = mlp_core::network::layer_ranges(sizes)
+            .last()
+            .map_or(0, |l| l.bias.end);
+        DigitModel {
+            sizes: sizes.to_vec(),
+            params: vec![0.0; total],
+        }
+    }
+
+    /// Its outputs.
+    pub fn classes(&self) -> usize {
+        *self.sizes.last().unwrap_or(&0)
+    }
+
+    /// The logits of one input.
+    pub fn logits(&self, inputs: &[f32]) -> Vec<f32> {
+        let widest = self.sizes.iter().copied().max().unwrap_or(0);
+        let (mut a, mut b) = (vec![0.0; widest], vec![0.0; widest]);
+        let layers: Vec<LayerParams<'_, f32>> = mlp_core::network::layer_ranges(&self.sizes)
+            .map(|l| LayerParams {
+                inputs: l.inputs,
+                outputs: l.outputs,
+                weights: &self.params[l.weights],
+                bias: &self.params[l.bias],
+            })
+            .collect();
+        forward_one(layers, inputs, &mut a, &mut b)
+            .expect("a 784-input model takes the inputs")
+            .to_vec()
+    }
 }

@@ -3,7 +3,8 @@
 //! loads, and uses them (evaluate, predict, inspect).
 //!
 //! # Modules
-//! - [`idx`]: the IDX file reader (plain or gzip), with checks that name the file.
+//! - [`idx`], [`image_input`]: the IDX file reader and the image path of `predict`,
+//!   from `mlp-data` (re-exported).
 //! - [`data`]: data directories, train/validation/test splits, the bundled digits.
 //! - [`download`]: fetching full MNIST with SHA-256 checks.
 //! - [`model`]: the network's parameters in model-file order; loading and saving.
@@ -13,7 +14,6 @@
 //! - [`checkpoint`]: saving and resuming a run's complete state.
 //! - [`metrics`]: batched evaluation, confusion matrix, the CSV log.
 //! - [`plot`]: the accuracy and loss chart (SVG).
-//! - [`image_input`]: an image of a digit to MNIST's 28×28 form.
 //! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
 //! - [`fsio`]: atomic file writes.
 //! - [`bench`](mod@bench): the `bench` command (fast kernels against NumPy).
@@ -25,8 +25,6 @@ pub mod cli;
 pub mod data;
 pub mod download;
 pub mod fsio;
-pub mod idx;
-pub mod image_input;
 pub mod inspect;
 pub mod metrics;
 pub mod model;
@@ -35,3 +33,5 @@ pub mod plot;
 pub mod quantize;
 pub mod show;
 pub mod train;
+
+pub use mlp_data::{idx, image_input};
