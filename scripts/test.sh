@@ -19,6 +19,9 @@ cargo fmt --all -- --check
 step "cargo clippy (host workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "documentation of every crate (warnings are errors; the doc tests run with the tests)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps --workspace
+
 step "no_std cross builds of mlp-core and mlp-embedded"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf; do
     cargo build --locked --release -p mlp-core -p mlp-embedded --target "$target"
@@ -41,6 +44,15 @@ step "firmware figures: flash, RAM, peak stack, instructions per MAC"
 scripts/firmware.sh bench
 # --- end of the firmware section ------------------------------------------------
 
+# --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------
+# The interpreter runs on one core, so it goes in the background beside the AArch64
+# section (whose QEMU runs use one core too); its output is shown when it is done.
+step "mlp-kernels under Miri (in the background, beside the AArch64 section)"
+miri_log=$(mktemp)
+scripts/miri.sh >"$miri_log" 2>&1 &
+miri_pid=$!
+trap 'kill "$miri_pid" 2>/dev/null || true; rm -f "$miri_log"' EXIT
+
 # --- AArch64 under QEMU user mode (scripts/aarch64.sh) ---------------------------
 # mlp-kernels' tests cross-built and run by qemu-aarch64: the NEON path against the
 # scalar reference, bit for bit; then the golden training runs of
@@ -56,9 +68,14 @@ step "golden training runs on AArch64 under QEMU (committed SHA-256s)"
 scripts/aarch64.sh golden
 # --- end of the AArch64 section ---------------------------------------------------
 
-# --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------
-step "mlp-kernels under Miri"
-scripts/miri.sh
+step "mlp-kernels under Miri: its result"
+miri_status=0
+wait "$miri_pid" || miri_status=$?
+cat "$miri_log"
+if [ "$miri_status" -ne 0 ]; then
+    echo "FAIL: mlp-kernels under Miri (exit status $miri_status)" >&2
+    exit "$miri_status"
+fi
 
 # --- fuzzing (fuzz/, cargo-fuzz on the nightly toolchain) -------------------------
 # Every parser of untrusted bytes, time-boxed: the core's format decoder, the device's

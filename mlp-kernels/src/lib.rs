@@ -56,7 +56,7 @@
 //!   NEON and portable arrays; only run-time detection builds the hardware ones.
 //! - `gemm`: the one product `C ← epilogue(A·B)` that skips the zeros of `A` and
 //!   fuses the bias, ReLU, ReLU's backward mask or the SGD update into its stores.
-//! - [`reference`]: the arithmetic above in plain scalar loops, for tests.
+//! - [`reference`](mod@reference): the arithmetic above in plain scalar loops, for tests.
 //! - [`layer`]: one layer's forward, gradients and SGD step with any [`Kernels`].
 //! - [`Trainer`]: a whole training step, on one thread or several ([`team`]).
 //! - [`evaluate`] and [`Predictor`]: batched evaluation and single-image prediction.

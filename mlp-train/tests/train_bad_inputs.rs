@@ -350,3 +350,23 @@ fn empty_validation_set_is_refused() {
     );
     assert_eq!(files_in(&out), Vec::<String>::new());
 }
+
+/// `--kernels` names an arithmetic or an instruction set; a name that is neither, or an
+/// instruction set this CPU does not run, is refused with the reason, never replaced
+/// by another silently.
+#[test]
+fn unknown_or_unsupported_kernels_are_refused() {
+    let refused = |kernels: &str, needle: &str| {
+        let o = run(["train", "--quiet", "--epochs", "1", "--kernels", kernels]);
+        assert!(!o.status.success(), "--kernels {kernels} was accepted");
+        let err = stderr(&o);
+        assert!(err.contains(needle), "--kernels {kernels}: {err}");
+    };
+    refused("avx-512", "unknown instruction set \"avx-512\"");
+    refused("fast", "unknown instruction set \"fast\"");
+    for isa in mlp_kernels::Isa::ALL {
+        if !isa.is_supported() {
+            refused(isa.name(), &format!("does not run the {isa} kernels"));
+        }
+    }
+}
