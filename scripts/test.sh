@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Variables that would shorten sweeps or rewrite golden digests have no place in the
+# test command: refuse them rather than pass a weaker suite.
+for var in MLP_KERNEL_SWEEP MLP_GOLDEN_BLESS; do
+    if [ -n "${!var+set}" ]; then
+        echo "test.sh: $var is set ($var=${!var}); it weakens or rewrites tests; unset it" >&2
+        exit 1
+    fi
+done
+
 # --- setup -------------------------------------------------------------------
 step "setup: Rust targets and components"
 scripts/setup.sh
@@ -26,6 +35,13 @@ step "no_std cross builds of mlp-core and mlp-embedded"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf; do
     cargo build --locked --release -p mlp-core -p mlp-embedded --target "$target"
 done
+
+# Which instruction sets the native tests cover here: the others are covered by the
+# golden digests (written on an AVX-512 machine) and, for NEON, by QEMU below.
+isas="portable"
+grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && isas+=" avx2"
+grep -qw avx512f /proc/cpuinfo && isas+=" avx512"
+echo "host kernels tested natively on this CPU: core, $isas"
 
 step "cargo test --workspace"
 cargo test --workspace --locked
