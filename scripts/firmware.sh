@@ -107,14 +107,32 @@ section() { # ELF SECTION: size in bytes (0 if absent)
 
 host_stat() { awk -v k="$1" '$1 == k { print $2 }' "$assets/host-stats.txt"; }
 
+# figures_present WHAT PEAK COUNTS: whether a run printed its stack peak and one
+# instruction count per test image plus the dense input's (101 numbers); says which
+# is missing otherwise.
+figures_present() {
+    local what=$1 peak=$2 counts=$3 n
+    n=$(grep -c '^[0-9][0-9]*$' <<<"$counts" || true)
+    if ! [[ "$peak" =~ ^[0-9]+$ ]]; then
+        echo "  FIGURE MISSING ($what): no stack-peak line in the firmware's output" >&2
+        return 1
+    fi
+    if [ "$n" -ne 101 ]; then
+        echo "  FIGURE MISSING ($what): $n instruction counts, expected 101 (100 test images and the dense input)" >&2
+        return 1
+    fi
+}
+
 bench() {
     prepare
-    local plugin="" tools=${QEMU_INSN_COUNT_DIR:-$root/../shared/tools/qemu-insn-count}
-    if [ -x "$tools/build.sh" ]; then
-        plugin=$(cd /tmp && "$tools/build.sh")
-    else
-        echo "bench: no instruction-count plugin at $tools: instruction counts skipped"
-    fi
+    # The instruction counts come from a QEMU plugin kept in the repository
+    # (tools/qemu-insn-count); without it, or without any figure below, the bench fails:
+    # a goal is never passed by a missing number.
+    local plugin
+    plugin=$("$root/tools/qemu-insn-count/build.sh") || {
+        echo "bench: cannot build the instruction-count plugin (tools/qemu-insn-count)" >&2
+        return 1
+    }
     local model images expected nominal effective dense_effective zero_share
 
     model=$(wc -c <"$assets/model.mlp")
@@ -143,12 +161,10 @@ bench() {
         uninit=$(section "$elf" .uninit)
         local flash=$((vectors + text + rodata + data))
         local code=$((flash - model - images - expected))
-        if [ -n "$plugin" ]; then
-            out=$(qemu "$target" "$cpu" "$machine" predict -plugin "$plugin" 2>&1)
-        else
-            out=$(qemu "$target" "$cpu" "$machine" predict 2>&1)
-        fi
+        out=$(qemu "$target" "$cpu" "$machine" predict -plugin "$plugin" 2>&1)
         peak=$(sed -n 's/^stack peak \([0-9]*\) bytes.*/\1/p' <<<"$out")
+        counts=$(sed -n 's/^insn-count: //p' <<<"$out")
+        figures_present "$target" "$peak" "$counts" || { failed=1; continue; }
         local ram=$((data + bss + uninit + peak))
         echo
         echo "-- $target on QEMU $machine ($cpu) --"
@@ -157,19 +173,16 @@ bench() {
         printf '  code  %7d bytes: flash minus model, images and expected classes\n' "$code"
         printf '  RAM   %7d bytes: .data %d + .bss %d + .uninit %d + peak stack %d (activations 1600 of it)\n' \
             "$ram" "$data" "$bss" "$uninit" "$peak"
-        if [ -n "$plugin" ]; then
-            counts=$(sed -n 's/^insn-count: //p' <<<"$out")
-            real=$(head -n 100 <<<"$counts" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
-            dense=$(tail -n 1 <<<"$counts")
-            awk -v r="$real" -v d="$dense" -v n="$nominal" -v e="$effective" -v de="$dense_effective" 'BEGIN {
-                printf "  instructions per inference, 100 test images (mean): %d = %.2f per nominal MAC, %.2f per effective MAC\n", r, r / n, r / e
-                printf "  instructions per inference, dense input:            %d = %.2f per nominal MAC, %.2f per effective MAC\n", d, d / n, d / de
-            }'
-        fi
+        real=$(head -n 100 <<<"$counts" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+        dense=$(tail -n 1 <<<"$counts")
+        awk -v r="$real" -v d="$dense" -v n="$nominal" -v e="$effective" -v de="$dense_effective" 'BEGIN {
+            printf "  instructions per inference, 100 test images (mean): %d = %.2f per nominal MAC, %.2f per effective MAC\n", r, r / n, r / e
+            printf "  instructions per inference, dense input:            %d = %.2f per nominal MAC, %.2f per effective MAC\n", d, d / n, d / de
+        }'
         [ "$ram" -lt 8192 ] || { echo "  GOAL MISSED: RAM $ram >= 8192 bytes" >&2; failed=1; }
         [ "$code" -lt 16384 ] || { echo "  GOAL MISSED: code $code >= 16384 bytes" >&2; failed=1; }
         if [ "$target" = thumbv7em-none-eabihf ]; then
-            if [ -n "$plugin" ] && [ $((dense * 2)) -gt $((nominal * 4)) ]; then
+            if [ $((dense * 2)) -gt $((nominal * 4)) ]; then
                 echo "  GOAL MISSED: dense input above 2.0 instructions per nominal MAC" >&2
                 failed=1
             fi
@@ -212,13 +225,11 @@ bench_int8() {
         uninit=$(section "$elf" .uninit)
         local flash=$((vectors + text + rodata + data))
         local code=$((flash - model - images - expected))
-        if [ -n "$plugin" ]; then
-            out=$(FW_TARGET_DIR=$dir qemu "$target" "$cpu" "$machine" predict_int8 -plugin "$plugin" 2>&1)
-        else
-            out=$(FW_TARGET_DIR=$dir qemu "$target" "$cpu" "$machine" predict_int8 2>&1)
-        fi
+        out=$(FW_TARGET_DIR=$dir qemu "$target" "$cpu" "$machine" predict_int8 -plugin "$plugin" 2>&1)
         grep -q "result: 100/100 match" <<<"$out" || { echo "  int8 predict failed on $machine" >&2; failed=1; }
         peak=$(sed -n 's/^stack peak \([0-9]*\) bytes.*/\1/p' <<<"$out")
+        counts=$(sed -n 's/^insn-count: //p' <<<"$out")
+        figures_present "int8 $target" "$peak" "$counts" || { failed=1; continue; }
         local ram=$((data + bss + uninit + peak))
         echo
         echo "-- int8, $target on QEMU $machine ($cpu) --"
@@ -227,18 +238,15 @@ bench_int8() {
         printf '  code  %7d bytes: flash minus model, images and expected classes\n' "$code"
         printf '  RAM   %7d bytes: .data %d + .bss %d + .uninit %d + peak stack %d (activations and accumulators 1200 of it)\n' \
             "$ram" "$data" "$bss" "$uninit" "$peak"
-        if [ -n "$plugin" ]; then
-            counts=$(sed -n 's/^insn-count: //p' <<<"$out")
-            real=$(head -n 100 <<<"$counts" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
-            dense=$(tail -n 1 <<<"$counts")
-            awk -v r="$real" -v d="$dense" -v n="$nominal" -v e="$effective" -v de="$dense_effective" 'BEGIN {
-                printf "  instructions per inference, 100 test images (mean): %d = %.2f per nominal MAC, %.2f per effective MAC\n", r, r / n, r / e
-                printf "  instructions per inference, dense input:            %d = %.2f per nominal MAC, %.2f per effective MAC\n", d, d / n, d / de
-            }'
-            if [ "$target" = thumbv7em-none-eabihf ] && [ "$real" -gt "$nominal" ]; then
-                echo "  GOAL MISSED: int8 above 1.0 instructions per nominal MAC on the test images" >&2
-                failed=1
-            fi
+        real=$(head -n 100 <<<"$counts" | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+        dense=$(tail -n 1 <<<"$counts")
+        awk -v r="$real" -v d="$dense" -v n="$nominal" -v e="$effective" -v de="$dense_effective" 'BEGIN {
+            printf "  instructions per inference, 100 test images (mean): %d = %.2f per nominal MAC, %.2f per effective MAC\n", r, r / n, r / e
+            printf "  instructions per inference, dense input:            %d = %.2f per nominal MAC, %.2f per effective MAC\n", d, d / n, d / de
+        }'
+        if [ "$target" = thumbv7em-none-eabihf ] && [ "$real" -gt "$nominal" ]; then
+            echo "  GOAL MISSED: int8 above 1.0 instructions per nominal MAC on the test images" >&2
+            failed=1
         fi
         [ "$ram" -lt 8192 ] || { echo "  GOAL MISSED: RAM $ram >= 8192 bytes" >&2; failed=1; }
         [ "$code" -lt 16384 ] || { echo "  GOAL MISSED: code $code >= 16384 bytes" >&2; failed=1; }
