@@ -132,3 +132,78 @@ fn predict_classifies_digit_images() {
         "only {right}/{n} re-drawn test digits classified right:\n{out}"
     );
 }
+
+/// `evaluate`'s figures on a hand-counted case: a 784-10 model whose class is the
+/// index of the one lit pixel (weight 1 from pixel `j` to class `j`), on six test
+/// images whose labels and predictions are chosen, so the confusion matrix, each
+/// class's precision and recall and the accuracy are known. A transposed matrix would
+/// swap precision and recall and fail here.
+#[test]
+fn evaluate_counts_a_hand_made_case_exactly() {
+    use mlp_train::idx::{encode_images, encode_labels};
+    let dir = tempfile::tempdir().unwrap();
+    // (label, predicted class): class 0 is right once and taken for 1 once; class 1
+    // right once; class 2 taken for 1 once and right twice.
+    let cases: [(u8, usize); 6] = [(0, 0), (0, 1), (1, 1), (2, 1), (2, 2), (2, 2)];
+    let mut pixels = vec![0u8; cases.len() * 784];
+    for (image, &(_, predicted)) in pixels.chunks_exact_mut(784).zip(&cases) {
+        image[predicted] = 255;
+    }
+    let labels: Vec<u8> = cases.iter().map(|c| c.0).collect();
+    for prefix in ["train", "t10k"] {
+        let n = cases.len() as u32;
+        std::fs::write(
+            dir.path().join(format!("{prefix}-images-idx3-ubyte")),
+            encode_images(n, 28, 28, &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("{prefix}-labels-idx1-ubyte")),
+            encode_labels(&labels),
+        )
+        .unwrap();
+    }
+    let mut model = mlp_train::model::Mlp::zeroed(&[784, 10]).unwrap();
+    for class in 0..10 {
+        model.params[class * 10 + class] = 1.0;
+    }
+    let model_path = dir.path().join("model.mlp");
+    model.save(&model_path).unwrap();
+    let out = ok(&run([
+        "evaluate",
+        "--model",
+        model_path.to_str().unwrap(),
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert!(out.contains("accuracy: 66.67% (4/6)"), "{out}");
+    // class, precision, recall, images: precision of 1 is 1/3 (three predicted, one
+    // right), its recall 1/1; class 2's precision 2/2, recall 2/3.
+    let row = |class: usize| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(&class.to_string()) && l.contains('%'))
+            .unwrap_or_else(|| panic!("no line for class {class}: {out}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(row(0), "100.00% 50.00% 2");
+    assert_eq!(row(1), "33.33% 100.00% 1");
+    assert_eq!(row(2), "100.00% 66.67% 3");
+    // The matrix: rows are true classes, columns predicted ones.
+    let matrix: Vec<Vec<usize>> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("confusion matrix"))
+        .skip(2)
+        .take(3)
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(3)
+                .map(|v| v.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(matrix, [[1, 1, 0], [0, 1, 0], [0, 1, 2]], "{out}");
+}
