@@ -15,9 +15,12 @@ fn f32_payload(sizes: &[u32], seed: u32) -> Vec<u8> {
 }
 
 fn model_file(sizes: &[u32]) -> Vec<u8> {
-    let payload = f32_payload(sizes, 0xdead_beef);
+    model_file_with(sizes, &f32_payload(sizes, 0xdead_beef))
+}
+
+fn model_file_with(sizes: &[u32], payload: &[u8]) -> Vec<u8> {
     let mut out = vec![0; encoded_len(sizes, payload.len()).unwrap()];
-    let used = encode(sizes, ElementType::F32, &payload, &mut out).unwrap();
+    let used = encode(sizes, ElementType::F32, payload, &mut out).unwrap();
     assert_eq!(used, out.len());
     out
 }
@@ -31,29 +34,26 @@ fn round_trip_keeps_sizes_and_every_parameter() {
         &[5, 7, 7, 7, 3],
     ] {
         let payload = f32_payload(sizes, 42);
-        let file = model_file(sizes);
+        let file = model_file_with(sizes, &payload);
         let model = ModelView::decode(&file).unwrap();
         assert_eq!(model.version(), 1, "f32 models stay version 1");
         assert_eq!(model.element_type(), ElementType::F32);
         assert_eq!(model.layer_sizes(), sizes);
-        assert_eq!(model.payload_crc(), crc32(model.payload()));
-        // Layers tile the payload in order: W then b for each.
+        // The decoded payload is the encoded one, byte for byte.
+        assert_eq!(model.payload(), &payload[..]);
+        // Layers tile it in order, W then b for each, each with the bytes encoded there.
         let mut offset = 0;
         for (layer, pair) in model.layers().zip(sizes.windows(2)) {
-            assert_eq!(
-                (layer.inputs, layer.outputs),
-                (pair[0] as usize, pair[1] as usize)
-            );
-            let start = model.payload().as_ptr() as usize - file.as_ptr() as usize + offset;
-            assert_eq!(
-                layer.weights.as_ptr() as usize - file.as_ptr() as usize,
-                start
-            );
-            offset += layer.weights.len() + layer.bias.len();
+            let (inputs, outputs) = (pair[0] as usize, pair[1] as usize);
+            assert_eq!((layer.inputs, layer.outputs), (inputs, outputs));
+            let weights = &payload[offset..offset + 4 * inputs * outputs];
+            assert_eq!(layer.weights, weights);
+            offset += weights.len();
+            assert_eq!(layer.bias, &payload[offset..offset + 4 * outputs]);
+            offset += 4 * outputs;
         }
-        assert_eq!(offset, model.payload().len());
+        assert_eq!(offset, payload.len());
         assert_eq!(model.layers().count(), sizes.len() - 1);
-        let _ = payload;
     }
 }
 
@@ -281,13 +281,26 @@ fn no_prefix_or_byte_flip_panics() {
             "prefix of {len} bytes accepted"
         );
     }
+    // Every changed byte is refused: in the payload by the checksum, elsewhere by the
+    // header's own checks (magic, version, sizes, lengths, padding) or the checksum.
+    let payload_start = {
+        let view = ModelView::decode(&good).unwrap();
+        view.payload().as_ptr() as usize - good.as_ptr() as usize
+    };
     for position in 0..good.len() {
-        for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+        for value in [0x00u8, 0x01, 0x7f, 0x80, 0xff] {
+            if good[position] == value {
+                continue;
+            }
             let mut bytes = good.clone();
             bytes[position] = value;
-            if let Ok(model) = ModelView::decode(&bytes) {
-                // Only a change that keeps the file valid can be accepted (e.g. same byte).
-                assert_eq!(model.payload_crc(), crc32(model.payload()));
+            match ModelView::decode(&bytes) {
+                Ok(_) => panic!("byte {position} changed to {value:#04x} was accepted"),
+                Err(e) if position >= payload_start => assert!(
+                    matches!(e, FormatError::ChecksumMismatch { .. }),
+                    "payload byte {position}: {e:?}, not the checksum"
+                ),
+                Err(_) => {}
             }
         }
     }
@@ -328,3 +341,4 @@ fn crc32_matches_the_standard_check_value() {
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     assert_eq!(crc32(b""), 0);
 }
+
