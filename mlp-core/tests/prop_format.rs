@@ -1,9 +1,7 @@
 //! Property tests of the model format: any valid shape and contents round-trip
 //! exactly, and no single-byte change slips through as a different valid model.
 
-use mlp_core::format::{
-    encode, encoded_len, f32_payload_len, ElementType, ModelView, MAX_LAYERS,
-};
+use mlp_core::format::{encode, encoded_len, f32_payload_len, ElementType, ModelView, MAX_LAYERS};
 use proptest::prelude::*;
 
 fn encode_f32(sizes: &[u32], values: &[f32]) -> Vec<u8> {
