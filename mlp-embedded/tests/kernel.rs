@@ -133,15 +133,31 @@ fn non_finite_inputs_propagate_as_in_the_core() {
     }
 }
 
+/// Wrong lengths fill `y` with NaN, as the docs promise (and never panic): weights that
+/// do not match `x` and `bias`, `y` shorter or longer than `bias`.
 #[test]
-fn wrong_lengths_do_not_panic() {
+fn wrong_lengths_give_nan() {
+    let all_nan = |y: &[f32]| y.iter().all(|v| v.is_nan());
     let mut y = [0.0; 3];
     dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 5], &[0.0; 3], &mut y);
+    assert!(all_nan(&y), "weights of the wrong length: {y:?}");
+    let mut y = [0.0; 3];
     dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 12], &[0.0; 3], &mut y[..2]);
+    assert!(all_nan(&y[..2]), "output shorter than the bias: {y:?}");
+    let mut y = [0.0; 4];
+    dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 12], &[0.0; 3], &mut y);
+    assert!(all_nan(&y), "output longer than the bias: {y:?}");
     dense_forward_sparse_blocked(&[], &[], &[], &mut []);
     let mut y = [0.0; 3];
     dense_forward_sparse_blocked_pixels(&[1; 4], &[1.0f32; 5], &[0.0; 3], &mut y);
-    assert!(y.iter().all(|v| v.is_nan()));
+    assert!(all_nan(&y), "pixels, weights of the wrong length: {y:?}");
+    let mut y = [0.0; 2];
+    dense_forward_sparse_blocked_pixels(&[1; 4], &[1.0f32; 12], &[0.0; 3], &mut y);
+    assert!(all_nan(&y), "pixels, output shorter than the bias: {y:?}");
+    // The right lengths give numbers: the checks above are about the lengths.
+    let mut y = [0.0; 3];
+    dense_forward_sparse_blocked(&[1.0; 4], &[1.0; 12], &[0.5; 3], &mut y);
+    assert_eq!(y, [4.5; 3]);
 }
 
 /// Pixels (about two thirds zero, or none), f32 weights and the same weights as
