@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how long the suite has run so far, so the slow sections show in CI's log.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # Variables that would shorten sweeps or rewrite golden digests have no place in the
 # test command: refuse them rather than pass a weaker suite.
@@ -98,3 +99,5 @@ fi
 # model loader, the IDX reader and predict's image path. A crash fails the suite.
 step "fuzz every parser of untrusted bytes (${FUZZ_SECONDS:-20} s each)"
 scripts/fuzz.sh
+
+step "all checks passed"
