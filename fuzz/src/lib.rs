@@ -15,6 +15,10 @@
 //!   logits must also equal the core's `forward_one_i8` (the host's answer).
 //! - [`check_idx`] and [`check_image`]: the trainer's IDX reader and the image path of
 //!   `predict` (`mlp-data`), which read files, so the input is written to a temporary file first.
+//! - [`protocol::check_protocol_stream`]: the device side of the serial protocol on an
+//!   arbitrary byte stream.
+
+pub mod protocol;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -48,6 +48,8 @@
 //!   that keeps `mlp-core`'s exact order of operations (checked bit for bit on the host).
 //! - [`kernel_i8`]: the int8 Dense kernel; `SMLAD` on Cortex-M4/M7, exact like every
 //!   integer kernel.
+//! - [`protocol`]: the serial protocol of `docs/PROTOCOL.md` for both sides: frames, the
+//!   messages, and the device's [`protocol::Server`] with its bounded buffers.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
@@ -56,6 +58,7 @@ pub mod int8;
 pub mod kernel;
 pub mod kernel_i8;
 pub mod model;
+pub mod protocol;
 
 pub use error::LoadError;
 #[doc(hidden)]
