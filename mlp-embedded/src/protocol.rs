@@ -395,6 +395,59 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
     }
 }
 
+/// Whichever of an `f32` or an int8 model a model region holds: firmware built with
+/// this serves either, so a board can be flashed with both kinds.
+pub enum AnyClassifier<'a, const IN: usize, const OUT: usize, const WIDTH: usize> {
+    /// An `f32` model (format version 1).
+    F32(F32Classifier<'a, IN, OUT, WIDTH>),
+    /// An int8 model (format version 2).
+    Int8(Int8Classifier<'a, IN, OUT, WIDTH>),
+}
+
+impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> AnyClassifier<'a, IN, OUT, WIDTH> {
+    /// Loads `bytes` as an `f32` model, or as an int8 model when that is what it holds.
+    pub fn load(bytes: &'a [u8]) -> Result<Self, LoadError> {
+        match Model::load(bytes) {
+            Ok(model) => Ok(Self::F32(F32Classifier {
+                model,
+                scratch: Scratch::new(),
+            })),
+            Err(LoadError::UnsupportedElementType { .. }) => Int8Model::load(bytes).map(|model| {
+                Self::Int8(Int8Classifier {
+                    model,
+                    scratch: Int8Scratch::new(),
+                })
+            }),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
+    for AnyClassifier<'_, IN, OUT, WIDTH>
+{
+    fn summary(&self) -> ModelSummary {
+        match self {
+            Self::F32(model) => model.summary(),
+            Self::Int8(model) => model.summary(),
+        }
+    }
+
+    fn classify_pixels(&mut self, pixels: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
+        match self {
+            Self::F32(model) => model.classify_pixels(pixels),
+            Self::Int8(model) => model.classify_pixels(pixels),
+        }
+    }
+
+    fn classify_features(&mut self, features: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
+        match self {
+            Self::F32(model) => model.classify_features(features),
+            Self::Int8(model) => model.classify_features(features),
+        }
+    }
+}
+
 /// The device side of the protocol: a receive buffer of `RX` bytes and the model it
 /// serves (or why there is none). `RX` is the longest frame it takes without its
 /// delimiter: `request_frame_len(inputs) - 1` for images of `inputs` pixels.

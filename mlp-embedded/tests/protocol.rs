@@ -423,3 +423,23 @@ fn request_frame_len_bounds_every_image_frame() {
         assert!(frame.len() <= request_frame_len(payload), "{payload}");
     }
 }
+
+#[test]
+fn any_classifier_serves_both_kinds_of_model() {
+    use mlp_embedded::protocol::AnyClassifier;
+    let (mut f32_buffer, mut int8_buffer) = ([0u8; 128], [0u8; 160]);
+    let f32_file = doc_example_model(&mut f32_buffer);
+    let int8_file = doc_example_int8_model(&mut int8_buffer);
+    for (file, element) in [(f32_file, Element::F32), (int8_file, Element::Int8)] {
+        let model = AnyClassifier::<4, 2, 3>::load(file);
+        let mut server = Server::<RX, _>::new(IDENTITY, model, None);
+        let answers = exchange(&mut server, &frame_of(&Request::Info));
+        let Response::Info(info) = only(&answers) else {
+            panic!()
+        };
+        assert!(matches!(&info.model, ModelStatus::Loaded(s) if s.element == element));
+        let answers = exchange(&mut server, &frame_of(&Request::PredictPixels(&[9; 4])));
+        assert!(matches!(only(&answers), Response::Prediction(_)));
+    }
+    assert!(AnyClassifier::<4, 2, 3>::load(&[0xff; 64]).is_err());
+}

@@ -44,6 +44,9 @@ pub enum Command {
     /// Time the walkthrough's training, single-image inference and batched evaluation
     /// with the fast kernels, against the NumPy reference in the same run.
     Bench(BenchArgs),
+    /// Talk to a board running the firmware over the serial protocol: a serial port,
+    /// a TCP socket, or QEMU started here.
+    Board(crate::board::BoardArgs),
 }
 
 /// How the products are computed (`train` and `evaluate`).
@@ -412,6 +415,7 @@ pub fn run(cli: Cli) -> Result<()> {
             numpy_single_thread: args.numpy_single_thread,
         }),
         Some(Command::Show(args)) => show(&args),
+        Some(Command::Board(args)) => crate::board::run(&args),
         Some(Command::Inspect(args)) => {
             print!("{}", crate::inspect::inspect(&args.model)?.report());
             Ok(())

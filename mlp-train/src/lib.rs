@@ -17,9 +17,12 @@
 //! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
 //! - [`fsio`]: atomic file writes.
 //! - [`bench`](mod@bench): the `bench` command (fast kernels against NumPy).
+//! - [`board`]: the `board` command, the host side of the serial protocol (serial port,
+//!   TCP, or QEMU started for an emulated board).
 //! - [`cli`]: the command line.
 
 pub mod bench;
+pub mod board;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -1,0 +1,748 @@
+//! `board`: the host side of the serial protocol (`docs/PROTOCOL.md`). Talks to
+//! firmware on a board through a serial port, to an emulated board through a TCP
+//! socket, or starts QEMU itself for the emulated boards, and checks what the device
+//! computes against the host, logit for logit.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mlp_embedded::protocol::{
+    decode_frame, encode_frame, Answer, DeviceInfo, Element, ErrorAnswer, Logits, ModelStatus,
+    Request, Response, PROTOCOL_VERSION,
+};
+
+/// How long one answer may take: a 784-100-200-10 `f32` prediction takes well under a
+/// second on the slowest board and in QEMU; a silent device is reported after this.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the first `Info` waits before it is sent again: a board that was just
+/// reset, or QEMU that was just started, drops bytes until its UART is enabled.
+const HELLO_RETRY: Duration = Duration::from_millis(300);
+
+/// How long a device may take to start answering at all.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Boards that QEMU emulates, with what it takes to start one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmulatedBoard {
+    /// STM32F405 (QEMU `netduinoplus2`), firmware `boards/stm32f4`.
+    Stm32f4,
+}
+
+impl EmulatedBoard {
+    fn machine(self) -> &'static str {
+        match self {
+            Self::Stm32f4 => "netduinoplus2",
+        }
+    }
+
+    /// Where the board's `memory.x` puts the `MODEL` region.
+    pub fn model_address(self) -> u32 {
+        match self {
+            Self::Stm32f4 => 0x0808_0000,
+        }
+    }
+
+    /// The firmware's ELF file as `scripts/firmware.sh` builds it, relative to the
+    /// repository.
+    pub fn default_firmware(self) -> &'static str {
+        match self {
+            Self::Stm32f4 => {
+                "boards/stm32f4/target/thumbv7em-none-eabihf/release/mlp-board-stm32f4"
+            }
+        }
+    }
+}
+
+/// Where the device is.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A serial port (`/dev/ttyACM0`, `COM3`) at a baud rate.
+    Serial {
+        /// The port's path.
+        path: String,
+        /// Bits per second; the firmware's is 115200.
+        baud: u32,
+    },
+    /// A TCP socket, as QEMU's `-serial tcp:HOST:PORT,server=on` offers.
+    Tcp(SocketAddr),
+    /// QEMU started by this command, with a firmware and a model loaded into the
+    /// board's model region.
+    Qemu {
+        /// The emulated board.
+        board: EmulatedBoard,
+        /// The firmware's ELF file.
+        firmware: PathBuf,
+        /// The model file put into the model region (none: the region stays empty).
+        model: Option<PathBuf>,
+    },
+}
+
+trait Port: Read + Write + Send {
+    fn set_timeout(&mut self, timeout: Duration) -> std::io::Result<()>;
+}
+
+impl Port for TcpStream {
+    fn set_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(timeout))
+    }
+}
+
+impl Port for Box<dyn serialport::SerialPort> {
+    fn set_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
+        serialport::SerialPort::set_timeout(self.as_mut(), timeout).map_err(std::io::Error::from)
+    }
+}
+
+/// A QEMU process that is killed when this is dropped.
+struct Emulator {
+    child: Child,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a device says about itself (the protocol's `DeviceInfo`, owned).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoardInfo {
+    /// The protocol version.
+    pub protocol: u32,
+    /// The firmware's name and version.
+    pub firmware: String,
+    /// The board it was built for.
+    pub board: String,
+    /// The longest request frame it receives.
+    pub max_request_frame: u32,
+    /// The model it runs, or why it has none.
+    pub model: ModelStatus,
+}
+
+impl std::fmt::Display for BoardInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "firmware: {} on {}", self.firmware, self.board)?;
+        writeln!(
+            f,
+            "protocol: version {}, requests up to {} bytes",
+            self.protocol, self.max_request_frame
+        )?;
+        match &self.model {
+            ModelStatus::Loaded(summary) => {
+                let sizes: Vec<String> = summary.layer_sizes.iter().map(u32::to_string).collect();
+                let element = match summary.element {
+                    Element::F32 => "f32",
+                    Element::Int8 => "int8",
+                };
+                writeln!(
+                    f,
+                    "model: {} {element}, payload CRC-32 {:08x}",
+                    sizes.join("-"),
+                    summary.payload_crc
+                )
+            }
+            ModelStatus::Missing(reason) => {
+                writeln!(f, "model: no valid model in the model region: {reason}")
+            }
+        }
+    }
+}
+
+/// A connection to a device that speaks the protocol.
+pub struct Board {
+    port: Box<dyn Port>,
+    // Dropped after the port, so the socket closes before QEMU is killed.
+    _emulator: Option<Emulator>,
+    received: Vec<u8>,
+    info: BoardInfo,
+}
+
+impl Board {
+    /// Connects to `target` and reads its `Info`, retrying while the device starts.
+    pub fn connect(target: &Target) -> Result<Board> {
+        let (port, emulator): (Box<dyn Port>, _) = match target {
+            Target::Serial { path, baud } => {
+                let port = serialport::new(path, *baud)
+                    .timeout(HELLO_RETRY)
+                    .open()
+                    .with_context(|| format!("cannot open serial port {path}"))?;
+                (Box::new(port), None)
+            }
+            Target::Tcp(address) => {
+                let stream = TcpStream::connect_timeout(address, Duration::from_secs(5))
+                    .with_context(|| format!("cannot connect to {address}"))?;
+                (Box::new(stream), None)
+            }
+            Target::Qemu {
+                board,
+                firmware,
+                model,
+            } => {
+                let (stream, emulator) = start_qemu(*board, firmware, model.as_deref())?;
+                (Box::new(stream), Some(emulator))
+            }
+        };
+        let mut board = Board {
+            port,
+            _emulator: emulator,
+            received: Vec::new(),
+            info: BoardInfo {
+                protocol: 0,
+                firmware: String::new(),
+                board: String::new(),
+                max_request_frame: 0,
+                model: ModelStatus::Missing(heapless::String::new()),
+            },
+        };
+        board.hello()?;
+        Ok(board)
+    }
+
+    /// What the device said about itself when it was connected.
+    pub fn info(&self) -> &BoardInfo {
+        &self.info
+    }
+
+    fn hello(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let frame = frame_of(&Request::Info)?;
+        let reply = loop {
+            // A lone delimiter first: whatever the device had received is dropped.
+            self.send(&[0])?;
+            self.send(&frame)?;
+            match self.receive(HELLO_RETRY)? {
+                Some(reply) => break reply,
+                None if started.elapsed() < HELLO_TIMEOUT => continue,
+                None => bail!(
+                    "the device did not answer within {} s (is the firmware running, and the \
+                     baud rate 115200?)",
+                    HELLO_TIMEOUT.as_secs()
+                ),
+            }
+        };
+        // Answers to the retries that crossed the first one on the line.
+        while self.receive(HELLO_RETRY)?.is_some() {}
+        let mut reply = reply;
+        let info = match decode_frame::<Response>(&mut reply) {
+            Ok(Response::Info(info)) => owned_info(&info),
+            Ok(other) => bail!("the device answered Info with {other:?}"),
+            Err(error) => bail!("the device's answer to Info is damaged: {error}"),
+        };
+        if info.protocol != PROTOCOL_VERSION {
+            bail!(
+                "the device speaks protocol version {}, this tool version {PROTOCOL_VERSION}",
+                info.protocol
+            );
+        }
+        self.info = info;
+        Ok(())
+    }
+
+    /// Sends one request and returns the answer's frame (without its delimiter).
+    fn exchange(&mut self, request: &Request) -> Result<Vec<u8>> {
+        let frame = frame_of(request)?;
+        self.send(&frame)?;
+        self.receive(ANSWER_TIMEOUT)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the device did not answer within {} s",
+                ANSWER_TIMEOUT.as_secs()
+            )
+        })
+    }
+
+    /// Classifies one input given as one byte per input (pixels).
+    pub fn predict_pixels(&mut self, pixels: &[u8]) -> Result<Answer> {
+        let mut reply = self.exchange(&Request::PredictPixels(pixels))?;
+        match decode_frame::<Response>(&mut reply) {
+            Ok(Response::Prediction(answer)) => Ok(answer),
+            Ok(Response::Error(error)) => bail!("the device answered: {}", describe(error)),
+            Ok(other) => bail!("the device answered a prediction with {other:?}"),
+            Err(error) => bail!("the device's answer is damaged: {error}"),
+        }
+    }
+
+    /// Sends raw bytes as they are (for tests of the device's handling of bad frames)
+    /// and returns the decoded answer, if one came.
+    pub fn raw_exchange(&mut self, bytes: &[u8]) -> Result<Option<Response<'static>>> {
+        self.send(bytes)?;
+        match self.receive(Duration::from_secs(2))? {
+            None => Ok(None),
+            Some(reply) => {
+                let reply: &'static mut [u8] = reply.leak();
+                Ok(Some(decode_frame::<Response>(reply).map_err(|e| {
+                    anyhow::anyhow!("the device's answer is damaged: {e}")
+                })?))
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.port
+            .write_all(bytes)
+            .and_then(|()| self.port.flush())
+            .context("cannot send to the device")
+    }
+
+    /// Reads until a frame ends or `timeout` passes with no complete frame.
+    fn receive(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.received.iter().position(|&b| b == 0) {
+                let frame: Vec<u8> = self.received.drain(..=end).collect();
+                if end == 0 {
+                    continue;
+                }
+                return Ok(Some(frame[..end].to_vec()));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.port
+                .set_timeout(left)
+                .context("cannot set a timeout")?;
+            let mut chunk = [0u8; 1024];
+            match self.port.read(&mut chunk) {
+                Ok(0) => bail!("the device closed the connection"),
+                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("cannot read from the device"),
+            }
+        }
+    }
+}
+
+fn frame_of(request: &Request) -> Result<Vec<u8>> {
+    let capacity = 64
+        + 2 * match request {
+            Request::Info => 0,
+            Request::PredictPixels(bytes) | Request::PredictFeatures(bytes) => bytes.len(),
+        };
+    let (mut body, mut frame) = (vec![0; capacity], vec![0; capacity]);
+    Ok(encode_frame(request, &mut body, &mut frame)
+        .map_err(|e| anyhow::anyhow!("cannot encode the request: {e}"))?
+        .to_vec())
+}
+
+fn owned_info(info: &DeviceInfo<'_>) -> BoardInfo {
+    BoardInfo {
+        protocol: info.protocol,
+        firmware: info.identity.firmware.to_owned(),
+        board: info.identity.board.to_owned(),
+        max_request_frame: info.max_request_frame,
+        model: info.model.clone(),
+    }
+}
+
+/// A device's error answer in words.
+pub fn describe(error: ErrorAnswer) -> String {
+    match error {
+        ErrorAnswer::Garbled => "the request arrived damaged (COBS or CRC-32)".into(),
+        ErrorAnswer::Malformed => "the request is not one this firmware knows".into(),
+        ErrorAnswer::TooLong { limit } => {
+            format!("the request is longer than the device's {limit}-byte buffer")
+        }
+        ErrorAnswer::WrongInputLength { expected, found } => {
+            format!("the input has {found} bytes, the model takes {expected}")
+        }
+        ErrorAnswer::NoModel => "no valid model in the model region (see `board info`)".into(),
+        ErrorAnswer::Unsupported => "the model cannot answer this request".into(),
+        ErrorAnswer::AnswerTooLong => "the answer does not fit the device's buffer".into(),
+    }
+}
+
+fn start_qemu(
+    board: EmulatedBoard,
+    firmware: &Path,
+    model: Option<&Path>,
+) -> Result<(TcpStream, Emulator)> {
+    if !firmware.is_file() {
+        bail!(
+            "{}: no firmware there; build it with `scripts/firmware.sh boards` (or cargo build \
+             --release in the board's folder)",
+            firmware.display()
+        );
+    }
+    if let Some(model) = model {
+        std::fs::metadata(model).with_context(|| format!("{}", model.display()))?;
+    }
+    // A free port: bound and released, then QEMU listens on it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .context("cannot find a free local port")?
+        .port();
+    let mut command = Command::new("qemu-system-arm");
+    command
+        .args([
+            "-machine",
+            board.machine(),
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+        ])
+        .args([
+            "-serial",
+            &format!("tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"),
+        ])
+        .arg("-kernel")
+        .arg(firmware);
+    if let Some(model) = model {
+        command.arg("-device").arg(format!(
+            "loader,file={},addr={:#x}",
+            model.display(),
+            board.model_address()
+        ));
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start qemu-system-arm (Debian: apt-get install qemu-system-arm)")?;
+    let mut emulator = Emulator { child };
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    loop {
+        if let Ok(stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) {
+            stream.set_nodelay(true).ok();
+            return Ok((stream, emulator));
+        }
+        if let Ok(Some(status)) = emulator.child.try_wait() {
+            let mut message = String::new();
+            if let Some(mut stderr) = emulator.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut message);
+            }
+            bail!("qemu-system-arm exited ({status}): {}", message.trim());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!("qemu-system-arm did not open its serial port within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The device's answer as the logits' bits, for comparison with the host's.
+pub fn logit_bits(logits: &Logits) -> Vec<u32> {
+    match logits {
+        Logits::F32(values) => values.iter().map(|v| v.to_bits()).collect(),
+        Logits::Int8 { logits, .. } => logits.iter().map(|&v| v as u32).collect(),
+    }
+}
+
+/// What `board evaluate` measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoardEvaluation {
+    /// Images sent.
+    pub images: usize,
+    /// Images the device classified correctly.
+    pub correct: usize,
+    /// Images whose logits differ from the host's in any bit.
+    pub mismatched: usize,
+    /// The median round trip of one prediction (request sent to answer received).
+    pub median_round_trip: Duration,
+    /// The median of the device's cycle counts, when it reports them.
+    pub median_cycles: Option<u32>,
+}
+
+impl std::fmt::Display for BoardEvaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let accuracy = 100.0 * self.correct as f64 / self.images.max(1) as f64;
+        writeln!(
+            f,
+            "accuracy on the device: {accuracy:.2}% ({}/{})",
+            self.correct, self.images
+        )?;
+        writeln!(
+            f,
+            "logits equal to the host's, bit for bit: {}/{}",
+            self.images - self.mismatched,
+            self.images
+        )?;
+        writeln!(
+            f,
+            "round trip per image: {:.2} ms (median)",
+            self.median_round_trip.as_secs_f64() * 1e3
+        )?;
+        match self.median_cycles {
+            Some(cycles) => writeln!(f, "inference on the device: {cycles} cycles (median)"),
+            None => writeln!(
+                f,
+                "inference on the device: cycles not measured (no cycle counter: an emulator)"
+            ),
+        }
+    }
+}
+
+/// The host's logits for one image of pixels, as the device computes them: the core's
+/// arithmetic for `f32` models (bit for bit), the integer pass for int8 models.
+pub struct HostModel {
+    file: Vec<u8>,
+    int8: Option<crate::quantize::Int8Model>,
+    f32: Option<crate::model::Mlp>,
+}
+
+impl HostModel {
+    /// Reads a model file, `f32` or int8.
+    pub fn load(path: &Path) -> Result<HostModel> {
+        let file =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let (int8, f32) = if crate::quantize::is_int8_file(path) {
+            (Some(crate::quantize::Int8Model::load(path)?), None)
+        } else {
+            (None, Some(crate::model::Mlp::load(path)?))
+        };
+        Ok(HostModel { file, int8, f32 })
+    }
+
+    /// The payload CRC-32 stored in the file, which the device reports for its model.
+    pub fn payload_crc(&self) -> Result<u32> {
+        Ok(mlp_core::format::ModelView::decode(&self.file)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .payload_crc())
+    }
+
+    /// Logit bits for each image (`f32::to_bits`, or the int32 logits).
+    pub fn logit_bits(&self, images: &[&[u8]]) -> Result<Vec<Vec<u32>>> {
+        if let Some(model) = &self.f32 {
+            return images
+                .iter()
+                .map(|pixels| {
+                    let input: Vec<f32> = pixels
+                        .iter()
+                        .map(|&p| crate::data::pixel_value(p))
+                        .collect();
+                    Ok(model
+                        .logits_one(&input)?
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect())
+                })
+                .collect();
+        }
+        let Some(model) = &self.int8 else {
+            bail!("no model")
+        };
+        Ok(model.with_predictor(|predict, _| {
+            images
+                .iter()
+                .map(|pixels| predict(pixels).iter().map(|&v| v as u32).collect())
+                .collect()
+        }))
+    }
+}
+
+/// Sends the first `limit` images of `data` to the device, compares every answer with
+/// the host's logits for the same model, and measures the round trips.
+pub fn evaluate(
+    board: &mut Board,
+    host: &HostModel,
+    data: &crate::data::Dataset,
+    limit: Option<usize>,
+) -> Result<BoardEvaluation> {
+    match &board.info().model {
+        ModelStatus::Missing(reason) => {
+            bail!("the device has no valid model in its model region: {reason}")
+        }
+        ModelStatus::Loaded(summary) => {
+            let crc = host.payload_crc()?;
+            if summary.payload_crc != crc {
+                bail!(
+                    "the device runs another model (payload CRC-32 {:08x}, the host's file \
+                     {crc:08x}): flash this file, or pass the file that was flashed",
+                    summary.payload_crc
+                );
+            }
+        }
+    }
+    let n = limit.unwrap_or(data.len()).min(data.len());
+    let images: Vec<&[u8]> = (0..n).map(|i| data.image(i)).collect();
+    let expected = host.logit_bits(&images)?;
+    let (mut correct, mut mismatched) = (0, 0);
+    let mut round_trips = Vec::with_capacity(n);
+    let mut cycles = Vec::new();
+    for (i, pixels) in images.iter().enumerate() {
+        let started = Instant::now();
+        let answer = board
+            .predict_pixels(pixels)
+            .with_context(|| format!("image {i}"))?;
+        round_trips.push(started.elapsed());
+        cycles.extend(answer.cycles);
+        correct += usize::from(answer.class as usize == usize::from(data.labels[i]));
+        mismatched += usize::from(logit_bits(&answer.logits) != expected[i]);
+    }
+    round_trips.sort();
+    cycles.sort();
+    Ok(BoardEvaluation {
+        images: n,
+        correct,
+        mismatched,
+        median_round_trip: round_trips.get(n / 2).copied().unwrap_or_default(),
+        median_cycles: cycles.get(cycles.len() / 2).copied(),
+    })
+}
+
+/// Options of `board`.
+#[derive(Debug, clap::Args)]
+pub struct BoardArgs {
+    /// What to ask the board.
+    #[command(subcommand)]
+    pub action: BoardAction,
+}
+
+/// What `board` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum BoardAction {
+    /// Print the firmware, the protocol version and the model the board runs.
+    Info(LinkArgs),
+    /// Classify images of digits on the board.
+    Predict {
+        /// Where the board is.
+        #[command(flatten)]
+        link: LinkArgs,
+        /// Images (PNG or PGM) of single digits.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Send test images, print the accuracy measured on the board, and check every
+    /// logit against the host's for the same model file (`--model`).
+    Evaluate {
+        /// Where the board is.
+        #[command(flatten)]
+        link: LinkArgs,
+        /// Data directory [default: the bundled digits].
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Send only the first N test images.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+    },
+}
+
+/// Where the board is: exactly one of `--port`, `--tcp`, `--qemu`.
+#[derive(Debug, clap::Args)]
+pub struct LinkArgs {
+    /// A serial port the board is on (`/dev/ttyACM0`, `COM3`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["tcp", "qemu"])]
+    pub port: Option<String>,
+    /// The serial port's speed.
+    #[arg(long, default_value_t = 115_200, requires = "port")]
+    pub baud: u32,
+    /// A TCP socket that carries the board's serial line (QEMU's `-serial tcp:...`).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "qemu")]
+    pub tcp: Option<SocketAddr>,
+    /// Start QEMU with this emulated board, its firmware, and `--model` in its model
+    /// region.
+    #[arg(long, value_enum, value_name = "BOARD")]
+    pub qemu: Option<EmulatedBoard>,
+    /// The firmware's ELF file for `--qemu` [default: where `scripts/firmware.sh`
+    /// builds it].
+    #[arg(long, value_name = "ELF", requires = "qemu")]
+    pub firmware: Option<PathBuf>,
+    /// The model file: loaded into the emulated board's model region (`--qemu`), and
+    /// the host's copy that `evaluate` checks the board's logits against.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+}
+
+impl LinkArgs {
+    fn target(&self) -> Result<Target> {
+        Ok(if let Some(path) = &self.port {
+            Target::Serial {
+                path: path.clone(),
+                baud: self.baud,
+            }
+        } else if let Some(address) = self.tcp {
+            Target::Tcp(address)
+        } else if let Some(board) = self.qemu {
+            Target::Qemu {
+                board,
+                firmware: self
+                    .firmware
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(board.default_firmware())),
+                model: self.model.clone(),
+            }
+        } else {
+            bail!("where is the board? Give --port PATH, --tcp HOST:PORT or --qemu BOARD");
+        })
+    }
+}
+
+/// Runs `board`.
+pub fn run(args: &BoardArgs) -> Result<()> {
+    match &args.action {
+        BoardAction::Info(link) => {
+            let board = Board::connect(&link.target()?)?;
+            print!("{}", board.info());
+        }
+        BoardAction::Predict { link, images } => {
+            let mut board = Board::connect(&link.target()?)?;
+            let mut failed = 0;
+            for path in images {
+                let result = crate::image_input::load_mnist_inputs(path).and_then(|inputs| {
+                    board.predict_pixels(&crate::quantize::pixel_bytes(&inputs))
+                });
+                match result {
+                    Ok(answer) => println!("{}: {}", path.display(), describe_answer(&answer)),
+                    Err(error) => {
+                        failed += 1;
+                        eprintln!("{}: {error:#}", path.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!(
+                    "{failed} of {} images could not be classified",
+                    images.len()
+                );
+            }
+        }
+        BoardAction::Evaluate { link, data, limit } => {
+            let Some(model) = &link.model else {
+                bail!("board evaluate needs --model FILE: the model the board runs, to check its logits");
+            };
+            let host = HostModel::load(model)?;
+            let dir = data.clone().unwrap_or_else(crate::data::bundled_data_dir);
+            let data = crate::data::load_split(&dir, crate::data::Split::Test, None)?;
+            let mut board = Board::connect(&link.target()?)?;
+            print!("{}", board.info());
+            let result = evaluate(&mut board, &host, &data, limit.map(|n| n as usize))?;
+            print!("{result}");
+            if result.mismatched > 0 {
+                bail!(
+                    "{} of {} images got logits that differ from the host's",
+                    result.mismatched,
+                    result.images
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe_answer(answer: &Answer) -> String {
+    let logits: Vec<String> = match &answer.logits {
+        Logits::F32(values) => values.iter().map(|v| format!("{v:.4}")).collect(),
+        Logits::Int8 { logits, scale } => logits
+            .iter()
+            .map(|&q| format!("{:.4}", q as f32 * scale))
+            .collect(),
+    };
+    let cycles = answer.cycles.map_or_else(
+        || "cycles not measured".to_owned(),
+        |c| format!("{c} cycles"),
+    );
+    format!(
+        "class {} (on the board, {cycles})  logits {}",
+        answer.class,
+        logits.join(" ")
+    )
+}
