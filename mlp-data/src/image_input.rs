@@ -827,4 +827,174 @@ mod tests {
             .to_string()
             .contains("no ink"));
     }
+
+    /// The bar on paper of `paper` grey with ink of `ink` grey, plus `extra` marks.
+    fn bar_on(paper: u8, ink: u8, extra: impl Fn(u32, u32) -> Option<u8>) -> GrayImage {
+        GrayImage::from_fn(120, 120, |x, y| {
+            if let Some(v) = extra(x, y) {
+                Luma([v])
+            } else if (55..65).contains(&x) && (25..95).contains(&y) {
+                Luma([ink])
+            } else {
+                Luma([paper])
+            }
+        })
+    }
+
+    #[test]
+    fn grey_paper_low_contrast_and_gradients_give_the_clean_digit() {
+        let clean = to_mnist_image(&bar_on(255, 0, |_, _| None)).unwrap();
+        for (paper, ink) in [(208, 0), (200, 0), (180, 0), (200, 150), (60, 230)] {
+            let img = to_mnist_image(&bar_on(paper, ink, |_, _| None)).unwrap();
+            assert_eq!(img, clean, "paper {paper}, ink {ink}");
+        }
+        // A gradient from 250 to 130 across the picture.
+        let gradient = GrayImage::from_fn(120, 120, |x, y| {
+            let paper = 250 - (x + y) / 2;
+            if (55..65).contains(&x) && (25..95).contains(&y) {
+                Luma([10])
+            } else {
+                Luma([paper as u8])
+            }
+        });
+        let img = to_mnist_image(&gradient).unwrap();
+        let diff: u32 = img
+            .as_raw()
+            .iter()
+            .zip(clean.as_raw())
+            .map(|(a, b)| u32::from(a.abs_diff(*b)))
+            .sum();
+        assert!(diff < 5 * 255, "gradient differs by {diff}");
+    }
+
+    #[test]
+    fn frames_dust_and_page_edges_are_not_the_digit() {
+        let clean = to_mnist_image(&bar_on(220, 0, |_, _| None)).unwrap();
+        let framed = bar_on(220, 0, |x, y| {
+            let d = x.min(y).min(119 - x).min(119 - y);
+            (4..7).contains(&d).then_some(0)
+        });
+        assert_eq!(to_mnist_image(&framed).unwrap(), clean);
+        let dusty = bar_on(220, 0, |x, y| {
+            [(10, 12), (100, 30), (20, 100), (90, 105)]
+                .iter()
+                .any(|&(dx, dy)| (dx..dx + 2).contains(&x) && (dy..dy + 2).contains(&y))
+                .then_some(30)
+        });
+        assert_eq!(to_mnist_image(&dusty).unwrap(), clean);
+        // A dark band where the photo ran past the page's edge.
+        let edge = bar_on(220, 0, |x, _| (x < 12).then_some(15));
+        assert_eq!(to_mnist_image(&edge).unwrap(), clean);
+    }
+
+    #[test]
+    fn a_detached_piece_stays_with_the_digit() {
+        // A "5"-like top bar apart from the body: both belong to the digit.
+        let whole = bar_on(255, 0, |x, y| {
+            ((55..85).contains(&x) && (25..31).contains(&y)).then_some(0)
+        });
+        let parted = bar_on(255, 0, |x, y| {
+            if (55..65).contains(&x) && (31..36).contains(&y) {
+                Some(255)
+            } else {
+                ((55..85).contains(&x) && (25..31).contains(&y)).then_some(0)
+            }
+        });
+        let (a, b) = (
+            to_mnist_image(&whole).unwrap(),
+            to_mnist_image(&parted).unwrap(),
+        );
+        // Columns with ink: a dropped bar would leave a 3-pixel-wide "1".
+        let columns = |img: &GrayImage| {
+            (0..28)
+                .filter(|&x| (0..28).any(|y| img.get_pixel(x, y)[0] > 0))
+                .count()
+        };
+        assert!(columns(&a) >= 8, "{}", columns(&a));
+        assert!(
+            columns(&b).abs_diff(columns(&a)) <= 1,
+            "{} vs {}",
+            columns(&b),
+            columns(&a)
+        );
+    }
+
+    #[test]
+    fn white_ink_on_a_transparent_layer_is_seen() {
+        let layer = image::RgbaImage::from_fn(60, 60, |x, y| {
+            let on = (25..35).contains(&x) && (10..50).contains(&y);
+            image::Rgba([255, 255, 255, if on { 255 } else { 0 }])
+        });
+        let gray = flatten(&DynamicImage::ImageRgba8(layer));
+        assert_eq!(gray.get_pixel(0, 0)[0], 0);
+        assert_eq!(gray.get_pixel(30, 30)[0], 255);
+        assert!(to_mnist_image(&gray).is_ok());
+    }
+
+    #[test]
+    fn the_same_picture_gives_the_same_bytes() {
+        let noisy = GrayImage::from_fn(300, 200, |x, y| {
+            let n = ((x * 7919 + y * 104_729) % 23) as u8;
+            if (140..160).contains(&x) && (40..160).contains(&y) {
+                Luma([30 + n])
+            } else {
+                Luma([190 + n - (x / 10) as u8])
+            }
+        });
+        assert_eq!(
+            to_mnist_image(&noisy).unwrap(),
+            to_mnist_image(&noisy).unwrap()
+        );
+    }
+
+    #[test]
+    fn size_limits() {
+        assert!(check_size(7_000, 7_000).is_ok());
+        assert!(check_size(MAX_SIDE, 2_500).is_ok());
+        assert!(check_size(MAX_SIDE + 1, 1).is_err());
+        assert!(check_size(8_000, 8_000)
+            .unwrap_err()
+            .to_string()
+            .contains("8000×8000"));
+    }
+
+    /// A real 16,000×16,000 one-bit PNG, all black, a few tens of kilobytes: refused
+    /// from its header, before a byte of its 256 megapixels is decoded.
+    #[test]
+    fn huge_png_is_refused_from_its_header() {
+        use std::io::Write;
+        let side: u32 = 16_000;
+        let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1 bit, grey, deflate, no filter, no interlace
+        let row = vec![0u8; 1 + side as usize / 8];
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..side {
+            z.write_all(&row).unwrap();
+        }
+        let idat = z.finish().unwrap();
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &idat);
+        chunk(&mut png, b"IEND", &[]);
+        assert!(png.len() < 200_000, "{} bytes", png.len());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.png");
+        std::fs::write(&path, &png).unwrap();
+        let err = load_gray(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("huge.png") && err.contains("16000×16000"),
+            "{err}"
+        );
+    }
 }

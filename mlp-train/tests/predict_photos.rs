@@ -481,3 +481,54 @@ issue_cases! {
     seven_on_grey_gradient: Canvas::paper(200, 200, |x, y| [230.0 - 120.0 * (0.5 * x + 0.5 * y); 3]), SEVEN, 7;
     framed_seven: Canvas::grey(200, 200, 255.0).frame(6, 3, 0.0), SEVEN, 7;
 }
+
+/// `predict --show-input DIR` writes, for each input, the 28×28 image the network
+/// saw; reading it back as inputs gives the printed answer. Inputs of the same file
+/// name (here `seven.png` in two directories) get images of their own.
+#[test]
+fn show_input_writes_what_the_network_saw() {
+    let model_file = model();
+    let model = mlp_train::model::Mlp::load(model_file).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let seven = Canvas::grey(200, 200, 200.0)
+        .ink_centred(&Coverage::from_mnist(test_split().image(0), 140), BLACK)
+        .gray();
+    let inputs = [
+        save(tmp.path(), "seven", &seven),
+        tmp.path().join("seven.pgm"),
+        save(&other, "seven", &scene("frame", 2).image),
+    ];
+    seven.save(&inputs[1]).unwrap();
+    let shown = tmp.path().join("shown");
+    let mut args = vec![
+        "predict".to_owned(),
+        "--model".into(),
+        model_file.display().to_string(),
+        "--show-input".into(),
+        shown.display().to_string(),
+    ];
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let out = ok(&run(&args));
+    assert_eq!(
+        files_in(&shown),
+        [
+            "seven.pgm.input.png",
+            "seven.png.2.input.png",
+            "seven.png.input.png"
+        ]
+    );
+    for (line, name) in out.lines().zip(["seven.png", "seven.pgm", "seven.png.2"]) {
+        let seen = image::open(shown.join(format!("{name}.input.png")))
+            .unwrap()
+            .to_luma8();
+        assert_eq!(seen.dimensions(), (28, 28));
+        let inputs = mlp_train::image_input::inputs_of(&seen);
+        let class = mlp_core::loss::argmax(&model.logits_one(&inputs).unwrap());
+        assert!(line.contains(&format!("class {class} ")), "{name}: {line}");
+    }
+    assert!(out
+        .lines()
+        .all(|l| !l.contains("class 1 ") || l.contains("other")));
+}
