@@ -429,6 +429,7 @@ fn default_model_reads_the_photo_like_set() {
         digits.len()
     );
     let (mut right, mut total) = (0, 0);
+    let mut weak = Vec::new();
     for &kind in KINDS {
         let mut wrong = Vec::new();
         for &i in &digits {
@@ -443,12 +444,18 @@ fn default_model_reads_the_photo_like_set() {
         right += ok;
         total += digits.len();
         println!("{kind:>18}: {ok:>2}/{}  {}", digits.len(), wrong.join(", "));
+        // One digit (test #7) is wrong from the data set itself; allow one more.
+        if ok + 2 < digits.len() {
+            weak.push(kind);
+        }
     }
     println!("all kinds: {right}/{total}");
+    // The README states 320/340 for the default model.
     assert!(
-        right * 100 >= total * 90,
+        right >= 318,
         "only {right}/{total} photo-like pictures read right"
     );
+    assert!(weak.is_empty(), "kinds with more than two wrong: {weak:?}");
 }
 
 /// The cases the issue reported, each read wrong with high confidence before the
