@@ -997,4 +997,33 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Any small picture either gives inputs in `[0, 1]` or an error, never a panic:
+    /// one-pixel pictures, one row, flat ones, random noise, two levels.
+    #[test]
+    fn odd_pictures_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..3_000u32 {
+            let (w, h) = ((next() % 40) as u32 + 1, (next() % 40) as u32 + 1);
+            let levels = [0u8, 255, (next() % 256) as u8];
+            let kind = case % 3;
+            let img = GrayImage::from_fn(w, h, |_, _| {
+                let r = next();
+                Luma([match kind {
+                    0 => r as u8,
+                    1 => levels[(r % 2) as usize],
+                    _ => levels[usize::from(r % 50 == 0)],
+                }])
+            });
+            if let Ok(out) = to_mnist_image(&img) {
+                assert_eq!(out.dimensions(), (28, 28));
+            }
+        }
+    }
 }
