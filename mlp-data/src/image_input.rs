@@ -1,109 +1,792 @@
-//! Turning a picture of a digit (PNG or PGM, any size, light or dark background) into
-//! the 784 inputs a model expects, following MNIST's own recipe:
+//! Turning a picture of a digit (PNG or PGM, any size, any paper, ink darker or lighter
+//! than the paper) into the 784 inputs a model expects, the way the MNIST set itself was
+//! made from scanned forms:
 //!
-//! 1. grey levels (a transparent background counts as white);
-//! 2. if the border is mostly light, invert, so the ink is bright on black as in MNIST;
-//! 3. crop to the bounding box of the ink (pixels brighter than [`INK_THRESHOLD`]);
-//! 4. scale so the longer side is 20 pixels, keeping the aspect ratio;
-//! 5. paste into a black 28×28 frame so the centre of mass sits at the centre (14, 14);
-//! 6. scale to `[0, 1]` by dividing by 255, as for training.
+//! 1. **decode within limits**: at most [`MAX_SIDE`] pixels a side and [`MAX_PIXELS`] in
+//!    all, checked from the header before any pixel is decoded, and the decoder's own
+//!    allocation limit [`MAX_DECODE_BYTES`];
+//! 2. **grey levels**: colour becomes luma; transparent pixels are laid over white, or
+//!    over black when the opaque pixels are mostly light (white ink on a transparent
+//!    layer);
+//! 3. **working size**: a larger picture is area-averaged down to at most
+//!    [`WORK_SIDE`] pixels a side (the digit ends up 20 pixels tall anyway);
+//! 4. **background**: a quadratic surface `a + bx + cy + dx² + ey² + fxy` fitted to the
+//!    picture by trimmed least squares (pixels far from the fit are dropped and the fit
+//!    repeated), so grey paper, a lighting gradient and vignetting are all "paper";
+//!    the noise level σ is the scaled median absolute deviation of the residuals;
+//! 5. **polarity**: ink is the side of the residuals with the heavier tail beyond 3σ
+//!    (dark ink on light paper or light chalk on a dark board);
+//! 6. **ink components**: pixels whose ink strength is above both 3σ and 30% of the
+//!    picture's ink contrast, grouped into 8-connected components;
+//! 7. **the digit**: the heaviest component that neither touches the picture's edge nor
+//!    encloses other ink like a frame, and is not a speck; then the components that
+//!    belong to it (heavy enough, close to it), so a "5" whose bar is detached stays
+//!    whole while dust, page edges and frames are dropped;
+//! 8. **contrast**: ink strength divided by the digit's own contrast (the 90th
+//!    percentile of its ink), clamped to `[0, 1]`, so faint pencil and black marker
+//!    give the same saturated strokes MNIST has;
+//! 9. **stroke width**: a stroke much thinner or thicker than MNIST's (about a tenth of
+//!    the digit's height) is thickened or thinned with a grey-level dilation or erosion;
+//! 10. **MNIST's normalisation**: crop to the digit's bounding box, scale it to fit
+//!     20×20 keeping its aspect ratio (area averaging when shrinking, so it is
+//!     anti-aliased; linear interpolation when enlarging), and place it in a black
+//!     28×28 frame so its centre of mass is at the centre;
+//! 11. grey levels `0..=255` (the bytes [`to_mnist_image`] returns, which `predict
+//!     --show-input` writes), divided by 255 for the model as in training.
+//!
+//! Every step is plain arithmetic in a fixed order on one thread: the same picture gives
+//! the same bytes on every machine.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
-use image::imageops::FilterType;
-use image::{GrayImage, Luma};
+use anyhow::{anyhow, bail, Result};
+use image::{DynamicImage, GrayImage, ImageError, ImageReader, Limits, Luma};
 
 /// MNIST's side length.
 pub const SIDE: usize = 28;
 /// The side of the box the digit is scaled into.
 pub const DIGIT_BOX: u32 = 20;
-/// Grey level above which a pixel counts as ink (after inversion).
-pub const INK_THRESHOLD: u8 = 40;
+/// Largest width or height accepted, checked before decoding.
+pub const MAX_SIDE: u32 = 20_000;
+/// Largest number of pixels accepted (50 megapixels, more than phone cameras store by
+/// default), checked before decoding: a 16,000×16,000 PNG of a few kilobytes would
+/// otherwise take a gigabyte to decode.
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Allocation limit handed to the decoder (an 8-bit RGBA picture of [`MAX_PIXELS`] fits).
+pub const MAX_DECODE_BYTES: u64 = 256 << 20;
+/// Pictures are area-averaged down to at most this many pixels a side before the
+/// digit is looked for: enough detail for a 20-pixel digit, and bounded work.
+pub const WORK_SIDE: u32 = 512;
 
-/// Reads a PNG or PGM file as grey levels, compositing transparency over white.
+/// Reads a PNG or PGM file as grey levels (see the module docs, steps 1–2). Pictures
+/// larger than [`MAX_SIDE`] or [`MAX_PIXELS`] are refused from their header, with an
+/// error naming their size.
 pub fn load_gray(path: &Path) -> Result<GrayImage> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read image: {e}", path.display()))?
-        .with_guessed_format()
-        .map_err(|e| anyhow::anyhow!("{}: cannot read image: {e}", path.display()))?
-        .decode()
-        .map_err(|e| anyhow::anyhow!("{}: not a readable PNG or PGM image: {e}", path.display()))?;
-    let la = img.to_luma_alpha8();
-    let (w, h) = la.dimensions();
-    Ok(GrayImage::from_fn(w, h, |x, y| {
-        let p = la.get_pixel(x, y);
-        let (l, a) = (u32::from(p[0]), u32::from(p[1]));
-        Luma([((l * a + 255 * (255 - a)) / 255) as u8])
-    }))
+    let open = || -> Result<_> {
+        ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| anyhow!("{}: cannot read image: {e}", path.display()))
+    };
+    let unreadable =
+        |e: ImageError| anyhow!("{}: not a readable PNG or PGM image: {e}", path.display());
+    // The header alone gives the size: refuse a huge picture before allocating for it.
+    let (w, h) = open()?.into_dimensions().map_err(unreadable)?;
+    check_size(w, h).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut reader = open()?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        ImageError::Limits(_) => anyhow!(
+            "{}: the {w}×{h} image needs more than {} MiB to decode ({e}); convert it to 8-bit or make it smaller",
+            path.display(),
+            MAX_DECODE_BYTES >> 20
+        ),
+        e => unreadable(e),
+    })?;
+    Ok(flatten(&img))
 }
 
-/// Brings a grey image to MNIST's 28×28 form and returns its inputs (`pixel / 255`).
-/// Fails when the image holds no ink.
-pub fn to_mnist_inputs(gray: &GrayImage) -> Result<Vec<f32>> {
+/// Checks a picture's size against [`MAX_SIDE`] and [`MAX_PIXELS`].
+pub fn check_size(w: u32, h: u32) -> Result<()> {
+    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
+        bail!(
+            "the image is {w}×{h} pixels, larger than the limit of {MAX_SIDE} a side and {} megapixels; make it smaller",
+            MAX_PIXELS / 1_000_000
+        );
+    }
+    Ok(())
+}
+
+/// Grey levels of a decoded picture. Transparent pixels are laid over white, unless the
+/// opaque pixels are mostly light: then over black, so a white digit on a transparent
+/// layer stays visible.
+pub fn flatten(img: &DynamicImage) -> GrayImage {
+    if !img.color().has_alpha() {
+        return img.to_luma8();
+    }
+    let la = img.to_luma_alpha8();
+    let (mut lum, mut weight) = (0u64, 0u64);
+    for p in la.pixels() {
+        lum += u64::from(p[0]) * u64::from(p[1]);
+        weight += u64::from(p[1]);
+    }
+    let backdrop: u32 = if weight > 0 && lum > 127 * weight {
+        0
+    } else {
+        255
+    };
+    let (w, h) = la.dimensions();
+    GrayImage::from_fn(w, h, |x, y| {
+        let p = la.get_pixel(x, y);
+        let (l, a) = (u32::from(p[0]), u32::from(p[1]));
+        Luma([((l * a + backdrop * (255 - a) + 127) / 255) as u8])
+    })
+}
+
+/// Brings a grey picture to MNIST's 28×28 form (module docs, steps 3–11): black
+/// background, ink up to 255. Fails when the picture holds no ink.
+pub fn to_mnist_image(gray: &GrayImage) -> Result<GrayImage> {
     let (w, h) = gray.dimensions();
     if w == 0 || h == 0 {
         bail!("the image is empty");
     }
-    // 2. Light background → invert.
-    let border: Vec<u8> = (0..w)
-        .flat_map(|x| [gray.get_pixel(x, 0)[0], gray.get_pixel(x, h - 1)[0]])
-        .chain((0..h).flat_map(|y| [gray.get_pixel(0, y)[0], gray.get_pixel(w - 1, y)[0]]))
-        .collect();
-    let border_mean = border.iter().map(|&v| f64::from(v)).sum::<f64>() / border.len() as f64;
-    let mut img = gray.clone();
-    if border_mean > 127.0 {
-        image::imageops::invert(&mut img);
-    }
-    // 3. Bounding box of ink.
-    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for (x, y, p) in img.enumerate_pixels() {
-        if p[0] > INK_THRESHOLD {
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x);
-            y1 = y1.max(y);
-        }
-    }
-    if x0 == u32::MAX {
-        bail!("no digit found: the image has no ink");
-    }
-    let crop = image::imageops::crop_imm(&img, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
-    // 4. Longer side to 20 px.
-    let (cw, ch) = crop.dimensions();
-    let scale = f64::from(DIGIT_BOX) / f64::from(cw.max(ch));
-    let nw = ((f64::from(cw) * scale).round() as u32).clamp(1, DIGIT_BOX);
-    let nh = ((f64::from(ch) * scale).round() as u32).clamp(1, DIGIT_BOX);
-    let small = image::imageops::resize(&crop, nw, nh, FilterType::Triangle);
-    // 5. Centre of mass to the frame's centre.
-    let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
-    for (x, y, p) in small.enumerate_pixels() {
-        let v = f64::from(p[0]);
-        mass += v;
-        mx += v * (f64::from(x) + 0.5);
-        my += v * (f64::from(y) + 0.5);
-    }
-    let (cx, cy) = if mass > 0.0 {
-        (mx / mass, my / mass)
-    } else {
-        (f64::from(nw) / 2.0, f64::from(nh) / 2.0)
-    };
-    let half = SIDE as f64 / 2.0;
-    let (dx, dy) = ((half - cx).round() as i64, (half - cy).round() as i64);
-    let mut inputs = vec![0.0f32; SIDE * SIDE];
-    for (x, y, p) in small.enumerate_pixels() {
-        let (tx, ty) = (i64::from(x) + dx, i64::from(y) + dy);
-        if (0..SIDE as i64).contains(&tx) && (0..SIDE as i64).contains(&ty) {
-            inputs[ty as usize * SIDE + tx as usize] = f32::from(p[0]) / 255.0;
-        }
-    }
-    Ok(inputs)
+    let work = working_copy(gray);
+    let digit = find_digit(&work)?;
+    let digit = normalise_stroke(digit);
+    let pixels = mnist_frame(&digit)?;
+    Ok(GrayImage::from_raw(SIDE as u32, SIDE as u32, pixels).expect("28×28 bytes"))
+}
+
+/// Brings a grey picture to MNIST's form and returns its inputs (`pixel / 255`).
+/// Fails when the picture holds no ink.
+pub fn to_mnist_inputs(gray: &GrayImage) -> Result<Vec<f32>> {
+    Ok(inputs_of(&to_mnist_image(gray)?))
+}
+
+/// The model's inputs for a 28×28 image: each byte divided by 255, as in training.
+pub fn inputs_of(image: &GrayImage) -> Vec<f32> {
+    image
+        .as_raw()
+        .iter()
+        .map(|&v| f32::from(v) / 255.0)
+        .collect()
+}
+
+/// Loads an image file and brings it to MNIST's 28×28 form; errors name the file.
+pub fn load_mnist_image(path: &Path) -> Result<GrayImage> {
+    let gray = load_gray(path)?;
+    to_mnist_image(&gray).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Loads an image file and brings it to MNIST's form; errors name the file.
 pub fn load_mnist_inputs(path: &Path) -> Result<Vec<f32>> {
-    let gray = load_gray(path)?;
-    to_mnist_inputs(&gray).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    Ok(inputs_of(&load_mnist_image(path)?))
+}
+
+/// A grey picture as floats, row-major.
+#[derive(Clone, Debug)]
+struct Plane {
+    w: usize,
+    h: usize,
+    px: Vec<f32>,
+}
+
+impl Plane {
+    fn at(&self, x: usize, y: usize) -> f32 {
+        self.px[y * self.w + x]
+    }
+}
+
+/// Step 3: the picture as floats, area-averaged down to [`WORK_SIDE`] if larger.
+fn working_copy(gray: &GrayImage) -> Plane {
+    let (w, h) = (gray.width() as usize, gray.height() as usize);
+    let src = Plane {
+        w,
+        h,
+        px: gray.as_raw().iter().map(|&v| f32::from(v)).collect(),
+    };
+    let long = w.max(h);
+    let work = WORK_SIDE as usize;
+    if long <= work {
+        return src;
+    }
+    let (dw, dh) = (
+        (w * work).div_ceil(long).max(1),
+        (h * work).div_ceil(long).max(1),
+    );
+    resample(&src, dw, dh)
+}
+
+/// For each of `n_out` output samples along one axis, the input samples it reads and
+/// their weights (summing to 1): the exact overlap of its box with each input pixel
+/// when shrinking (area averaging, which anti-aliases), linear interpolation between
+/// pixel centres when enlarging.
+fn axis_weights(n_in: usize, n_out: usize) -> Vec<Vec<(usize, f32)>> {
+    let scale = n_in as f64 / n_out as f64;
+    (0..n_out)
+        .map(|o| {
+            if n_out <= n_in {
+                let (a, b) = (o as f64 * scale, (o + 1) as f64 * scale);
+                let mut taps = Vec::new();
+                let mut i = a.floor() as usize;
+                while (i as f64) < b && i < n_in {
+                    let overlap = (b.min(i as f64 + 1.0) - a.max(i as f64)).max(0.0);
+                    if overlap > 0.0 {
+                        taps.push((i, (overlap / scale) as f32));
+                    }
+                    i += 1;
+                }
+                taps
+            } else {
+                let x = ((o as f64 + 0.5) * scale - 0.5).clamp(0.0, (n_in - 1) as f64);
+                let i = x.floor() as usize;
+                let f = x - i as f64;
+                if i + 1 < n_in && f > 0.0 {
+                    vec![(i, (1.0 - f) as f32), (i + 1, f as f32)]
+                } else {
+                    vec![(i, 1.0)]
+                }
+            }
+        })
+        .collect()
+}
+
+/// Resamples a plane to `dw × dh`, rows then columns (the filters are separable).
+fn resample(src: &Plane, dw: usize, dh: usize) -> Plane {
+    let wx = axis_weights(src.w, dw);
+    let wy = axis_weights(src.h, dh);
+    let mut rows = vec![0.0f32; dw * src.h];
+    for y in 0..src.h {
+        let line = &src.px[y * src.w..(y + 1) * src.w];
+        for (x, taps) in wx.iter().enumerate() {
+            rows[y * dw + x] = taps.iter().map(|&(i, t)| line[i] * t).sum();
+        }
+    }
+    let mut px = vec![0.0f32; dw * dh];
+    for (y, taps) in wy.iter().enumerate() {
+        for x in 0..dw {
+            px[y * dw + x] = taps.iter().map(|&(i, t)| rows[i * dw + x] * t).sum();
+        }
+    }
+    Plane { w: dw, h: dh, px }
+}
+
+/// The median of some values (the lower middle one for an even count).
+fn median(values: &mut [f32]) -> f32 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mid = (values.len() - 1) / 2;
+    *values.select_nth_unstable_by(mid, f32::total_cmp).1
+}
+
+/// Number of terms of the background surface.
+const TERMS: usize = 6;
+
+/// The background surface's terms at `(x, y)`, coordinates scaled to `[-1, 1]` so the
+/// least-squares system stays well conditioned.
+fn terms(x: usize, y: usize, w: usize, h: usize) -> [f64; TERMS] {
+    let u = if w > 1 {
+        2.0 * x as f64 / (w - 1) as f64 - 1.0
+    } else {
+        0.0
+    };
+    let v = if h > 1 {
+        2.0 * y as f64 / (h - 1) as f64 - 1.0
+    } else {
+        0.0
+    };
+    [1.0, u, v, u * u, v * v, u * v]
+}
+
+/// Least squares of the surface on the samples `(x, y, value)`, with a tiny ridge so a
+/// degenerate picture (one row, one column) still has a solution.
+fn fit_surface(samples: &[(usize, usize, f32)], w: usize, h: usize) -> [f64; TERMS] {
+    let mut a = [[0.0f64; TERMS + 1]; TERMS];
+    for &(x, y, v) in samples {
+        let t = terms(x, y, w, h);
+        for i in 0..TERMS {
+            for j in 0..TERMS {
+                a[i][j] += t[i] * t[j];
+            }
+            a[i][TERMS] += t[i] * f64::from(v);
+        }
+    }
+    let ridge = 1e-9 * (a[0][0] + 1.0);
+    for (i, row) in a.iter_mut().enumerate() {
+        row[i] += ridge;
+    }
+    // Gauss–Jordan elimination with partial pivoting.
+    for col in 0..TERMS {
+        let pivot = (col..TERMS)
+            .max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))
+            .unwrap_or(col);
+        a.swap(col, pivot);
+        let d = a[col][col];
+        if d.abs() < 1e-300 {
+            continue;
+        }
+        for v in &mut a[col][col..] {
+            *v /= d;
+        }
+        let pivot_row = a[col];
+        for (r, row) in a.iter_mut().enumerate() {
+            let f = row[col];
+            if r != col && f != 0.0 {
+                for (v, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *v -= f * p;
+                }
+            }
+        }
+    }
+    let mut c = [0.0; TERMS];
+    for (i, ci) in c.iter_mut().enumerate() {
+        *ci = a[i][TERMS];
+    }
+    c
+}
+
+/// Evaluates the surface on every pixel.
+fn surface(c: &[f64; TERMS], w: usize, h: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let t = terms(x, y, w, h);
+            out.push(t.iter().zip(c).map(|(a, b)| a * b).sum::<f64>() as f32);
+        }
+    }
+    out
+}
+
+/// Step 4: the paper's grey level at every pixel and the noise level σ. Starts from the
+/// median (robust to the ink, which is a minority), then refits the surface to the
+/// pixels within 2.5σ of the previous fit a few times, so ink, frames and dust stop
+/// pulling on it.
+fn background(img: &Plane) -> (Vec<f32>, f32) {
+    let (w, h) = (img.w, img.h);
+    // About 40,000 samples are plenty for six coefficients.
+    let step = ((w * h) as f64 / 40_000.0).sqrt().ceil().max(1.0) as usize;
+    let mut samples = Vec::new();
+    for y in (0..h).step_by(step) {
+        for x in (0..w).step_by(step) {
+            samples.push((x, y, img.at(x, y)));
+        }
+    }
+    let mut values: Vec<f32> = samples.iter().map(|s| s.2).collect();
+    let med = median(&mut values);
+    let mut coef = [0.0; TERMS];
+    coef[0] = f64::from(med);
+    let residuals = |coef: &[f64; TERMS]| -> Vec<f32> {
+        samples
+            .iter()
+            .map(|&(x, y, v)| {
+                let t = terms(x, y, w, h);
+                v - t.iter().zip(coef).map(|(a, b)| a * b).sum::<f64>() as f32
+            })
+            .collect()
+    };
+    let sigma_of = |r: &[f32]| {
+        let mut abs: Vec<f32> = r.iter().map(|v| v.abs()).collect();
+        1.4826 * median(&mut abs)
+    };
+    for _ in 0..6 {
+        let r = residuals(&coef);
+        let band = (2.5 * sigma_of(&r)).max(3.0);
+        let inliers: Vec<(usize, usize, f32)> = samples
+            .iter()
+            .zip(&r)
+            .filter(|(_, r)| r.abs() <= band)
+            .map(|(s, _)| *s)
+            .collect();
+        if inliers.len() < 2 * TERMS {
+            break;
+        }
+        coef = fit_surface(&inliers, w, h);
+    }
+    let sigma = sigma_of(&residuals(&coef));
+    (surface(&coef, w, h), sigma)
+}
+
+/// One 8-connected group of ink pixels.
+#[derive(Clone, Debug)]
+struct Component {
+    pixels: Vec<usize>,
+    /// Sum of ink strength.
+    mass: f64,
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+    touches_edge: bool,
+    /// Encloses other ink the way a frame does.
+    encloses: bool,
+}
+
+impl Component {
+    fn width(&self) -> usize {
+        self.x1 - self.x0 + 1
+    }
+    fn height(&self) -> usize {
+        self.y1 - self.y0 + 1
+    }
+    fn size(&self) -> usize {
+        self.width().max(self.height())
+    }
+    fn box_area(&self) -> usize {
+        self.width() * self.height()
+    }
+}
+
+/// Labels the 8-connected components of `mask`.
+fn components(mask: &[bool], ink: &[f32], w: usize, h: usize) -> Vec<Component> {
+    let mut seen = vec![false; mask.len()];
+    let mut out = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let mut c = Component {
+            pixels: Vec::new(),
+            mass: 0.0,
+            x0: usize::MAX,
+            y0: usize::MAX,
+            x1: 0,
+            y1: 0,
+            touches_edge: false,
+            encloses: false,
+        };
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            c.pixels.push(i);
+            c.mass += f64::from(ink[i]);
+            c.x0 = c.x0.min(x);
+            c.y0 = c.y0.min(y);
+            c.x1 = c.x1.max(x);
+            c.y1 = c.y1.max(y);
+            c.touches_edge |= x == 0 || y == 0 || x + 1 == w || y + 1 == h;
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let j = ny * w + nx;
+                    if mask[j] && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        c.pixels.sort_unstable();
+        out.push(c);
+    }
+    out
+}
+
+/// Gap between two boxes in pixels (0 when they overlap or touch).
+fn box_gap(a: (usize, usize, usize, usize), b: &Component) -> usize {
+    let gx = b.x0.saturating_sub(a.2).max(a.0.saturating_sub(b.x1));
+    let gy = b.y0.saturating_sub(a.3).max(a.1.saturating_sub(b.y1));
+    gx.max(gy)
+}
+
+/// The digit found in a picture: ink strength in `[0, 1]` on the working plane, zero
+/// away from the digit.
+struct Digit {
+    ink: Plane,
+}
+
+/// Steps 4–8: background, polarity, components, the digit and its contrast.
+fn find_digit(img: &Plane) -> Result<Digit> {
+    let (w, h) = (img.w, img.h);
+    let (bg, sigma) = background(img);
+    let residual: Vec<f32> = img.px.iter().zip(&bg).map(|(v, b)| v - b).collect();
+    let floor = (3.0 * sigma).max(4.0);
+    // Step 5: the ink's side is the heavier tail beyond the noise.
+    let (mut dark, mut light) = (0.0f64, 0.0f64);
+    for &r in &residual {
+        dark += f64::from((-r - floor).max(0.0));
+        light += f64::from((r - floor).max(0.0));
+    }
+    if dark == 0.0 && light == 0.0 {
+        bail!("no digit found: the image has no ink (nothing stands out from the background)");
+    }
+    let sign = if dark >= light { -1.0 } else { 1.0 };
+    let strength: Vec<f32> = residual.iter().map(|r| sign * r).collect();
+    // Step 6: a first contrast from all clear ink, to set the threshold.
+    let mut clear: Vec<f32> = strength.iter().copied().filter(|&e| e > floor).collect();
+    let high = {
+        let k = (clear.len() * 99 / 100).min(clear.len() - 1);
+        *clear.select_nth_unstable_by(k, f32::total_cmp).1
+    };
+    let threshold = floor.max(0.3 * high);
+    let mask: Vec<bool> = strength.iter().map(|&e| e > threshold).collect();
+    let mut comps = components(&mask, &strength, w, h);
+    // Heaviest first; ties keep reading order, so the choice is deterministic.
+    comps.sort_by(|a, b| {
+        b.mass
+            .total_cmp(&a.mass)
+            .then(a.pixels[0].cmp(&b.pixels[0]))
+    });
+    // Noise gives thousands of one-pixel specks; only the heavy ones can matter.
+    comps.truncate(256);
+    mark_frames(&mut comps);
+    // Step 7: the main component, then what belongs to it.
+    let speck = 0.05 * w.max(h) as f64;
+    let main = comps
+        .iter()
+        .position(|c| !c.encloses && !c.touches_edge && c.size() as f64 >= speck)
+        .or_else(|| comps.iter().position(|c| !c.encloses))
+        .unwrap_or(0);
+    let mut chosen = vec![false; comps.len()];
+    chosen[main] = true;
+    let m = &comps[main];
+    let mut bbox = (m.x0, m.y0, m.x1, m.y1);
+    let (reach, min_mass, main_edge) = (
+        (0.2 * m.size() as f64) as usize,
+        0.03 * m.mass,
+        m.touches_edge,
+    );
+    loop {
+        let mut grown = false;
+        for (i, c) in comps.iter().enumerate() {
+            if chosen[i] || c.encloses || (c.touches_edge && !main_edge) || c.mass < min_mass {
+                continue;
+            }
+            if box_gap(bbox, c) <= reach {
+                chosen[i] = true;
+                bbox = (
+                    bbox.0.min(c.x0),
+                    bbox.1.min(c.y0),
+                    bbox.2.max(c.x1),
+                    bbox.3.max(c.y1),
+                );
+                grown = true;
+            }
+        }
+        if !grown {
+            break;
+        }
+    }
+    // Step 8: the digit's own contrast.
+    let mut keep = vec![false; w * h];
+    let mut own = Vec::new();
+    for c in comps
+        .iter()
+        .zip(&chosen)
+        .filter(|(_, &k)| k)
+        .map(|(c, _)| c)
+    {
+        for &i in &c.pixels {
+            own.push(strength[i]);
+            let (x, y) = (i % w, i / w);
+            // One pixel around the strokes keeps their anti-aliased edges.
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    keep[ny * w + nx] = true;
+                }
+            }
+        }
+    }
+    let contrast = {
+        let k = (own.len() * 9 / 10).min(own.len() - 1);
+        *own.select_nth_unstable_by(k, f32::total_cmp).1
+    };
+    let span = (contrast - floor).max(1e-3);
+    let px = strength
+        .iter()
+        .zip(&keep)
+        .map(|(&e, &k)| {
+            if k {
+                ((e - floor) / span).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(Digit {
+        ink: Plane { w, h, px },
+    })
+}
+
+/// Marks components that enclose other ink the way a frame around a page does: hollow
+/// (little ink in their box), much larger than what they hold, and holding something
+/// that is not a speck.
+fn mark_frames(comps: &mut [Component]) {
+    let n = comps.len();
+    for i in 0..n {
+        let c = &comps[i];
+        let fill = c.pixels.len() as f64 / c.box_area() as f64;
+        if fill > 0.35 {
+            continue;
+        }
+        let holds = (0..n).any(|j| {
+            let d = &comps[j];
+            j != i
+                && c.x0 < d.x0
+                && d.x1 < c.x1
+                && c.y0 < d.y0
+                && d.y1 < c.y1
+                && d.size() as f64 >= 0.05 * c.size() as f64
+                && c.box_area() >= 3 * d.box_area()
+        });
+        comps[i].encloses = holds;
+    }
+}
+
+/// MNIST's typical stroke width as a fraction of the digit's longer side: the median
+/// over its training digits of `2 × area / perimeter` of the pixels above 127 (a
+/// stroke's width for long strokes), divided by the side of the digit's box (10% to
+/// 90% of digits lie between 0.071 and 0.138).
+pub const MNIST_STROKE: f64 = 0.098;
+
+/// The digit is brought to at most this many pixels a side before its strokes are
+/// measured and changed, which bounds the cost of the morphology.
+const STROKE_SIDE: usize = 112;
+
+/// Bounding box `(x0, y0, x1, y1)` of the pixels above zero, if any.
+fn ink_box(p: &Plane) -> Option<(usize, usize, usize, usize)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for y in 0..p.h {
+        for x in 0..p.w {
+            if p.at(x, y) > 0.0 {
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x);
+                y1 = y1.max(y);
+            }
+        }
+    }
+    (x0 != usize::MAX).then_some((x0, y0, x1, y1))
+}
+
+/// The part of a plane inside a box, with `margin` zero pixels around it.
+fn crop(p: &Plane, (x0, y0, x1, y1): (usize, usize, usize, usize), margin: usize) -> Plane {
+    let (w, h) = (x1 - x0 + 1 + 2 * margin, y1 - y0 + 1 + 2 * margin);
+    let mut px = vec![0.0; w * h];
+    for y in y0..=y1 {
+        let row = (y - y0 + margin) * w + margin;
+        px[row..row + x1 - x0 + 1].copy_from_slice(&p.px[y * p.w + x0..=y * p.w + x1]);
+    }
+    Plane { w, h, px }
+}
+
+/// Mean stroke width in pixels: `2 × area / perimeter` of the pixels above one half.
+fn stroke_width(p: &Plane) -> f64 {
+    let on = |x: isize, y: isize| {
+        x >= 0
+            && y >= 0
+            && (x as usize) < p.w
+            && (y as usize) < p.h
+            && p.at(x as usize, y as usize) > 0.5
+    };
+    let (mut area, mut perimeter) = (0usize, 0usize);
+    for y in 0..p.h as isize {
+        for x in 0..p.w as isize {
+            if on(x, y) {
+                area += 1;
+                perimeter += [(1, 0), (-1, 0), (0, 1), (0, -1)]
+                    .iter()
+                    .filter(|&&(dx, dy)| !on(x + dx, y + dy))
+                    .count();
+            }
+        }
+    }
+    if perimeter == 0 {
+        0.0
+    } else {
+        2.0 * area as f64 / perimeter as f64
+    }
+}
+
+/// Grey-level dilation (`grow`) or erosion by a disc of radius `r` pixels.
+fn morph(p: &Plane, r: usize, grow: bool) -> Plane {
+    let r2 = (r * r) as isize;
+    let ri = r as isize;
+    let mut px = Vec::with_capacity(p.px.len());
+    for y in 0..p.h as isize {
+        for x in 0..p.w as isize {
+            let mut v: f32 = if grow { 0.0 } else { 1.0 };
+            for dy in -ri..=ri {
+                for dx in -ri..=ri {
+                    if dx * dx + dy * dy > r2 {
+                        continue;
+                    }
+                    let (sx, sy) = (x + dx, y + dy);
+                    let s = if sx >= 0 && sy >= 0 && (sx as usize) < p.w && (sy as usize) < p.h {
+                        p.at(sx as usize, sy as usize)
+                    } else {
+                        0.0
+                    };
+                    v = if grow { v.max(s) } else { v.min(s) };
+                }
+            }
+            px.push(v);
+        }
+    }
+    Plane { w: p.w, h: p.h, px }
+}
+
+/// Step 9: MNIST's writers used similar pens, and a model trained on them reads a
+/// hairline or a marker stroke badly. A stroke less than 0.6 or more than 1.6 times
+/// MNIST's width (relative to the digit's size) is brought to it by a grey-level
+/// dilation or erosion; in between, strokes are left as written.
+fn normalise_stroke(digit: Digit) -> Digit {
+    let Some(bbox) = ink_box(&digit.ink) else {
+        return digit;
+    };
+    let mut p = crop(&digit.ink, bbox, 0);
+    let long = p.w.max(p.h);
+    if long > STROKE_SIDE {
+        let (w, h) = (
+            (p.w * STROKE_SIDE).div_ceil(long).max(1),
+            (p.h * STROKE_SIDE).div_ceil(long).max(1),
+        );
+        p = resample(&p, w, h);
+    }
+    let size = p.w.max(p.h) as f64;
+    let width = stroke_width(&p);
+    let target = MNIST_STROKE * size;
+    if width > 0.0 && width < 0.6 * target {
+        let r = ((target - width) / 2.0).round() as usize;
+        if r > 0 {
+            p = morph(&crop(&p, (0, 0, p.w - 1, p.h - 1), r), r, true);
+        }
+    } else if width > 1.6 * target {
+        let r = ((width - target) / 2.0).round() as usize;
+        let thinner = morph(&p, r, false);
+        // Never erode a digit away.
+        if ink_box(&thinner).is_some() {
+            p = thinner;
+        }
+    }
+    Digit { ink: p }
+}
+
+/// Step 10–11: crop, fit into 20×20 keeping the aspect ratio, centre by mass in 28×28.
+fn mnist_frame(digit: &Digit) -> Result<Vec<u8>> {
+    let p = &digit.ink;
+    let Some(bbox) = ink_box(p) else {
+        bail!("no digit found: the image has no ink");
+    };
+    let crop = crop(p, bbox, 0);
+    let (cw, ch) = (crop.w, crop.h);
+    let box_side = DIGIT_BOX as usize;
+    let long = cw.max(ch);
+    // Round half up: the shorter side keeps its proportion to the nearest pixel.
+    let nw = ((cw * box_side * 2 + long) / (2 * long)).clamp(1, box_side);
+    let nh = ((ch * box_side * 2 + long) / (2 * long)).clamp(1, box_side);
+    let small = resample(&crop, nw, nh);
+    let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
+    for y in 0..nh {
+        for x in 0..nw {
+            let v = f64::from(small.at(x, y));
+            mass += v;
+            mx += v * (x as f64 + 0.5);
+            my += v * (y as f64 + 0.5);
+        }
+    }
+    let (cx, cy) = if mass > 0.0 {
+        (mx / mass, my / mass)
+    } else {
+        (nw as f64 / 2.0, nh as f64 / 2.0)
+    };
+    let half = SIDE as f64 / 2.0;
+    let (dx, dy) = ((half - cx).round() as i64, (half - cy).round() as i64);
+    let mut out = vec![0u8; SIDE * SIDE];
+    for y in 0..nh {
+        for x in 0..nw {
+            let (tx, ty) = (x as i64 + dx, y as i64 + dy);
+            if (0..SIDE as i64).contains(&tx) && (0..SIDE as i64).contains(&ty) {
+                out[ty as usize * SIDE + tx as usize] =
+                    (small.at(x, y).clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -143,5 +826,204 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no ink"));
+    }
+
+    /// The bar on paper of `paper` grey with ink of `ink` grey, plus `extra` marks.
+    fn bar_on(paper: u8, ink: u8, extra: impl Fn(u32, u32) -> Option<u8>) -> GrayImage {
+        GrayImage::from_fn(120, 120, |x, y| {
+            if let Some(v) = extra(x, y) {
+                Luma([v])
+            } else if (55..65).contains(&x) && (25..95).contains(&y) {
+                Luma([ink])
+            } else {
+                Luma([paper])
+            }
+        })
+    }
+
+    #[test]
+    fn grey_paper_low_contrast_and_gradients_give_the_clean_digit() {
+        let clean = to_mnist_image(&bar_on(255, 0, |_, _| None)).unwrap();
+        for (paper, ink) in [(208, 0), (200, 0), (180, 0), (200, 150), (60, 230)] {
+            let img = to_mnist_image(&bar_on(paper, ink, |_, _| None)).unwrap();
+            assert_eq!(img, clean, "paper {paper}, ink {ink}");
+        }
+        // A gradient from 250 to 130 across the picture.
+        let gradient = GrayImage::from_fn(120, 120, |x, y| {
+            let paper = 250 - (x + y) / 2;
+            if (55..65).contains(&x) && (25..95).contains(&y) {
+                Luma([10])
+            } else {
+                Luma([paper as u8])
+            }
+        });
+        let img = to_mnist_image(&gradient).unwrap();
+        let diff: u32 = img
+            .as_raw()
+            .iter()
+            .zip(clean.as_raw())
+            .map(|(a, b)| u32::from(a.abs_diff(*b)))
+            .sum();
+        assert!(diff < 5 * 255, "gradient differs by {diff}");
+    }
+
+    #[test]
+    fn frames_dust_and_page_edges_are_not_the_digit() {
+        let clean = to_mnist_image(&bar_on(220, 0, |_, _| None)).unwrap();
+        let framed = bar_on(220, 0, |x, y| {
+            let d = x.min(y).min(119 - x).min(119 - y);
+            (4..7).contains(&d).then_some(0)
+        });
+        assert_eq!(to_mnist_image(&framed).unwrap(), clean);
+        let dusty = bar_on(220, 0, |x, y| {
+            [(10, 12), (100, 30), (20, 100), (90, 105)]
+                .iter()
+                .any(|&(dx, dy)| (dx..dx + 2).contains(&x) && (dy..dy + 2).contains(&y))
+                .then_some(30)
+        });
+        assert_eq!(to_mnist_image(&dusty).unwrap(), clean);
+        // A dark band where the photo ran past the page's edge.
+        let edge = bar_on(220, 0, |x, _| (x < 12).then_some(15));
+        assert_eq!(to_mnist_image(&edge).unwrap(), clean);
+    }
+
+    #[test]
+    fn a_detached_piece_stays_with_the_digit() {
+        // A "5"-like top bar apart from the body: both belong to the digit.
+        let whole = bar_on(255, 0, |x, y| {
+            ((55..85).contains(&x) && (25..31).contains(&y)).then_some(0)
+        });
+        let parted = bar_on(255, 0, |x, y| {
+            if (55..65).contains(&x) && (31..36).contains(&y) {
+                Some(255)
+            } else {
+                ((55..85).contains(&x) && (25..31).contains(&y)).then_some(0)
+            }
+        });
+        let (a, b) = (
+            to_mnist_image(&whole).unwrap(),
+            to_mnist_image(&parted).unwrap(),
+        );
+        // Columns with ink: a dropped bar would leave a 3-pixel-wide "1".
+        let columns = |img: &GrayImage| {
+            (0..28)
+                .filter(|&x| (0..28).any(|y| img.get_pixel(x, y)[0] > 0))
+                .count()
+        };
+        assert!(columns(&a) >= 8, "{}", columns(&a));
+        assert!(
+            columns(&b).abs_diff(columns(&a)) <= 1,
+            "{} vs {}",
+            columns(&b),
+            columns(&a)
+        );
+    }
+
+    #[test]
+    fn white_ink_on_a_transparent_layer_is_seen() {
+        let layer = image::RgbaImage::from_fn(60, 60, |x, y| {
+            let on = (25..35).contains(&x) && (10..50).contains(&y);
+            image::Rgba([255, 255, 255, if on { 255 } else { 0 }])
+        });
+        let gray = flatten(&DynamicImage::ImageRgba8(layer));
+        assert_eq!(gray.get_pixel(0, 0)[0], 0);
+        assert_eq!(gray.get_pixel(30, 30)[0], 255);
+        assert!(to_mnist_image(&gray).is_ok());
+    }
+
+    #[test]
+    fn the_same_picture_gives_the_same_bytes() {
+        let noisy = GrayImage::from_fn(300, 200, |x, y| {
+            let n = ((x * 7919 + y * 104_729) % 23) as u8;
+            if (140..160).contains(&x) && (40..160).contains(&y) {
+                Luma([30 + n])
+            } else {
+                Luma([190 + n - (x / 10) as u8])
+            }
+        });
+        assert_eq!(
+            to_mnist_image(&noisy).unwrap(),
+            to_mnist_image(&noisy).unwrap()
+        );
+    }
+
+    #[test]
+    fn size_limits() {
+        assert!(check_size(7_000, 7_000).is_ok());
+        assert!(check_size(MAX_SIDE, 2_500).is_ok());
+        assert!(check_size(MAX_SIDE + 1, 1).is_err());
+        assert!(check_size(8_000, 8_000)
+            .unwrap_err()
+            .to_string()
+            .contains("8000×8000"));
+    }
+
+    /// A real 16,000×16,000 one-bit PNG, all black, a few tens of kilobytes: refused
+    /// from its header, before a byte of its 256 megapixels is decoded.
+    #[test]
+    fn huge_png_is_refused_from_its_header() {
+        use std::io::Write;
+        let side: u32 = 16_000;
+        let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1 bit, grey, deflate, no filter, no interlace
+        let row = vec![0u8; 1 + side as usize / 8];
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..side {
+            z.write_all(&row).unwrap();
+        }
+        let idat = z.finish().unwrap();
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &idat);
+        chunk(&mut png, b"IEND", &[]);
+        assert!(png.len() < 200_000, "{} bytes", png.len());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.png");
+        std::fs::write(&path, &png).unwrap();
+        let err = load_gray(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("huge.png") && err.contains("16000×16000"),
+            "{err}"
+        );
+    }
+
+    /// Any small picture either gives inputs in `[0, 1]` or an error, never a panic:
+    /// one-pixel pictures, one row, flat ones, random noise, two levels.
+    #[test]
+    fn odd_pictures_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..3_000u32 {
+            let (w, h) = ((next() % 40) as u32 + 1, (next() % 40) as u32 + 1);
+            let levels = [0u8, 255, (next() % 256) as u8];
+            let kind = case % 3;
+            let img = GrayImage::from_fn(w, h, |_, _| {
+                let r = next();
+                Luma([match kind {
+                    0 => r as u8,
+                    1 => levels[(r % 2) as usize],
+                    _ => levels[usize::from(r % 50 == 0)],
+                }])
+            });
+            if let Ok(out) = to_mnist_image(&img) {
+                assert_eq!(out.dimensions(), (28, 28));
+            }
+        }
     }
 }

@@ -251,6 +251,10 @@ pub struct PredictArgs {
     /// Images (PNG or PGM) of single digits.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
+    /// Also write the 28×28 image the network saw for each input, as
+    /// `<input file name>.input.png` in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub show_input: Option<PathBuf>,
 }
 
 /// Options of `show`.
@@ -529,8 +533,9 @@ fn predict(args: &PredictArgs) -> Result<()> {
             model.inputs()
         );
     }
+    let mut shown = ShownInputs::new(args.show_input.as_deref())?;
     for path in &args.images {
-        let inputs = crate::image_input::load_mnist_inputs(path)?;
+        let inputs = shown.load(path)?;
         let logits = model.logits_one(&inputs)?;
         print_prediction(path, &logits, mlp_core::loss::argmax(&logits));
     }
@@ -544,12 +549,10 @@ fn predict_int8(args: &PredictArgs) -> Result<()> {
         crate::image_input::SIDE * crate::image_input::SIDE,
         data::CLASSES,
     )?;
+    let mut shown = ShownInputs::new(args.show_input.as_deref())?;
     let mut images = Vec::new();
     for path in &args.images {
-        images.push((
-            path,
-            crate::quantize::pixel_bytes(&crate::image_input::load_mnist_inputs(path)?),
-        ));
+        images.push((path, crate::quantize::pixel_bytes(&shown.load(path)?)));
     }
     model.with_predictor(|predict, scale| {
         for (path, pixels) in &images {
@@ -559,6 +562,54 @@ fn predict_int8(args: &PredictArgs) -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// `predict --show-input`: where the 28×28 images the network saw go, and the names
+/// already written, so two inputs of the same name (from different directories) do not
+/// overwrite each other's image.
+struct ShownInputs<'a> {
+    dir: Option<&'a Path>,
+    used: std::collections::HashSet<std::ffi::OsString>,
+}
+
+impl<'a> ShownInputs<'a> {
+    fn new(dir: Option<&'a Path>) -> Result<Self> {
+        if let Some(dir) = dir {
+            crate::fsio::create_output_dir(dir)?;
+        }
+        Ok(ShownInputs {
+            dir,
+            used: Default::default(),
+        })
+    }
+
+    /// Brings an image to MNIST's form, writes it (atomically, as PNG) when asked, and
+    /// returns the model's inputs.
+    fn load(&mut self, path: &Path) -> Result<Vec<f32>> {
+        let image = crate::image_input::load_mnist_image(path)?;
+        if let Some(dir) = self.dir {
+            let name = path.file_name().unwrap_or(path.as_os_str()).to_os_string();
+            let mut out = name.clone();
+            out.push(".input.png");
+            let mut n = 1;
+            while !self.used.insert(out.clone()) {
+                n += 1;
+                out = name.clone();
+                out.push(format!(".{n}.input.png"));
+            }
+            let out = dir.join(out);
+            let mut bytes = Vec::new();
+            image
+                .write_to(
+                    &mut std::io::Cursor::new(&mut bytes),
+                    image::ImageFormat::Png,
+                )
+                .context("cannot encode PNG")?;
+            crate::fsio::write_bytes_atomic(&out, &bytes)
+                .with_context(|| format!("{}: cannot write image", out.display()))?;
+        }
+        Ok(crate::image_input::inputs_of(&image))
+    }
 }
 
 fn print_prediction(path: &Path, logits: &[f32], class: usize) {
