@@ -396,6 +396,33 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
             vec!["show".into(), "--data".into(), p(&root.join("nowhere"))],
             "nowhere",
         ),
+        (
+            "quantize: --out is the --model",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--out".into(),
+                p(&good_model),
+            ],
+            "the output is the input file",
+        ),
+        (
+            "quantize: --out /dev/full",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--out".into(),
+                "/dev/full".into(),
+            ],
+            "No space left on device",
+        ),
+        (
+            "bench: --rounds 0",
+            vec!["bench".into(), "--rounds".into(), "0".into()],
+            "--rounds",
+        ),
     ];
     for (name, args, needle) in &cases {
         let output = run(args);
@@ -413,9 +440,15 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
         eprintln!("{name:40} -> {}", message.trim());
     }
     assert!(
-        files_in(&out).is_empty(),
-        "a failed command left files behind"
+        !out.exists(),
+        "a failed command left files or an empty output directory behind"
     );
+    assert_eq!(std::fs::read(&good_model).unwrap(), good_bytes);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata("/dev/full")
+        .unwrap()
+        .file_type()
+        .is_char_device());
     eprintln!("{} bad-input cases in this table", cases.len());
 }
 

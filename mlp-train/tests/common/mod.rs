@@ -18,9 +18,10 @@ pub fn fashion() -> PathBuf {
     dir
 }
 
-/// The bundled digits.
+/// The bundled digits' directory in the repository (the binary has them compiled in,
+/// as `mlp_train::data::BUNDLED`).
 pub fn bundled() -> PathBuf {
-    mlp_train::data::bundled_data_dir()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist-digits")
 }
 
 /// Runs the trainer binary with `args`.
