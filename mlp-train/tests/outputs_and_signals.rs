@@ -32,14 +32,6 @@ fn small_model(dir: &Path) -> PathBuf {
     path
 }
 
-fn is_char_device(path: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .file_type()
-        .is_char_device()
-}
-
 /// Names of temporary files anywhere under `dir`.
 fn temporaries(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -62,25 +54,30 @@ fn sigint(child: &Child) {
     assert!(status.success());
 }
 
-/// Item 1: /dev/null, /dev/full, a FIFO and a symbolic link as outputs. As root (CI,
-/// containers) a rename would replace the device node; it must stay a device.
+/// Item 1: /dev/null, /dev/full (private nodes as root), a FIFO and a symbolic link
+/// as outputs. As root (CI, containers) a rename would replace the device node; it
+/// must stay a device.
 #[test]
 fn special_files_are_written_through_and_links_followed() {
     let tmp = tempfile::tempdir().unwrap();
     let model = small_model(tmp.path());
     let m = p(&model);
+    let (null, full) = (
+        device_node(tmp.path(), "null"),
+        device_node(tmp.path(), "full"),
+    );
 
-    let o = run(["quantize", "--model", &m, "--out", "/dev/null"]);
+    let o = run(["quantize", "--model", &m, "--out", &p(&null)]);
     ok(&o);
-    assert!(is_char_device("/dev/null"), "/dev/null was replaced");
+    assert!(is_char_device(&null), "{} was replaced", null.display());
 
     for args in [
-        vec!["quantize", "--model", &m, "--out", "/dev/full"],
-        vec!["show", "--png", "/dev/full"],
+        vec!["quantize", "--model", &m, "--out", &p(&full)],
+        vec!["show", "--png", &p(&full)],
     ] {
         let o = run(&args);
-        fails(&o, &["/dev/full", "No space left on device"]);
-        assert!(is_char_device("/dev/full"), "/dev/full was replaced");
+        fails(&o, &[&p(&full), "No space left on device"]);
+        assert!(is_char_device(&full), "{} was replaced", full.display());
     }
 
     // A FIFO: the int8 model goes through it to the reader.
