@@ -116,15 +116,12 @@ fn open(path: &Path) -> Result<Box<dyn Read>, IdxError> {
         source,
     };
     let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::new(file);
-    let head = {
-        use std::io::BufRead;
-        reader
-            .fill_buf()
-            .map_err(io_err)?
-            .get(..2)
-            .map(|h| [h[0], h[1]])
-    };
+    decoder(BufReader::new(file)).map_err(io_err)
+}
+
+/// `reader`'s bytes, un-gzipped when they start with the gzip magic.
+fn decoder<'a, R: std::io::BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    let head = reader.fill_buf()?.get(..2).map(|h| [h[0], h[1]]);
     if head == Some([0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
     } else {
@@ -146,9 +143,11 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Reads the header and exactly the data it promises; returns dims and data.
+/// Reads the header and exactly the data it promises from `path`, or from `bytes`
+/// (an in-memory file that `path` names in errors); returns dims and data.
 fn read_idx(
     path: &Path,
+    bytes: Option<&[u8]>,
     magic: u32,
     ndims: usize,
     what: &'static str,
@@ -157,7 +156,10 @@ fn read_idx(
         path: path.to_owned(),
         source,
     };
-    let mut reader = open(path)?;
+    let mut reader = match bytes {
+        Some(bytes) => decoder(bytes).map_err(io_err)?,
+        None => open(path)?,
+    };
     let header_len = 4 + 4 * ndims;
     let mut header = vec![0u8; header_len];
     let got = read_full(&mut *reader, &mut header).map_err(io_err)?;
@@ -226,7 +228,17 @@ fn read_idx(
 
 /// Reads an IDX image file (magic 2051, dimensions `[count, rows, cols]`).
 pub fn read_images(path: &Path) -> Result<Images, IdxError> {
-    let (dims, pixels) = read_idx(path, IMAGES_MAGIC, 3, "an image file")?;
+    images(path, None)
+}
+
+/// [`read_images`] for a file already in memory (plain or gzip); `name` names it in
+/// errors.
+pub fn parse_images(bytes: &[u8], name: &Path) -> Result<Images, IdxError> {
+    images(name, Some(bytes))
+}
+
+fn images(path: &Path, bytes: Option<&[u8]>) -> Result<Images, IdxError> {
+    let (dims, pixels) = read_idx(path, bytes, IMAGES_MAGIC, 3, "an image file")?;
     Ok(Images {
         count: dims[0] as usize,
         rows: dims[1] as usize,
@@ -238,7 +250,17 @@ pub fn read_images(path: &Path) -> Result<Images, IdxError> {
 /// Reads an IDX label file (magic 2049, dimension `[count]`) and checks that every
 /// label is below `classes`.
 pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<u8>, IdxError> {
-    let (_, labels) = read_idx(path, LABELS_MAGIC, 1, "a label file")?;
+    labels(path, None, classes)
+}
+
+/// [`read_labels`] for a file already in memory (plain or gzip); `name` names it in
+/// errors.
+pub fn parse_labels(bytes: &[u8], name: &Path, classes: usize) -> Result<Vec<u8>, IdxError> {
+    labels(name, Some(bytes), classes)
+}
+
+fn labels(path: &Path, bytes: Option<&[u8]>, classes: usize) -> Result<Vec<u8>, IdxError> {
+    let (_, labels) = read_idx(path, bytes, LABELS_MAGIC, 1, "a label file")?;
     if let Some((index, &label)) = labels
         .iter()
         .enumerate()
@@ -307,6 +329,17 @@ mod tests {
         }
         let l = write(dir.path(), "l.gz", &gzip(&encode_labels(&[3, 9])));
         assert_eq!(read_labels(&l, 10).unwrap(), vec![3, 9]);
+        // The same files from memory.
+        for bytes in [raw.clone(), gzip(&raw)] {
+            assert_eq!(parse_images(&bytes, Path::new("mem")).unwrap().pixels, px);
+        }
+        let labels = gzip(&encode_labels(&[3, 9]));
+        assert_eq!(
+            parse_labels(&labels, Path::new("m"), 10).unwrap(),
+            vec![3, 9]
+        );
+        let e = parse_labels(&labels, Path::new("named"), 5).unwrap_err();
+        assert!(e.to_string().contains("named"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use mlp_kernels::{Isa, Kernels, Predictor};
 
 use crate::data::{self, Dataset};
+use crate::output::outln;
 use crate::train::{Compute, TrainConfig, Training};
 
 /// The walkthrough's layer sizes.
@@ -197,8 +198,14 @@ fn walkthrough(data: &Path, kernels: Kernels, threads: usize) -> Result<Training
 
 /// Runs the benchmark and prints its figures.
 pub fn run(o: &BenchOptions) -> Result<()> {
+    if o.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    if o.infer == 0 {
+        bail!("--infer must be at least 1");
+    }
     let kernels = o.kernels;
-    println!(
+    outln!(
         "machine: {} ({} threads available); kernels: {kernels} (instruction sets this CPU runs: {})",
         cpu_name(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -208,7 +215,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("load average at start: {}", load_average());
+    outln!("load average at start: {}", load_average());
     let splits = data::load_splits(&o.data, None, None)?;
     let train = &splits.train;
     let test = &splits.test;
@@ -223,7 +230,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     let mut numpy = match &o.numpy {
         Some(script) => {
             let mut np = NumPy::start(&o.python, script, &o.data, false)?;
-            println!("numpy: {}", np.ask("config")?);
+            outln!("numpy: {}", np.ask("config")?);
             Some(np)
         }
         None => None,
@@ -232,7 +239,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         (Some(script), true) => Some(NumPy::start(&o.python, script, &o.data, true)?),
         _ => None,
     };
-    let rounds = o.rounds.max(1);
+    let rounds = o.rounds;
     let mut training = walkthrough(&o.data, kernels, o.threads)?;
     // The same steps on one thread, on a run of its own, for comparison.
     let mut training1 = walkthrough(&o.data, kernels, 1)?;
@@ -246,10 +253,15 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         epoch(t, &warm)?;
     }
 
-    println!(
-        "\ntraining: one epoch of {} images, {:?}, SGD lr {LEARNING_RATE}, batch {BATCH} ({gflop:.1} GFLOP nominal); {rounds} rounds, Rust and NumPy interleaved",
+    outln!(
+        "\ntraining: one epoch of {} images, {:?}, SGD lr {LEARNING_RATE}, batch {BATCH} ({gflop:.1} GFLOP nominal); {rounds} rounds{}",
         train.len(),
-        SIZES
+        SIZES,
+        if numpy.is_some() {
+            ", Rust and NumPy interleaved"
+        } else {
+            " (no NumPy reference: give --numpy bench/numpy_mlp.py to compare)"
+        }
     );
     let (mut rust_t, mut rust_cpu, mut numpy_t) = (Vec::new(), Vec::new(), Vec::new());
     let (mut numpy1_t, mut rust1_t) = (Vec::new(), Vec::new());
@@ -280,13 +292,13 @@ pub fn run(o: &BenchOptions) -> Result<()> {
             }
             None => String::new(),
         };
-        println!(
+        outln!(
             "  round {}: rust {t:.3} s (leader's cpu {cpu:.3} s){one}{np}{np1}",
             r + 1
         );
     }
     let rust_epoch = median(&mut rust_t);
-    println!(
+    outln!(
         "  rust {kernels}, {} threads: median {rust_epoch:.3} s per epoch (leader's cpu {:.3} s), {:.0} samples/s, {:.1} GFLOP/s (nominal, dense-equivalent)",
         o.threads,
         median(&mut rust_cpu),
@@ -295,7 +307,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     );
     if !rust1_t.is_empty() {
         let t1 = median(&mut rust1_t);
-        println!(
+        outln!(
             "  rust {kernels}, 1 thread: median {t1:.3} s per epoch, {:.0} samples/s; {:.2}x from the threads",
             n / t1,
             t1 / rust_epoch
@@ -304,7 +316,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     if o.core_epoch {
         let mut core = walkthrough(&o.data, Kernels::Core, 1)?;
         let (t, _) = epoch(&mut core, train)?;
-        println!(
+        outln!(
             "  rust core arithmetic, 1 thread (one epoch): {t:.3} s, {:.0} samples/s, {:.1} GFLOP/s",
             n / t,
             gflop / t
@@ -312,16 +324,16 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
     if !numpy_t.is_empty() {
         let np = median(&mut numpy_t);
-        println!(
+        outln!(
             "  numpy float32: median {np:.3} s per epoch, {:.0} samples/s, {:.1} GFLOP/s",
             n / np,
             gflop / np
         );
-        println!("  training ratio (numpy / rust): {:.2}x", np / rust_epoch);
+        outln!("  training ratio (numpy / rust): {:.2}x", np / rust_epoch);
     }
     if !numpy1_t.is_empty() {
         let np = median(&mut numpy1_t);
-        println!(
+        outln!(
             "  numpy float32, 1 BLAS thread: median {np:.3} s per epoch, {:.0} samples/s; ratio {:.2}x",
             n / np,
             np / rust_epoch
@@ -329,7 +341,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
 
     let count = o.infer.clamp(1, test.len());
-    println!("\nsingle-image inference: {count} test images one at a time; {rounds} rounds");
+    outln!("\nsingle-image inference: {count} test images one at a time; {rounds} rounds");
     let model = training.model().clone();
     let mut predictor = Predictor::new(kernels, model.sizes())?;
     let images: Vec<Vec<f32>> = (0..count).map(|i| test.input(i)).collect();
@@ -350,7 +362,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         }
     }
     let rust_image = median(&mut rust_i);
-    println!(
+    outln!(
         "  rust {kernels}: median {:.2} µs per image",
         rust_image * 1e6
     );
@@ -361,28 +373,28 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         }
         started.elapsed().as_secs_f64() / count as f64
     };
-    println!(
+    outln!(
         "  rust core kernels (Mlp::logits_one): {:.2} µs per image",
         core_image * 1e6
     );
     if !numpy_i.is_empty() {
         let np = median(&mut numpy_i);
-        println!("  numpy float32: median {:.2} µs per image", np * 1e6);
-        println!(
+        outln!("  numpy float32: median {:.2} µs per image", np * 1e6);
+        outln!(
             "  single-image ratio (numpy / rust): {:.2}x",
             np / rust_image
         );
     }
     if !numpy1_i.is_empty() {
         let np = median(&mut numpy1_i);
-        println!(
+        outln!(
             "  numpy float32, 1 BLAS thread: median {:.2} µs per image; ratio {:.2}x",
             np * 1e6,
             np / rust_image
         );
     }
 
-    println!(
+    outln!(
         "\nbatched evaluation: the {} test images (loss, accuracy, confusion matrix); {rounds} rounds",
         test.len()
     );
@@ -419,20 +431,20 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         }
     }
     let rust_eval = median(&mut rust_e);
-    println!(
+    outln!(
         "  rust {kernels}, {} threads: median {:.2} ms (test accuracy of the benchmark's model {:.2}%)",
         o.threads,
         rust_eval * 1e3,
         100.0 * accuracy
     );
-    println!(
+    outln!(
         "  rust {kernels}, 1 thread: median {:.2} ms",
         median(&mut rust_e1) * 1e3
     );
     if !numpy_e.is_empty() {
         let np = median(&mut numpy_e);
-        println!("  numpy float32: median {:.2} ms", np * 1e3);
-        println!(
+        outln!("  numpy float32: median {:.2} ms", np * 1e3);
+        outln!(
             "  batched evaluation ratio (numpy / rust, {} threads): {:.2}x",
             o.threads,
             np / rust_eval
@@ -440,13 +452,13 @@ pub fn run(o: &BenchOptions) -> Result<()> {
     }
     if !numpy1_e.is_empty() {
         let np = median(&mut numpy1_e);
-        println!(
+        outln!(
             "  numpy float32, 1 BLAS thread: median {:.2} ms; ratio {:.2}x",
             np * 1e3,
             np / rust_eval
         );
     }
-    println!("\nload average at end: {}", load_average());
+    outln!("\nload average at end: {}", load_average());
     Ok(())
 }
 

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use crate::output::{out, outln};
 use mlp_embedded::protocol::{
     decode_frame, encode_frame, Answer, DeviceInfo, Element, ErrorAnswer, Logits, ModelStatus,
     Request, Response, PROTOCOL_VERSION,
@@ -681,7 +683,7 @@ pub fn run(args: &BoardArgs) -> Result<()> {
     match &args.action {
         BoardAction::Info(link) => {
             let board = Board::connect(&link.target()?)?;
-            print!("{}", board.info());
+            out!("{}", board.info());
         }
         BoardAction::Predict { link, images } => {
             let mut board = Board::connect(&link.target()?)?;
@@ -691,7 +693,7 @@ pub fn run(args: &BoardArgs) -> Result<()> {
                     board.predict_pixels(&crate::quantize::pixel_bytes(&inputs))
                 });
                 match result {
-                    Ok(answer) => println!("{}: {}", path.display(), describe_answer(&answer)),
+                    Ok(answer) => outln!("{}: {}", path.display(), describe_answer(&answer)),
                     Err(error) => {
                         failed += 1;
                         eprintln!("{}: {error:#}", path.display());
@@ -713,9 +715,9 @@ pub fn run(args: &BoardArgs) -> Result<()> {
             let dir = data.clone().unwrap_or_else(crate::data::bundled_data_dir);
             let data = crate::data::load_split(&dir, crate::data::Split::Test, None)?;
             let mut board = Board::connect(&link.target()?)?;
-            print!("{}", board.info());
+            out!("{}", board.info());
             let result = evaluate(&mut board, &host, &data, limit.map(|n| n as usize))?;
-            print!("{result}");
+            out!("{result}");
             if result.mismatched > 0 {
                 bail!(
                     "{} of {} images got logits that differ from the host's",

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::data::{self, Split};
 use crate::optim::{OptimizerConfig, OptimizerKind, Schedule};
+use crate::output::{out, outln};
 use crate::train::{self, Compute, EarlyStopping, Monitor, RunOptions, TrainConfig};
 use mlp_kernels::{Isa, Kernels, Unsupported};
 
@@ -42,7 +43,7 @@ pub enum Command {
     /// training images.
     Quantize(QuantizeArgs),
     /// Time the walkthrough's training, single-image inference and batched evaluation
-    /// with the fast kernels, against the NumPy reference in the same run.
+    /// with the fast kernels, against the NumPy reference in the same run with --numpy.
     Bench(BenchArgs),
     /// Talk to a board running the firmware over the serial protocol: a serial port,
     /// a TCP socket, or QEMU started here.
@@ -132,7 +133,8 @@ pub struct BenchArgs {
 /// Options of `train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// MNIST-format data directory [default: the bundled digits, data/mnist-digits].
+    /// MNIST-format data directory [default: the bundled digits, compiled into the
+    /// program].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Validation images from the end of the training file [default: a sixth of it].
@@ -190,7 +192,7 @@ pub struct TrainArgs {
     /// What early stopping watches.
     #[arg(long, value_enum, default_value_t = Monitor::ValAccuracy)]
     pub monitor: Monitor,
-    /// Output directory [default: runs/NAME at the workspace root].
+    /// Output directory [default: runs/NAME in the working directory].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Run name for the default output directory [default: the data directory's name].
@@ -307,7 +309,8 @@ pub struct DownloadArgs {
     /// URL prefix the four files are fetched from.
     #[arg(long, env = "MLP_MNIST_MIRROR", default_value = crate::download::DEFAULT_MIRROR)]
     pub mirror: String,
-    /// Cache directory [default: data/mnist-full at the workspace root].
+    /// Cache directory [default: $MLP_DATA_DIR/mnist-full, or data/mnist-full in the
+    /// working directory when MLP_DATA_DIR is not set].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Expect another SHA-256 for a file, as NAME=HEX (for other mirrors and tests).
@@ -367,14 +370,29 @@ impl TrainArgs {
             }
         }
         let name = self.name.clone().unwrap_or_else(|| {
+            if data::is_bundled(&config.data_dir) {
+                return data::BUNDLED_NAME.to_owned();
+            }
             config
                 .data_dir
                 .file_name()
                 .map_or("run".to_owned(), |n| n.to_string_lossy().into_owned())
         });
-        data::workspace_root().join("runs").join(name)
+        Path::new("runs").join(name)
     }
 }
+
+/// Where `download` puts full MNIST unless `--dir` says: `$MLP_DATA_DIR/mnist-full`,
+/// else `data/mnist-full` in the working directory (never a path fixed at build time).
+pub fn default_download_dir() -> PathBuf {
+    std::env::var_os(DATA_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("data"), PathBuf::from)
+        .join("mnist-full")
+}
+
+/// The environment variable naming the directory `download` caches data sets in.
+pub const DATA_DIR_ENV: &str = "MLP_DATA_DIR";
 
 fn data_dir(d: &Option<PathBuf>) -> PathBuf {
     d.clone().unwrap_or_else(data::bundled_data_dir)
@@ -389,7 +407,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let model = crate::quantize::Int8Model::load(&args.model)?;
             let data = data::load_split(&data_dir(&args.data), args.split, args.validation)?;
             model.check_fits(&args.model, data.features, data::CLASSES)?;
-            print!("{}", crate::quantize::evaluate(&model, &data).report(None));
+            out!("{}", crate::quantize::evaluate(&model, &data).report(None));
             Ok(())
         }
         Some(Command::Evaluate(args)) => {
@@ -400,7 +418,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 args.validation,
                 args.compute.compute(),
             )?;
-            print!("{}", e.report(None));
+            out!("{}", e.report(None));
             Ok(())
         }
         Some(Command::Predict(args)) => predict(&args),
@@ -421,18 +439,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Show(args)) => show(&args),
         Some(Command::Board(args)) => crate::board::run(&args),
         Some(Command::Inspect(args)) => {
-            print!("{}", crate::inspect::inspect(&args.model)?.report());
+            out!("{}", crate::inspect::inspect(&args.model)?.report());
             Ok(())
         }
         Some(Command::Download(args)) => {
-            let dir = args
-                .dir
-                .clone()
-                .unwrap_or_else(|| data::workspace_root().join("data").join("mnist-full"));
+            let dir = args.dir.clone().unwrap_or_else(default_download_dir);
             let mut files = crate::download::mnist_files();
             crate::download::apply_overrides(&mut files, &args.sha256)?;
             crate::download::download_all(&args.mirror, &dir, &files, true)?;
-            println!("train with: mlp-train train --data {}", dir.display());
+            outln!("train with: mlp-train train --data {}", dir.display());
             Ok(())
         }
     }
@@ -447,13 +462,14 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         stop_after: args.stop_after,
         verbose: !args.quiet,
     };
+    crate::interrupt::install()?;
     if !args.quiet {
         match &args.resume {
-            Some(ck) => println!("resuming from {}", ck.display()),
-            None => println!(
+            Some(ck) => outln!("resuming from {}", ck.display()),
+            None => outln!(
                 "training hidden layers {:?} on {} for {} epochs (batch {}, learning rate {}, {:?}); outputs in {}",
                 config.hidden,
-                config.data_dir.display(),
+                data::describe(&config.data_dir),
                 config.epochs,
                 config.batch_size,
                 config.learning_rate,
@@ -462,19 +478,53 @@ fn train_command(args: &TrainArgs) -> Result<()> {
             ),
         }
     }
-    let report = train::run_with(config, &options, args.compute.compute())?;
+    let compute = args.compute.compute();
+    let report = match train::run_with(config, &options, compute) {
+        Ok(report) => report,
+        Err(e) if e.is::<train::Interrupted>() => {
+            return Err(Exit::interrupted(format!(
+                "{e}, before any epoch finished; nothing was saved"
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    if let (Some(epoch), Some(model)) = (report.interrupted, &report.model_path) {
+        let dir = model.parent().unwrap_or(Path::new("."));
+        let kept = match report.best_epoch {
+            Some(best) => format!("epoch {best}, the best"),
+            None => format!("epoch {}", report.history.len()),
+        };
+        return Err(Exit::interrupted(format!(
+            "interrupted during epoch {epoch} of {}; wrote {} ({kept}), {}, {} and {} (epoch {}) in {}; continue with: {}",
+            report.config.epochs,
+            train::files::MODEL,
+            train::files::METRICS,
+            train::files::CURVES,
+            train::files::CHECKPOINT,
+            report.history.len(),
+            dir.display(),
+            resume_command(&dir.join(train::files::CHECKPOINT), compute.kernels)
+        )));
+    }
+    if let Err(e) = crate::output::check() {
+        // The model matters more than the log: training went on without output.
+        bail!(
+            "{e:#}; training went on and wrote its files in {}",
+            out_dir.display()
+        );
+    }
     match (&report.test, &report.model_path) {
         (Some(test), Some(model)) => {
             if let Some(best) = report.best_epoch {
-                println!("kept the weights of epoch {best} (best validation)");
+                outln!("kept the weights of epoch {best} (best validation)");
             }
-            println!(
+            outln!(
                 "test accuracy: {:.2}% ({}/{})",
                 100.0 * test.accuracy,
                 test.correct(),
                 test.count
             );
-            println!(
+            outln!(
                 "wrote {}, {}, {} in {} ({:.1} s)",
                 train::files::MODEL,
                 train::files::METRICS,
@@ -483,7 +533,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
                 report.seconds
             );
         }
-        _ => println!(
+        _ => outln!(
             "stopped after epoch {} as asked; continue with --resume {}",
             report.history.len(),
             out_dir.join(train::files::CHECKPOINT).display()
@@ -492,16 +542,68 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// An error that ends the program with another exit code than 1 (`main` prints
+/// its message as any error's).
+#[derive(Debug)]
+pub struct Exit {
+    /// The process's exit code.
+    pub code: i32,
+    /// The one-line message.
+    pub message: String,
+}
+
+impl Exit {
+    /// An interruption by Ctrl-C: exit code 130.
+    pub fn interrupted(message: String) -> anyhow::Error {
+        anyhow::Error::new(Exit {
+            code: crate::interrupt::EXIT_CODE,
+            message,
+        })
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// The exit code for an error `run` returned: an [`Exit`]'s, else 1.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    e.downcast_ref::<Exit>().map_or(1, |x| x.code)
+}
+
+/// The command line that continues from `checkpoint`, as this program was started
+/// (a shell word quoted when it needs it).
+fn resume_command(checkpoint: &Path, kernels: Kernels) -> String {
+    let program = std::env::args_os()
+        .next()
+        .map_or("mlp-train".to_owned(), |p| p.to_string_lossy().into_owned());
+    let mut words = vec![
+        program,
+        "train".to_owned(),
+        "--resume".to_owned(),
+        checkpoint.display().to_string(),
+    ];
+    if kernels == Kernels::Core {
+        words.extend(["--kernels".to_owned(), "core".to_owned()]);
+    }
+    let quote = |w: String| {
+        let plain = !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+        if plain {
+            w
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    words.into_iter().map(quote).collect::<Vec<_>>().join(" ")
+}
+
 fn quantize_command(args: &QuantizeArgs) -> Result<()> {
-    let model = crate::model::Mlp::load(&args.model)?;
-    let dir = data_dir(&args.data);
-    let mut calibration = data::load_split(&dir, Split::Train, None)?;
-    model.check_fits(&args.model, calibration.features, data::CLASSES)?;
-    let keep = args.calibration.clamp(1, calibration.len());
-    calibration.pixels.truncate(keep * calibration.features);
-    calibration.labels.truncate(keep);
-    let bytes = crate::quantize::quantize(&model, &calibration)
-        .with_context(|| format!("{}: cannot quantize", args.model.display()))?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .model
@@ -509,10 +611,22 @@ fn quantize_command(args: &QuantizeArgs) -> Result<()> {
             .map_or("model".into(), |s| s.to_string_lossy().into_owned());
         args.model.with_file_name(format!("{stem}-int8.mlp"))
     });
+    let dir = data_dir(&args.data);
+    let mut inputs = vec![args.model.clone()];
+    inputs.extend(data::data_files(&dir));
+    crate::fsio::refuse_overwriting_input(&out, &inputs)?;
+    let model = crate::model::Mlp::load(&args.model)?;
+    let mut calibration = data::load_split(&dir, Split::Train, None)?;
+    model.check_fits(&args.model, calibration.features, data::CLASSES)?;
+    let keep = args.calibration.clamp(1, calibration.len());
+    calibration.pixels.truncate(keep * calibration.features);
+    calibration.labels.truncate(keep);
+    let bytes = crate::quantize::quantize(&model, &calibration)
+        .with_context(|| format!("{}: cannot quantize", args.model.display()))?;
     crate::fsio::write_bytes_atomic(&out, &bytes)
         .with_context(|| format!("{}: cannot write model file", out.display()))?;
     let f32_bytes = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
-    println!(
+    outln!(
         "wrote {} ({} bytes, {:.1}% of the f32 model's {f32_bytes}), calibrated on {keep} training images",
         out.display(),
         bytes.len(),
@@ -534,12 +648,39 @@ fn predict(args: &PredictArgs) -> Result<()> {
         );
     }
     let mut shown = ShownInputs::new(args.show_input.as_deref())?;
+    let total = args.images.len();
+    let mut failures = Vec::new();
     for path in &args.images {
-        let inputs = shown.load(path)?;
-        let logits = model.logits_one(&inputs)?;
-        print_prediction(path, &logits, mlp_core::loss::argmax(&logits));
+        let logits = shown
+            .load(path)
+            .and_then(|inputs| model.logits_one(&inputs));
+        match logits {
+            Ok(logits) => print_prediction(path, &logits, mlp_core::loss::argmax(&logits)),
+            Err(e) => image_failed(&mut failures, total, e),
+        }
     }
-    Ok(())
+    predict_result(failures, total)
+}
+
+/// Records an image `predict` could not classify; with several images, reports it
+/// at once and goes on with the next.
+fn image_failed(failures: &mut Vec<anyhow::Error>, total: usize, e: anyhow::Error) {
+    if total > 1 {
+        use std::io::Write;
+        let message = format!("{e:#}").replace('\n', " ");
+        let _ = writeln!(std::io::stderr(), "mlp-train: error: {message}");
+    }
+    failures.push(e);
+}
+
+/// `predict`'s outcome: the error itself for a single image; for several, how many
+/// failed (each was reported as it came).
+fn predict_result(mut failures: Vec<anyhow::Error>, total: usize) -> Result<()> {
+    match failures.len() {
+        0 => Ok(()),
+        _ if total == 1 => Err(failures.remove(0)),
+        n => bail!("{n} of {total} images could not be classified (each is named above)"),
+    }
 }
 
 fn predict_int8(args: &PredictArgs) -> Result<()> {
@@ -550,18 +691,31 @@ fn predict_int8(args: &PredictArgs) -> Result<()> {
         data::CLASSES,
     )?;
     let mut shown = ShownInputs::new(args.show_input.as_deref())?;
-    let mut images = Vec::new();
-    for path in &args.images {
-        images.push((path, crate::quantize::pixel_bytes(&shown.load(path)?)));
-    }
+    let images: Vec<_> = args
+        .images
+        .iter()
+        .map(|path| {
+            let pixels = shown
+                .load(path)
+                .map(|inputs| crate::quantize::pixel_bytes(&inputs));
+            (path, pixels)
+        })
+        .collect();
+    let total = images.len();
+    let mut failures = Vec::new();
     model.with_predictor(|predict, scale| {
-        for (path, pixels) in &images {
-            let logits = predict(pixels);
-            let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
-            print_prediction(path, &real, mlp_core::quant::argmax_i32(&logits));
+        for (path, pixels) in images {
+            match pixels {
+                Ok(pixels) => {
+                    let logits = predict(&pixels);
+                    let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
+                    print_prediction(path, &real, mlp_core::quant::argmax_i32(&logits));
+                }
+                Err(e) => image_failed(&mut failures, total, e),
+            }
         }
     });
-    Ok(())
+    predict_result(failures, total)
 }
 
 /// `predict --show-input`: where the 28×28 images the network saw go, and the names
@@ -620,7 +774,7 @@ fn print_prediction(path: &Path, logits: &[f32], class: usize) {
         .enumerate()
         .map(|(c, p)| format!("{c}:{p:.3}"))
         .collect();
-    println!(
+    outln!(
         "{}: class {class} ({:.1}%)  probabilities {}",
         path.display(),
         100.0 * probs[class],
@@ -630,6 +784,9 @@ fn print_prediction(path: &Path, logits: &[f32], class: usize) {
 
 fn show(args: &ShowArgs) -> Result<()> {
     let dir = data_dir(&args.data);
+    if let Some(png) = &args.png {
+        crate::fsio::refuse_overwriting_input(png, &data::data_files(&dir))?;
+    }
     let set = data::load_split(&dir, args.split, None)?;
     if args.start >= set.len() {
         bail!(
@@ -641,7 +798,7 @@ fn show(args: &ShowArgs) -> Result<()> {
     let end = (args.start + args.count.max(1)).min(set.len());
     let indices: Vec<usize> = (args.start..end).collect();
     for chunk in indices.chunks(4) {
-        print!("{}", crate::show::ascii_art(&set, chunk));
+        out!("{}", crate::show::ascii_art(&set, chunk));
     }
     if let Some(png) = &args.png {
         crate::show::write_grid_png(
@@ -651,7 +808,7 @@ fn show(args: &ShowArgs) -> Result<()> {
             2.max((indices.len() as f64).sqrt().ceil() as usize),
             4,
         )?;
-        println!("wrote {}", png.display());
+        outln!("wrote {}", png.display());
     }
     Ok(())
 }

@@ -11,18 +11,66 @@ use crate::idx;
 /// Number of classes of every MNIST-format data set (digits, clothes, kana).
 pub const CLASSES: usize = 10;
 
-/// The directory of the bundled digits, `data/mnist-digits` at the workspace root.
+/// What stands for the bundled digits where a data directory is expected (the
+/// default of `--data`, and what a checkpoint of such a run records). Not a directory:
+/// the digits are compiled into the program ([`BUNDLED_FILES`]), so they work the same
+/// for `cargo run` in the repository and for a binary copied anywhere.
+pub const BUNDLED: &str = "builtin:mnist-digits";
+
+/// The name runs on the bundled digits get (`runs/mnist-digits`).
+pub const BUNDLED_NAME: &str = "mnist-digits";
+
+/// The bundled digits' four files, `data/mnist-digits` in the repository, compiled in:
+/// (file name, gzip bytes).
+pub const BUNDLED_FILES: [(&str, &[u8]); 4] = [
+    (
+        "train-images-idx3-ubyte.gz",
+        include_bytes!("../../data/mnist-digits/train-images-idx3-ubyte.gz"),
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        include_bytes!("../../data/mnist-digits/train-labels-idx1-ubyte.gz"),
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        include_bytes!("../../data/mnist-digits/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        include_bytes!("../../data/mnist-digits/t10k-labels-idx1-ubyte.gz"),
+    ),
+];
+
+/// The bundled digits, as a data directory path ([`BUNDLED`]).
 pub fn bundled_data_dir() -> PathBuf {
-    workspace_root().join("data").join("mnist-digits")
+    PathBuf::from(BUNDLED)
 }
 
-/// The workspace root (the parent of this crate's directory), so the defaults work
-/// from any working directory inside the repository.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+/// True when `dir` stands for the bundled digits rather than a directory.
+pub fn is_bundled(dir: &Path) -> bool {
+    dir.as_os_str() == BUNDLED
+}
+
+/// How a data directory is shown to a user: its path, or "the bundled digits".
+pub fn describe(dir: &Path) -> String {
+    if is_bundled(dir) {
+        "the bundled digits".to_owned()
+    } else {
+        dir.display().to_string()
+    }
+}
+
+/// The IDX files of `dir` that exist (none for the bundled digits): what a command's
+/// outputs must not overwrite.
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    if is_bundled(dir) {
+        return Vec::new();
+    }
+    ["train", "t10k"]
+        .iter()
+        .flat_map(|p| ["images-idx3-ubyte", "labels-idx1-ubyte"].map(|k| format!("{p}-{k}")))
+        .filter_map(|stem| find_file(dir, &stem).ok())
+        .collect()
 }
 
 /// A labelled set of images, kept as their pixel bytes: the kernels convert them to
@@ -139,13 +187,35 @@ fn check_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Reads one images/labels pair (`train` or `t10k`) and checks that they agree.
+/// The compiled-in bytes of bundled file `name`, named `builtin:mnist-digits/NAME`
+/// in errors.
+fn bundled_file(name: &str) -> Result<(PathBuf, &'static [u8])> {
+    BUNDLED_FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, bytes)| (Path::new(BUNDLED).join(n), *bytes))
+        .ok_or_else(|| anyhow::anyhow!("{BUNDLED}: no file {name}"))
+}
+
+/// Reads one images/labels pair (`train` or `t10k`) and checks that they agree. `dir`
+/// may be [`BUNDLED`].
 pub fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset> {
-    check_dir(dir)?;
-    let images_path = find_file(dir, &format!("{prefix}-images-idx3-ubyte"))?;
-    let labels_path = find_file(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let images = idx::read_images(&images_path)?;
-    let labels = idx::read_labels(&labels_path, CLASSES)?;
+    let images_stem = format!("{prefix}-images-idx3-ubyte");
+    let labels_stem = format!("{prefix}-labels-idx1-ubyte");
+    let (images_path, labels_path, images, labels) = if is_bundled(dir) {
+        let (images_path, images) = bundled_file(&format!("{images_stem}.gz"))?;
+        let (labels_path, labels) = bundled_file(&format!("{labels_stem}.gz"))?;
+        let images = idx::parse_images(images, &images_path)?;
+        let labels = idx::parse_labels(labels, &labels_path, CLASSES)?;
+        (images_path, labels_path, images, labels)
+    } else {
+        check_dir(dir)?;
+        let images_path = find_file(dir, &images_stem)?;
+        let labels_path = find_file(dir, &labels_stem)?;
+        let images = idx::read_images(&images_path)?;
+        let labels = idx::read_labels(&labels_path, CLASSES)?;
+        (images_path, labels_path, images, labels)
+    };
     if images.count != labels.len() {
         bail!(
             "{}: has {} labels but {} has {} images",

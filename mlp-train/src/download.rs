@@ -15,6 +15,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use crate::output::outln;
+
 /// The mirror used when none is given (the original site is often unavailable).
 pub const DEFAULT_MIRROR: &str = "https://ossci-datasets.s3.amazonaws.com/mnist/";
 
@@ -127,18 +129,18 @@ pub fn download_all(
         let dest = dir.join(&f.name);
         if dest.is_file() && sha256_file(&dest).ok().as_deref() == Some(f.sha256.as_str()) {
             if verbose {
-                println!("{}: already downloaded, checksum ok", dest.display());
+                outln!("{}: already downloaded, checksum ok", dest.display());
             }
             done.push(Fetched::Cached(dest));
             continue;
         }
         let url = format!("{base}{}", f.name);
         if verbose {
-            println!("fetching {url}");
+            outln!("fetching {url}");
         }
         fetch_one(&agent, &url, &dest, &f.sha256)?;
         if verbose {
-            println!("{}: downloaded, checksum ok", dest.display());
+            outln!("{}: downloaded, checksum ok", dest.display());
         }
         done.push(Fetched::Downloaded(dest));
     }
@@ -146,7 +148,18 @@ pub fn download_all(
 }
 
 fn fetch_one(agent: &ureq::Agent, url: &str, dest: &Path, sha256: &str) -> Result<()> {
+    // Replace only a regular file: a link is followed to the file it names.
+    let dest = match crate::fsio::output_target(dest) {
+        Ok(crate::fsio::Target::Replace(path)) => path,
+        Ok(crate::fsio::Target::WriteThrough(path)) => bail!(
+            "{}: is a device or FIFO, not a file the cache can keep",
+            path.display()
+        ),
+        Err(e) => bail!("{}: {e}", dest.display()),
+    };
+    let dest = dest.as_path();
     let temp = crate::fsio::temp_path_for(dest);
+    crate::fsio::track_temporary(&temp, true);
     let result = (|| -> Result<()> {
         let response = agent.get(url).call().map_err(|e| match e {
             ureq::Error::StatusCode(code) => anyhow::anyhow!("{url}: server answered HTTP {code}"),
@@ -188,5 +201,6 @@ fn fetch_one(agent: &ureq::Agent, url: &str, dest: &Path, sha256: &str) -> Resul
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
+    crate::fsio::track_temporary(&temp, false);
     result
 }

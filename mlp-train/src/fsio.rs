@@ -2,16 +2,26 @@
 //! downloads) goes to a temporary name in the same directory, is flushed and synced,
 //! and only then renamed over the final name. A crash or an error never leaves a
 //! half-written file under the final name, and the temporary is removed on error.
+//!
+//! The rename only ever replaces a regular file. An output path that is a symbolic
+//! link is followed, and the file it points to is replaced (the link stays); one that
+//! is a character or block device or a FIFO (`/dev/null`, `/dev/stdout`, a named pipe)
+//! is written through, not replaced; a directory or a socket is refused.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Suffix of temporary files; the repository's `.gitignore` ignores `*.tmp`.
 pub const TEMP_SUFFIX: &str = ".tmp";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Temporary files being written right now, so that an exit on a second Ctrl-C can
+/// remove them ([`remove_temporaries`]).
+static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// A temporary path next to `path`: `.<name>.<pid>-<n>.tmp` in the same directory, so
 /// the final rename never crosses a file system.
@@ -25,14 +35,98 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
     path.with_file_name(temp)
 }
 
+/// Records `temp` as being written (`true`) or done with (`false`).
+pub fn track_temporary(temp: &Path, in_flight: bool) {
+    let mut list = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+    if in_flight {
+        list.push(temp.to_path_buf());
+    } else {
+        list.retain(|p| p != temp);
+    }
+}
+
+/// Removes every temporary file being written (for an immediate exit). Does not wait
+/// for a writer that holds the list.
+pub fn remove_temporaries() {
+    if let Ok(list) = IN_FLIGHT.try_lock() {
+        for temp in list.iter() {
+            let _ = fs::remove_file(temp);
+        }
+    }
+}
+
+/// How an output path is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A regular file, or nothing yet: written atomically at this path (the end of
+    /// any chain of symbolic links).
+    Replace(PathBuf),
+    /// A character or block device or a FIFO: opened and written through.
+    WriteThrough(PathBuf),
+}
+
+/// Decides how to write `path` without replacing anything but a regular file: follows
+/// symbolic links (up to 40) to the file they name, and tells devices and FIFOs apart.
+///
+/// # Errors
+/// If `path` is (or links to) a directory or a socket, or a link cannot be read.
+pub fn output_target(path: &Path) -> io::Result<Target> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        let meta = match fs::symlink_metadata(&current) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Target::Replace(current)),
+            Err(e) => return Err(e),
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let link = fs::read_link(&current)?;
+            current = match current.parent() {
+                Some(parent) if link.is_relative() => parent.join(link),
+                _ => link,
+            };
+            continue;
+        }
+        if kind.is_file() {
+            return Ok(Target::Replace(current));
+        }
+        if kind.is_dir() {
+            return Err(io::Error::other("is a directory"));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+                return Ok(Target::WriteThrough(current));
+            }
+        }
+        return Err(io::Error::other(
+            "is not a regular file, device or FIFO; refusing to replace it",
+        ));
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
+}
+
 /// Writes a file atomically: `write` fills a buffered writer on a temporary file,
 /// which is then synced and renamed to `path`. On any error the temporary file is
-/// removed and `path` is untouched.
+/// removed and `path` is untouched. A symbolic link is followed and its target
+/// replaced; a device or FIFO is written through ([`output_target`]).
 pub fn write_atomic<F>(path: &Path, write: F) -> io::Result<()>
 where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
 {
+    let path = match output_target(path)? {
+        Target::Replace(path) => path,
+        Target::WriteThrough(device) => {
+            let file = OpenOptions::new().write(true).open(device)?;
+            let mut out = BufWriter::new(file);
+            write(&mut out)?;
+            return out.flush();
+        }
+    };
+    let path = path.as_path();
     let temp = temp_path_for(path);
+    track_temporary(&temp, true);
     let result = (|| {
         let file = OpenOptions::new()
             .write(true)
@@ -50,7 +144,46 @@ where
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
+    track_temporary(&temp, false);
     result
+}
+
+/// True when `a` and `b` are the same existing file (same device and inode on Unix;
+/// the same canonical path elsewhere), whatever the links and spellings.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::metadata(a), fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match (fs::canonicalize(a), fs::canonicalize(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+    }
+}
+
+/// Refuses to write `output` when it is the same file as one of `inputs`: writing it
+/// would destroy an input before (or while) it is read.
+///
+/// # Errors
+/// Names the output and the input it would overwrite.
+pub fn refuse_overwriting_input(output: &Path, inputs: &[PathBuf]) -> anyhow::Result<()> {
+    for input in inputs {
+        if same_file(output, input) {
+            anyhow::bail!(
+                "{}: the output is the input file {}; choose another output path",
+                output.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// [`write_atomic`] for a byte buffer already in memory.
@@ -70,8 +203,16 @@ pub fn sync_parent(path: &Path) {
     }
 }
 
-/// Creates `dir` and its parents, with an error message that names it.
-pub fn create_output_dir(dir: &Path) -> anyhow::Result<()> {
+/// Creates `dir` and its parents, with an error message that names it, and checks
+/// that files can be created there. Returns the directories it created, deepest
+/// first, for [`remove_empty_dirs`] if the command then fails.
+pub fn create_output_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let created: Vec<PathBuf> = dir
+        .ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| fs::symlink_metadata(d).is_err())
+        .map(Path::to_path_buf)
+        .collect();
     fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot create output directory: {e}", dir.display()))?;
     // Probe that we can create files there before spending minutes training.
@@ -79,12 +220,26 @@ pub fn create_output_dir(dir: &Path) -> anyhow::Result<()> {
     match OpenOptions::new().write(true).create_new(true).open(&probe) {
         Ok(_) => {
             let _ = fs::remove_file(&probe);
-            Ok(())
+            Ok(created)
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "{}: output directory is not writable: {e}",
-            dir.display()
-        )),
+        Err(e) => {
+            remove_empty_dirs(&created);
+            Err(anyhow::anyhow!(
+                "{}: output directory is not writable: {e}",
+                dir.display()
+            ))
+        }
+    }
+}
+
+/// Removes the directories `created` (deepest first) that are still empty: what a
+/// failed command leaves of the output directory it created. A directory that holds
+/// anything stays.
+pub fn remove_empty_dirs(created: &[PathBuf]) {
+    for dir in created {
+        if fs::remove_dir(dir).is_err() {
+            break;
+        }
     }
 }
 
@@ -100,6 +255,45 @@ mod tests {
         write_bytes_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_is_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.bin");
+        write_bytes_atomic(&real, b"old").unwrap();
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink("real.bin", &link).unwrap();
+        write_bytes_atomic(&link, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        // A dangling link creates the file it names.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink("created.bin", &dangling).unwrap();
+        write_bytes_atomic(&dangling, b"x").unwrap();
+        assert_eq!(fs::read(dir.path().join("created.bin")).unwrap(), b"x");
+        assert!(same_file(&link, &real));
+        assert!(!same_file(&link, &dangling));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_written_through() {
+        assert_eq!(
+            output_target(Path::new("/dev/null")).unwrap(),
+            Target::WriteThrough("/dev/null".into())
+        );
+        write_bytes_atomic(Path::new("/dev/null"), b"gone").unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = fs::symlink_metadata("/dev/null").unwrap().file_type();
+        assert!(kind.is_char_device());
+        let dir = tempfile::tempdir().unwrap();
+        let e = write_bytes_atomic(dir.path(), b"x").unwrap_err();
+        assert!(e.to_string().contains("directory"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! - [`metrics`]: batched evaluation, confusion matrix, the CSV log.
 //! - [`plot`]: the accuracy and loss chart (SVG).
 //! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
-//! - [`fsio`]: atomic file writes.
+//! - [`fsio`]: atomic file writes that never replace a device, FIFO or link.
+//! - [`output`]: standard output that never panics (closed pipe, full device).
+//! - [`interrupt`]: Ctrl-C during training.
 //! - [`bench`](mod@bench): the `bench` command (fast kernels against NumPy).
 //! - [`board`]: the `board` command, the host side of the serial protocol (serial port,
 //!   TCP, or QEMU started for an emulated board).
@@ -29,9 +31,11 @@ pub mod data;
 pub mod download;
 pub mod fsio;
 pub mod inspect;
+pub mod interrupt;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod output;
 pub mod plot;
 pub mod quantize;
 pub mod show;

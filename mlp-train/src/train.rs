@@ -10,6 +10,7 @@
 //! count.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -24,6 +25,7 @@ use crate::data::{self, Dataset, CLASSES};
 use crate::metrics::{self, EpochMetrics, Evaluation};
 use crate::model::Mlp;
 use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
+use crate::output::outln;
 
 /// The quantity early stopping watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -176,6 +178,8 @@ pub struct TrainReport {
     pub model_path: Option<PathBuf>,
     /// Wall time of the whole run in seconds (data loading included).
     pub seconds: f64,
+    /// The epoch a Ctrl-C abandoned; the files then hold the last finished epoch.
+    pub interrupted: Option<usize>,
 }
 
 /// The layer sizes a configuration gives for data with `features` inputs.
@@ -259,6 +263,8 @@ pub struct Training {
     labels: Vec<u8>,
     /// Gradients, for optimizers that are not fused into the kernels.
     grads: Vec<f32>,
+    /// When set, a pass stops before its next batch ([`Interrupted`]).
+    stop: Option<&'static AtomicBool>,
 }
 
 /// What one pass over the training images gave.
@@ -295,6 +301,22 @@ impl std::fmt::Display for Diverged {
 
 impl std::error::Error for Diverged {}
 
+/// A stop was asked for ([`Training::stop_on`]) during an epoch: the epoch was
+/// abandoned after a whole batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The epoch abandoned (from 1).
+    pub epoch: usize,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted during epoch {}", self.epoch)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 impl Training {
     /// A fresh run of `config` on data with `features` inputs: the weights drawn from
     /// the seed's generator (which then shuffles the data).
@@ -322,7 +344,14 @@ impl Training {
             early: EarlyState::default(),
             stopped_early: false,
             order: Vec::new(),
+            stop: None,
         })
+    }
+
+    /// Watches `flag` (e.g. [`crate::interrupt::flag`]): once it is set, a pass stops
+    /// before its next batch with [`Interrupted`].
+    pub fn stop_on(&mut self, flag: &'static AtomicBool) {
+        self.stop = Some(flag);
     }
 
     /// The run a checkpoint saved, on data with `features` inputs, ready to continue
@@ -395,12 +424,14 @@ impl Training {
     /// does.
     ///
     /// # Errors
-    /// [`Diverged`] if a batch's loss is not finite (that batch changed nothing).
+    /// [`Diverged`] if a batch's loss is not finite (that batch changed nothing);
+    /// [`Interrupted`] when the flag of [`Training::stop_on`] was set (the weights
+    /// then hold the epoch's batches so far).
     pub fn pass(
         &mut self,
         train: &Dataset,
         mut progress: impl FnMut(usize, usize, f64),
-    ) -> Result<EpochPass, Diverged> {
+    ) -> Result<EpochPass> {
         let epoch = self.epochs_done();
         let lr = self
             .config
@@ -419,6 +450,9 @@ impl Training {
         let mut chunks = self.order.chunks(batch).peekable();
         let mut index = 0;
         while let Some(chunk) = chunks.next() {
+            if self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Err(Interrupted { epoch: epoch + 1 }.into());
+            }
             let b = chunk.len();
             for (label, &i) in self.labels.iter_mut().zip(chunk) {
                 *label = train.labels[i as usize];
@@ -441,7 +475,8 @@ impl Training {
                     epoch: epoch + 1,
                     batch: index + 1,
                     loss: out.loss,
-                });
+                }
+                .into());
             }
             if fused_sgd {
                 // The step applied the update; count it as the optimizer would.
@@ -471,7 +506,7 @@ impl Training {
     ///
     /// # Errors
     /// [`Diverged`] (the epoch changed the weights up to the diverging batch and is
-    /// not recorded), or the kernels' errors.
+    /// not recorded), [`Interrupted`] (likewise), or the kernels' errors.
     pub fn epoch(
         &mut self,
         train: &Dataset,
@@ -548,6 +583,13 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
 
 /// [`run`] with a choice of kernels and threads. A run resumed from a checkpoint
 /// gives the uninterrupted run's exact bytes.
+///
+/// The output directory is created only once the data and settings have been checked,
+/// and removed again (with any parent this run created) if the run fails before
+/// writing anything into it. A Ctrl-C ([`crate::interrupt`]) abandons the epoch in
+/// progress and writes the model and checkpoint of the last finished epoch
+/// ([`TrainReport::interrupted`]); if no epoch had finished, the error is
+/// [`Interrupted`].
 pub fn run_with(
     config: TrainConfig,
     options: &RunOptions,
@@ -561,9 +603,20 @@ pub fn run_with(
     let config = resumed.as_ref().map_or(config, |c| c.config.clone());
     check_config(&config)?;
     let out = options.out_dir.as_path();
-    crate::fsio::create_output_dir(out)?;
     let splits = data::load_splits(&config.data_dir, config.validation, config.train_limit)?;
+    // The run's files must not overwrite its data (a link or another spelling of it).
+    let inputs = data::data_files(&config.data_dir);
+    for name in [
+        files::MODEL,
+        files::METRICS,
+        files::CURVES,
+        files::CHECKPOINT,
+    ] {
+        crate::fsio::refuse_overwriting_input(&out.join(name), &inputs)?;
+    }
     let features = splits.train.features;
+    // The state after the last finished epoch, for a Ctrl-C mid-epoch.
+    let last_finished = resumed.clone();
     let mut training = match resumed {
         Some(ck) => {
             let name = options
@@ -576,6 +629,25 @@ pub fn run_with(
         }
         None => Training::new(config, features, compute)?,
     };
+    training.stop_on(crate::interrupt::flag());
+    let created = crate::fsio::create_output_dir(out)?;
+    let result = train_and_save(training, last_finished, &splits, options, compute, started);
+    if result.is_err() {
+        crate::fsio::remove_empty_dirs(&created);
+    }
+    result
+}
+
+/// The epochs of [`run_with`] and the files they write.
+fn train_and_save(
+    mut training: Training,
+    mut last_finished: Option<Checkpoint>,
+    splits: &data::Splits,
+    options: &RunOptions,
+    compute: Compute,
+    started: Instant,
+) -> Result<TrainReport> {
+    let out = options.out_dir.as_path();
     let config = training.config().clone();
     let checkpoint_path = out.join(files::CHECKPOINT);
     let batches = splits.train.len().div_ceil(config.batch_size);
@@ -598,6 +670,12 @@ pub fn run_with(
         let m = match result {
             Ok(m) => m,
             Err(e) => {
+                if let Some(&Interrupted { epoch }) = e.downcast_ref::<Interrupted>() {
+                    let Some(ck) = last_finished else {
+                        return Err(e);
+                    };
+                    return save_interrupted(ck, out, epoch, started);
+                }
                 if e.is::<Diverged>() {
                     let kept = if epoch == 1 {
                         "no checkpoint was written yet".to_owned()
@@ -614,7 +692,7 @@ pub fn run_with(
             }
         };
         if options.verbose {
-            println!(
+            outln!(
                 "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  lr {:.5}  {:.2} s",
                 m.epoch,
                 config.epochs,
@@ -626,11 +704,13 @@ pub fn run_with(
                 m.seconds
             );
         }
-        training.checkpoint().save(&checkpoint_path)?;
+        let checkpoint = training.checkpoint();
+        checkpoint.save(&checkpoint_path)?;
+        last_finished = Some(checkpoint);
         metrics::write_csv(&out.join(files::METRICS), training.history())?;
         crate::plot::write_curves(&out.join(files::CURVES), training.history())?;
         if training.stopped_early() && options.verbose {
-            println!(
+            outln!(
                 "early stopping: no improvement for {} epochs; keeping epoch {}",
                 config.early_stopping.map_or(0, |e| e.patience),
                 training.best_epoch().unwrap_or(0)
@@ -645,6 +725,7 @@ pub fn run_with(
                 stopped_early: false,
                 model_path: None,
                 seconds: started.elapsed().as_secs_f64(),
+                interrupted: None,
             });
         }
     }
@@ -668,6 +749,44 @@ pub fn run_with(
         stopped_early,
         model_path: Some(model_path),
         seconds: started.elapsed().as_secs_f64(),
+        interrupted: None,
+    })
+}
+
+/// After a Ctrl-C during `epoch`: writes the checkpoint, log, chart and model of the
+/// last finished epoch (`ck`; the model is the best epoch's with early stopping), so
+/// that `--resume` continues to the uninterrupted run's exact bytes.
+fn save_interrupted(
+    ck: Checkpoint,
+    out: &Path,
+    epoch: usize,
+    started: Instant,
+) -> Result<TrainReport> {
+    ck.save(&out.join(files::CHECKPOINT))?;
+    metrics::write_csv(&out.join(files::METRICS), &ck.history)?;
+    crate::plot::write_curves(&out.join(files::CURVES), &ck.history)?;
+    let mut model = Mlp::zeroed(&ck.sizes)?;
+    let best = ck.config.early_stopping.is_some() && !ck.early.best_params.is_empty();
+    model.params = if best {
+        ck.early.best_params.clone()
+    } else {
+        ck.params.clone()
+    };
+    let model_path = out.join(files::MODEL);
+    model.save(&model_path)?;
+    Ok(TrainReport {
+        best_epoch: if best {
+            ck.early.best.map(|b| b.0)
+        } else {
+            None
+        },
+        config: ck.config,
+        history: ck.history,
+        test: None,
+        stopped_early: false,
+        model_path: Some(model_path),
+        seconds: started.elapsed().as_secs_f64(),
+        interrupted: Some(epoch),
     })
 }
 

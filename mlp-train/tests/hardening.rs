@@ -267,6 +267,7 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
         &[("t10k-labels-idx1-ubyte", wrong_magic)],
     );
 
+    let full = device_node(root, "full");
     let out = root.join("out");
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
         (
@@ -396,6 +397,33 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
             vec!["show".into(), "--data".into(), p(&root.join("nowhere"))],
             "nowhere",
         ),
+        (
+            "quantize: --out is the --model",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--out".into(),
+                p(&good_model),
+            ],
+            "the output is the input file",
+        ),
+        (
+            "quantize: --out /dev/full",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--out".into(),
+                p(&full),
+            ],
+            "No space left on device",
+        ),
+        (
+            "bench: --rounds 0",
+            vec!["bench".into(), "--rounds".into(), "0".into()],
+            "--rounds",
+        ),
     ];
     for (name, args, needle) in &cases {
         let output = run(args);
@@ -413,9 +441,11 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
         eprintln!("{name:40} -> {}", message.trim());
     }
     assert!(
-        files_in(&out).is_empty(),
-        "a failed command left files behind"
+        !out.exists(),
+        "a failed command left files or an empty output directory behind"
     );
+    assert_eq!(std::fs::read(&good_model).unwrap(), good_bytes);
+    assert!(is_char_device(&full), "{} was replaced", full.display());
     eprintln!("{} bad-input cases in this table", cases.len());
 }
 

@@ -245,3 +245,35 @@ fn missing_file_and_default_sums() {
     );
     assert_eq!(files_in(&cache), Vec::<String>::new());
 }
+
+/// Without --dir, downloads go to data/mnist-full in the working directory, or to
+/// $MLP_DATA_DIR/mnist-full: never next to the source the binary was built from.
+#[test]
+fn default_cache_follows_the_working_directory_and_mlp_data_dir() {
+    let server = Server::start();
+    let files = small_mnist();
+    for (name, bytes) in &files {
+        server.serve(name, Reply::Body(bytes.clone()));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = download_args(&server, tmp.path(), &files);
+    args.drain(3..5); // no --dir
+    let download = |env: Option<&Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mlp-train"));
+        command.args(&args).current_dir(tmp.path());
+        match env {
+            Some(dir) => command.env("MLP_DATA_DIR", dir),
+            None => command.env_remove("MLP_DATA_DIR"),
+        };
+        ok(&command.output().unwrap())
+    };
+    let out = download(None);
+    assert!(
+        out.contains("train with: mlp-train train --data data/mnist-full"),
+        "{out}"
+    );
+    assert_eq!(files_in(&tmp.path().join("data/mnist-full")).len(), 4);
+    let elsewhere = tmp.path().join("cache");
+    download(Some(&elsewhere));
+    assert_eq!(files_in(&elsewhere.join("mnist-full")).len(), 4);
+}

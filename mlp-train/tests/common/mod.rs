@@ -18,9 +18,40 @@ pub fn fashion() -> PathBuf {
     dir
 }
 
-/// The bundled digits.
+/// The bundled digits' directory in the repository (the binary has them compiled in,
+/// as `mlp_train::data::BUNDLED`).
 pub fn bundled() -> PathBuf {
-    mlp_train::data::bundled_data_dir()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist-digits")
+}
+
+/// A character device like `/dev/NAME` (`null`: 1,3; `full`: 1,7) made in `dir` with
+/// mknod when allowed (as root), else `/dev/NAME` itself. As root a regression that
+/// renames over its output would replace the node: a private one keeps the system's
+/// `/dev/null` and `/dev/full` safe from the test that would catch it.
+pub fn device_node(dir: &Path, name: &str) -> PathBuf {
+    let minor = match name {
+        "null" => "3",
+        "full" => "7",
+        _ => panic!("no device {name}"),
+    };
+    let node = dir.join(format!("dev-{name}"));
+    let made = Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", minor])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        node
+    } else {
+        PathBuf::from(format!("/dev/{name}"))
+    }
+}
+
+/// True when `path` is a character device (not replaced by a regular file).
+pub fn is_char_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_char_device())
 }
 
 /// Runs the trainer binary with `args`.
