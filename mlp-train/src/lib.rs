@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: saving and resuming a run's complete state.
 //! - [`metrics`]: batched evaluation, confusion matrix, the CSV log.
 //! - [`plot`]: the accuracy and loss chart (SVG).
+//! - [`summary`]: `summary.json` and `evaluate --json`.
 //! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
 //! - [`fsio`]: atomic file writes.
 //! - [`bench`](mod@bench): the `bench` command (fast kernels against NumPy).
@@ -32,6 +33,7 @@ pub mod optim;
 pub mod plot;
 pub mod quantize;
 pub mod show;
+pub mod summary;
 pub mod train;
 
 pub use mlp_data::{idx, image_input};

@@ -6,7 +6,7 @@ use clap::Parser;
 fn main() {
     let cli = mlp_train::cli::Cli::parse();
     if let Err(e) = mlp_train::cli::run(cli) {
-        let message = format!("{e:#}").replace('\n', " ");
+        let message = mlp_train::cli::error_message(&e);
         eprintln!("mlp-train: error: {message}");
         std::process::exit(1);
     }
