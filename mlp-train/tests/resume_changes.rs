@@ -77,7 +77,11 @@ fn resumes_from_another_directory_and_from_a_moved_copy_of_the_data() {
     let parts = tmp.join("parts");
     let ck = parts.join("checkpoint.ckpt");
     let saved = mlp_train::checkpoint::Checkpoint::load(&ck).unwrap();
-    assert!(saved.config.data_dir.is_absolute(), "{saved:?}");
+    assert!(
+        saved.config.data_dir.is_absolute(),
+        "{:?}",
+        saved.config.data_dir
+    );
     assert_eq!(saved.data.as_ref().unwrap().files.len(), 4);
 
     // Another working directory: the absolute path still finds the data.
