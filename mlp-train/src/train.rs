@@ -99,7 +99,10 @@ impl Default for TrainConfig {
 pub struct RunOptions {
     /// Directory for the model, log, chart and checkpoint.
     pub out_dir: PathBuf,
-    /// Continue from this checkpoint (its configuration is used).
+    /// Continue from this checkpoint. The run's `config` must then be the
+    /// checkpoint's, except for what [`check_resume`] lets change: the number of
+    /// epochs, the base learning rate and the data directory (a copy of the same
+    /// files, checked by SHA-256).
     pub resume: Option<PathBuf>,
     /// Stop (as if interrupted) once this many epochs are done; for tests of resume.
     pub stop_after: Option<usize>,
@@ -817,7 +820,9 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
 }
 
 /// [`run`] with a choice of kernels and threads. A run resumed from a checkpoint
-/// gives the uninterrupted run's exact bytes.
+/// gives the uninterrupted run's exact bytes (when nothing was changed on resume).
+/// The data directory is made absolute and the SHA-256 of its files is stored in
+/// every checkpoint; a finished run also writes [`files::SUMMARY`].
 pub fn run_with(
     config: TrainConfig,
     options: &RunOptions,
