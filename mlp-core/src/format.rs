@@ -241,6 +241,7 @@ impl core::fmt::Display for FormatError {
                 write!(f, "layer {layer} has invalid quantization parameters")
             }
             Self::BadQuantization { layer: None } => f.write_str("the model's input scale is invalid"),
+            Self::TrailingBytes { count: 1 } => f.write_str("1 unexpected byte after the payload"),
             Self::TrailingBytes { count } => write!(f, "{count} unexpected bytes after the payload"),
             Self::BufferTooSmall { needed, available } => write!(
                 f,

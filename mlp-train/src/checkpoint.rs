@@ -2,21 +2,30 @@
 //! stopped — the configuration, the epochs done, the weights, the optimizer state,
 //! the random generator's position, the metrics so far and the early-stopping state.
 //!
-//! File layout: the 8 magic bytes `MLPCKPT1`, then a postcard-encoded
+//! File layout: the 8 magic bytes `MLPCKPT2`, then a postcard-encoded
 //! [`Checkpoint`], then the CRC-32 of everything before it (little-endian `u32`).
 //! Written atomically after every epoch, so a crash keeps the previous good one.
+//!
+//! Version 2 adds what identifies the data ([`Checkpoint::data`]: the SHA-256 of each
+//! data file) and stores the data directory as an absolute path, byte for byte (so a
+//! path that is not UTF-8 works). Version 1 files (`MLPCKPT1`) still load: their data
+//! path is as it was given, and they carry no digests to check.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::DataFiles;
 use crate::metrics::EpochMetrics;
 use crate::optim::OptimizerState;
 use crate::train::TrainConfig;
 
 /// The first bytes of a checkpoint file.
-pub const MAGIC: &[u8; 8] = b"MLPCKPT1";
+pub const MAGIC: &[u8; 8] = b"MLPCKPT2";
+
+/// The first bytes of a version 1 checkpoint file (no data digests), still read.
+pub const MAGIC_V1: &[u8; 8] = b"MLPCKPT1";
 
 /// Early-stopping bookkeeping.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -50,6 +59,8 @@ pub struct Checkpoint {
     pub early: EarlyState,
     /// True when early stopping ended the run.
     pub stopped_early: bool,
+    /// The SHA-256 of each data file the run trains on (`None` in version 1 files).
+    pub data: Option<DataFiles>,
 }
 
 impl Checkpoint {
@@ -65,15 +76,25 @@ impl Checkpoint {
     /// Reads a checkpoint from bytes; `name` is used in error messages.
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Checkpoint> {
         let n = name.display();
-        if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+        let magic = bytes.get(..MAGIC.len());
+        if bytes.len() < MAGIC.len() + 4 || (magic != Some(MAGIC) && magic != Some(MAGIC_V1)) {
             bail!("{n}: not a checkpoint file (bad magic)");
         }
         let (body, crc) = bytes.split_at(bytes.len() - 4);
         if mlp_core::format::crc32(body).to_le_bytes() != crc {
             bail!("{n}: checkpoint is corrupt (CRC mismatch)");
         }
-        let ck: Checkpoint = postcard::from_bytes(&body[MAGIC.len()..])
-            .map_err(|e| anyhow::anyhow!("{n}: checkpoint is malformed: {e}"))?;
+        let payload = &body[MAGIC.len()..];
+        let ck: Checkpoint = if magic == Some(MAGIC_V1) {
+            // Version 1 is version 2 without the last field: postcard spells its
+            // `None` as one zero byte.
+            let mut v2 = payload.to_vec();
+            v2.push(0);
+            postcard::from_bytes(&v2)
+        } else {
+            postcard::from_bytes(payload)
+        }
+        .map_err(|e| anyhow::anyhow!("{n}: checkpoint is malformed: {e}"))?;
         let expected: usize = crate::model::layout(&ck.sizes)
             .last()
             .map_or(0, |l| l.bias.end);
@@ -95,5 +116,122 @@ impl Checkpoint {
         let bytes = std::fs::read(path)
             .with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
         Checkpoint::from_bytes(&bytes, path)
+    }
+}
+
+/// Serde for a path that keeps every byte: postcard (checkpoints) gets the path's
+/// bytes on Unix, so a directory whose name is not UTF-8 round-trips; text formats
+/// (JSON) get a string (lossy for such a name). On other systems a path that is not
+/// Unicode cannot be encoded, and says so.
+pub mod path_bytes {
+    use super::*;
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Writes `path` (see the module).
+    pub fn serialize<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return s.serialize_str(&path.to_string_lossy());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            s.serialize_bytes(path.as_os_str().as_bytes())
+        }
+        #[cfg(not(unix))]
+        match path.to_str() {
+            Some(text) => s.serialize_bytes(text.as_bytes()),
+            None => Err(serde::ser::Error::custom(format!(
+                "{}: the path is not valid Unicode",
+                path.display()
+            ))),
+        }
+    }
+
+    struct PathVisitor;
+
+    impl Visitor<'_> for PathVisitor {
+        type Value = PathBuf;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a path")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(v))
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<PathBuf, E> {
+            #[cfg(unix)]
+            {
+                use std::os::unix::ffi::OsStrExt;
+                Ok(PathBuf::from(std::ffi::OsStr::from_bytes(v)))
+            }
+            #[cfg(not(unix))]
+            std::str::from_utf8(v)
+                .map(PathBuf::from)
+                .map_err(|_| E::custom("the stored path is not valid Unicode"))
+        }
+    }
+
+    /// Reads a path written by [`serialize`] (or a version 1 checkpoint's string:
+    /// postcard spells strings and bytes alike).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        if d.is_human_readable() {
+            d.deserialize_str(PathVisitor)
+        } else {
+            d.deserialize_bytes(PathVisitor)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::TrainConfig;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            config: TrainConfig {
+                hidden: vec![3],
+                ..TrainConfig::default()
+            },
+            epochs_done: 1,
+            sizes: vec![2, 3, 2],
+            params: vec![0.5; 2 * 3 + 3 + 3 * 2 + 2],
+            optimizer: OptimizerState::default(),
+            rng_word_pos: 7,
+            history: Vec::new(),
+            early: EarlyState::default(),
+            stopped_early: false,
+            data: None,
+        }
+    }
+
+    #[test]
+    fn version_1_files_still_load() {
+        let ck = sample();
+        let v2 = ck.to_bytes().unwrap();
+        // A version 1 file: the same fields without the last (`None`: one zero byte).
+        let body = &v2[MAGIC.len()..v2.len() - 4];
+        assert_eq!(body.last(), Some(&0));
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&body[..body.len() - 1]);
+        let crc = mlp_core::format::crc32(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            Checkpoint::from_bytes(&v1, Path::new("v1.ckpt")).unwrap(),
+            ck
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_keep_every_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut ck = sample();
+        ck.config.data_dir = PathBuf::from(std::ffi::OsStr::from_bytes(b"/data/\xff\xfe"));
+        let bytes = ck.to_bytes().unwrap();
+        assert_eq!(Checkpoint::from_bytes(&bytes, Path::new("c")).unwrap(), ck);
     }
 }

@@ -7,9 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::{self, Split};
-use crate::optim::{OptimizerConfig, OptimizerKind, Schedule};
+use crate::optim::{OptimizerKind, Schedule};
 use crate::output::{out, outln};
-use crate::train::{self, Compute, EarlyStopping, Monitor, RunOptions, TrainConfig};
+use crate::train::{self, plural, Compute, EarlyStopping, Monitor, RunOptions, TrainConfig};
 use mlp_kernels::{Isa, Kernels, Unsupported};
 
 /// Trains small MLPs on MNIST-format data and inspects, evaluates and runs the models.
@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 /// The commands.
+// Parsed once per process: the size of `train`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a network (the default command).
@@ -130,7 +132,8 @@ pub struct BenchArgs {
     pub numpy_single_thread: bool,
 }
 
-/// Options of `train`.
+/// Options of `train`. Settings left out take their defaults on a new run and the
+/// checkpoint's values with `--resume`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// MNIST-format data directory [default: the bundled digits, compiled into the
@@ -138,68 +141,73 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Validation images from the end of the training file [default: a sixth of it].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_whole, allow_negative_numbers = true)]
     pub validation: Option<usize>,
     /// Train on only the first N images of the training part.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_whole, allow_negative_numbers = true)]
     pub limit: Option<usize>,
-    /// Hidden layer widths, comma-separated.
-    #[arg(long, default_value = "100,200", value_parser = crate::model::parse_hidden)]
-    pub hidden: std::vec::Vec<usize>,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 25)]
-    pub epochs: usize,
-    /// Images per minibatch.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Base learning rate.
-    #[arg(long, visible_alias = "lr", default_value_t = 0.1)]
-    pub learning_rate: f32,
-    /// Random seed (weights initialisation and shuffling).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
-    pub optimizer: OptimizerKind,
-    /// Momentum for `momentum` and `nesterov`.
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f32,
-    /// Adam's beta1.
-    #[arg(long, default_value_t = 0.9)]
-    pub beta1: f32,
-    /// Adam's beta2.
-    #[arg(long, default_value_t = 0.999)]
-    pub beta2: f32,
-    /// Weight decay (L2 for SGD and momentum, decoupled for Adam).
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
-    pub schedule: ScheduleKind,
-    /// Step schedule: epochs between drops.
-    #[arg(long, default_value_t = 10)]
-    pub step_every: usize,
-    /// Step schedule: factor per drop.
-    #[arg(long, default_value_t = 0.1)]
-    pub gamma: f32,
-    /// Cosine schedule: final learning rate.
-    #[arg(long, default_value_t = 0.0)]
-    pub min_lr: f32,
+    /// Hidden layer widths, comma-separated, or none for no hidden layer
+    /// [default: 100,200].
+    #[arg(long, value_name = "WIDTHS", value_parser = crate::model::parse_hidden)]
+    pub hidden: Option<std::vec::Vec<usize>>,
+    /// Passes over the training data [default: 25]. With --resume: the new total.
+    #[arg(long, value_parser = parse_whole, allow_negative_numbers = true)]
+    pub epochs: Option<usize>,
+    /// Images per minibatch [default: 32].
+    #[arg(long, value_parser = parse_whole, allow_negative_numbers = true)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate [default: 0.1 for sgd, momentum and nesterov; 0.001 for
+    /// adam]. With --resume: the rate from the next epoch on.
+    #[arg(long, visible_alias = "lr", allow_negative_numbers = true)]
+    pub learning_rate: Option<f32>,
+    /// Random seed (weights initialisation and shuffling) [default: 1].
+    #[arg(long, value_parser = parse_whole_u64, allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Optimizer [default: sgd].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Momentum for momentum and nesterov, in [0, 1) [default: 0.9].
+    #[arg(long, allow_negative_numbers = true)]
+    pub momentum: Option<f32>,
+    /// Adam's beta1, in [0, 1) [default: 0.9].
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta1: Option<f32>,
+    /// Adam's beta2, in [0, 1) [default: 0.999].
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta2: Option<f32>,
+    /// Weight decay, at least 0 (L2 for SGD and momentum, decoupled for Adam)
+    /// [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub weight_decay: Option<f32>,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
+    /// Step schedule: epochs between drops, at least 1 [default: 10].
+    #[arg(long, value_parser = parse_whole, allow_negative_numbers = true)]
+    pub step_every: Option<usize>,
+    /// Step schedule: factor per drop, above 0 and at most 1 [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub gamma: Option<f32>,
+    /// Cosine schedule: final learning rate, from 0 to the learning rate [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub min_lr: Option<f32>,
     /// Early stopping: stop after this many epochs without improvement and keep the
     /// best epoch's weights.
-    #[arg(long, value_name = "EPOCHS")]
+    #[arg(long, value_name = "EPOCHS", value_parser = parse_whole, allow_negative_numbers = true)]
     pub patience: Option<usize>,
-    /// What early stopping watches.
-    #[arg(long, value_enum, default_value_t = Monitor::ValAccuracy)]
-    pub monitor: Monitor,
+    /// What early stopping watches [default: val-accuracy].
+    #[arg(long, value_enum)]
+    pub monitor: Option<Monitor>,
     /// Output directory [default: runs/NAME in the working directory].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Run name for the default output directory [default: the data directory's name].
     #[arg(long)]
     pub name: Option<String>,
-    /// Continue from a checkpoint; its settings are used and other training flags are
-    /// ignored. Outputs go next to it unless --out is given.
+    /// Continue from a checkpoint with its settings. --epochs (a new total) and
+    /// --learning-rate (from the next epoch on) may change them; --data may name a copy
+    /// of the same data (checked by SHA-256); any other training flag must match the
+    /// checkpoint. Outputs go next to it unless --out is given.
     #[arg(long, value_name = "CHECKPOINT")]
     pub resume: Option<PathBuf>,
     /// Stop after this many epochs, as if interrupted (for testing --resume).
@@ -211,6 +219,24 @@ pub struct TrainArgs {
     /// Kernels and threads.
     #[command(flatten)]
     pub compute: ComputeArgs,
+}
+
+/// Parses a count such as `--epochs`: a whole number, with a message that says so for
+/// `-1` or `x` (whether 0 is allowed is checked with the other settings).
+pub fn parse_whole(text: &str) -> Result<usize, String> {
+    parse_whole_u64(text).and_then(|v| usize::try_from(v).map_err(|_| format!("{v} is too large")))
+}
+
+/// [`parse_whole`] for 64-bit values (`--seed`).
+pub fn parse_whole_u64(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    match t.parse::<u64>() {
+        Ok(v) => Ok(v),
+        Err(_) if t.parse::<i128>().is_ok() => {
+            Err(format!("must be a positive whole number, got {t}"))
+        }
+        Err(_) => Err(format!("'{t}' is not a whole number")),
+    }
 }
 
 /// Learning-rate schedules selectable on the command line.
@@ -239,6 +265,10 @@ pub struct EvaluateArgs {
     /// Validation size, as for training.
     #[arg(long, value_name = "N")]
     pub validation: Option<usize>,
+    /// Print the result as JSON (accuracy, loss, per-class precision and recall,
+    /// confusion matrix) instead of the text report.
+    #[arg(long)]
+    pub json: bool,
     /// Kernels and threads.
     #[command(flatten)]
     pub compute: ComputeArgs,
@@ -319,41 +349,133 @@ pub struct DownloadArgs {
 }
 
 impl TrainArgs {
-    /// The training configuration these flags describe.
-    pub fn config(&self) -> TrainConfig {
-        let schedule = match self.schedule {
-            ScheduleKind::Constant => Schedule::Constant,
-            ScheduleKind::Step => Schedule::Step {
-                every: self.step_every,
-                gamma: self.gamma,
+    /// The training configuration these flags describe: the defaults (the
+    /// walkthrough's, with the optimizer's default learning rate) overridden by every
+    /// flag given.
+    ///
+    /// # Errors
+    /// A flag that the chosen settings do not use (`--gamma` without the step schedule,
+    /// `--momentum` with adam, ...): it would be ignored.
+    pub fn config(&self) -> Result<TrainConfig> {
+        let kind = self.optimizer.unwrap_or(OptimizerKind::Sgd);
+        let defaults = TrainConfig {
+            learning_rate: kind.default_learning_rate(),
+            schedule: match self.schedule.unwrap_or(ScheduleKind::Constant) {
+                ScheduleKind::Constant => Schedule::Constant,
+                ScheduleKind::Step => Schedule::Step {
+                    every: 10,
+                    gamma: 0.1,
+                },
+                ScheduleKind::Cosine => Schedule::Cosine { min_lr: 0.0 },
             },
-            ScheduleKind::Cosine => Schedule::Cosine {
-                min_lr: self.min_lr,
-            },
+            ..TrainConfig::default()
         };
-        TrainConfig {
-            data_dir: self.data.clone().unwrap_or_else(data::bundled_data_dir),
-            validation: self.validation,
-            train_limit: self.limit,
-            hidden: self.hidden.clone(),
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            seed: self.seed,
-            optimizer: OptimizerConfig {
-                kind: self.optimizer,
-                momentum: self.momentum,
-                beta1: self.beta1,
-                beta2: self.beta2,
-                epsilon: 1e-8,
-                weight_decay: self.weight_decay,
-            },
-            schedule,
-            early_stopping: self.patience.map(|patience| EarlyStopping {
-                monitor: self.monitor,
-                patience,
-            }),
+        self.apply(defaults)
+    }
+
+    /// `base` with every flag given applied to it: the defaults of a new run, or a
+    /// checkpoint's settings on resume (which [`crate::train::check_resume`] then
+    /// compares).
+    ///
+    /// # Errors
+    /// As [`TrainArgs::config`].
+    pub fn apply(&self, base: TrainConfig) -> Result<TrainConfig> {
+        let mut c = base;
+        if let Some(d) = &self.data {
+            c.data_dir = d.clone();
         }
+        if self.validation.is_some() {
+            c.validation = self.validation;
+        }
+        if self.limit.is_some() {
+            c.train_limit = self.limit;
+        }
+        if let Some(h) = &self.hidden {
+            c.hidden = h.clone();
+        }
+        set(&mut c.epochs, self.epochs);
+        set(&mut c.batch_size, self.batch_size);
+        set(&mut c.learning_rate, self.learning_rate);
+        set(&mut c.seed, self.seed);
+        let o = &mut c.optimizer;
+        set(&mut o.kind, self.optimizer);
+        set(&mut o.momentum, self.momentum);
+        set(&mut o.beta1, self.beta1);
+        set(&mut o.beta2, self.beta2);
+        set(&mut o.weight_decay, self.weight_decay);
+        let kind = o.kind;
+        if let Some(s) = self.schedule {
+            let same = matches!(
+                (s, c.schedule),
+                (ScheduleKind::Constant, Schedule::Constant)
+                    | (ScheduleKind::Step, Schedule::Step { .. })
+                    | (ScheduleKind::Cosine, Schedule::Cosine { .. })
+            );
+            if !same {
+                c.schedule = match s {
+                    ScheduleKind::Constant => Schedule::Constant,
+                    ScheduleKind::Step => Schedule::Step {
+                        every: 10,
+                        gamma: 0.1,
+                    },
+                    ScheduleKind::Cosine => Schedule::Cosine { min_lr: 0.0 },
+                };
+            }
+        }
+        match &mut c.schedule {
+            Schedule::Step { every, gamma } => {
+                set(every, self.step_every);
+                set(gamma, self.gamma);
+            }
+            Schedule::Cosine { min_lr } => set(min_lr, self.min_lr),
+            Schedule::Constant => {}
+        }
+        if let Some(patience) = self.patience {
+            let monitor = c.early_stopping.map_or(Monitor::ValAccuracy, |e| e.monitor);
+            c.early_stopping = Some(EarlyStopping { monitor, patience });
+        }
+        if let (Some(m), Some(e)) = (self.monitor, &mut c.early_stopping) {
+            e.monitor = m;
+        }
+        // A flag the settings do not use would be ignored: say so instead.
+        let unused = |flag: &str, given: bool, used: bool, by: &str| {
+            if given && !used {
+                bail!("{flag} is used by {by} only");
+            }
+            Ok(())
+        };
+        use OptimizerKind::{Adam, Momentum, Nesterov};
+        unused(
+            "--momentum",
+            self.momentum.is_some(),
+            matches!(kind, Momentum | Nesterov),
+            "--optimizer momentum and nesterov",
+        )?;
+        for (flag, given) in [("--beta1", self.beta1), ("--beta2", self.beta2)] {
+            unused(flag, given.is_some(), kind == Adam, "--optimizer adam")?;
+        }
+        let step = matches!(c.schedule, Schedule::Step { .. });
+        unused(
+            "--step-every",
+            self.step_every.is_some(),
+            step,
+            "--schedule step",
+        )?;
+        unused("--gamma", self.gamma.is_some(), step, "--schedule step")?;
+        let cosine = matches!(c.schedule, Schedule::Cosine { .. });
+        unused(
+            "--min-lr",
+            self.min_lr.is_some(),
+            cosine,
+            "--schedule cosine",
+        )?;
+        unused(
+            "--monitor",
+            self.monitor.is_some(),
+            c.early_stopping.is_some(),
+            "early stopping (--patience)",
+        )?;
+        Ok(c)
     }
 
     fn out_dir(&self, config: &TrainConfig) -> PathBuf {
@@ -394,8 +516,33 @@ pub fn default_download_dir() -> PathBuf {
 /// The environment variable naming the directory `download` caches data sets in.
 pub const DATA_DIR_ENV: &str = "MLP_DATA_DIR";
 
+/// `*field = value` when the flag was given.
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
 fn data_dir(d: &Option<PathBuf>) -> PathBuf {
     d.clone().unwrap_or_else(data::bundled_data_dir)
+}
+
+/// An error and its causes on one line, each said once: a cause whose text an outer
+/// message already includes (an I/O error quoted by the message that wraps it) is
+/// not repeated.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message.replace('\n', " ")
 }
 
 /// Runs the parsed command line.
@@ -407,7 +554,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let model = crate::quantize::Int8Model::load(&args.model)?;
             let data = data::load_split(&data_dir(&args.data), args.split, args.validation)?;
             model.check_fits(&args.model, data.features, data::CLASSES)?;
-            out!("{}", crate::quantize::evaluate(&model, &data).report(None));
+            print_evaluation(&args, &crate::quantize::evaluate(&model, &data));
             Ok(())
         }
         Some(Command::Evaluate(args)) => {
@@ -418,7 +565,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 args.validation,
                 args.compute.compute(),
             )?;
-            out!("{}", e.report(None));
+            print_evaluation(&args, &e);
             Ok(())
         }
         Some(Command::Predict(args)) => predict(&args),
@@ -453,8 +600,30 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+fn print_evaluation(args: &EvaluateArgs, e: &crate::metrics::Evaluation) {
+    if args.json {
+        let split = match args.split {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+        };
+        let value = crate::summary::evaluation_json(e, &args.model, &data_dir(&args.data), split);
+        outln!("{value:#}");
+    } else {
+        out!("{}", e.report(None));
+    }
+}
+
 fn train_command(args: &TrainArgs) -> Result<()> {
-    let config = args.config();
+    let config = match &args.resume {
+        Some(ck) => {
+            if args.name.is_some() {
+                bail!("--name picks a new run's output directory; with --resume use --out");
+            }
+            args.apply(crate::checkpoint::Checkpoint::load(ck)?.config)?
+        }
+        None => args.config()?,
+    };
     let out_dir = args.out_dir(&config);
     let options = RunOptions {
         out_dir: out_dir.clone(),
@@ -466,16 +635,27 @@ fn train_command(args: &TrainArgs) -> Result<()> {
     if !args.quiet {
         match &args.resume {
             Some(ck) => outln!("resuming from {}", ck.display()),
-            None => outln!(
-                "training hidden layers {:?} on {} for {} epochs (batch {}, learning rate {}, {:?}); outputs in {}",
-                config.hidden,
-                data::describe(&config.data_dir),
-                config.epochs,
-                config.batch_size,
-                config.learning_rate,
-                config.optimizer.kind,
-                out_dir.display()
-            ),
+            None => {
+                let lr_note = if args.learning_rate.is_none() {
+                    format!(" ({}'s default)", config.optimizer.kind)
+                } else {
+                    String::new()
+                };
+                outln!(
+                    "training hidden layers {} for {}, batch {}",
+                    crate::model::hidden_text(&config.hidden),
+                    plural(config.epochs, "epoch"),
+                    config.batch_size,
+                );
+                outln!(
+                    "optimizer {}, learning rate {}{lr_note}",
+                    config.optimizer.kind,
+                    config.learning_rate,
+                );
+                outln!("data: {}", data::describe(&config.data_dir));
+                outln!("outputs: {}", out_dir.display());
+                outln!("each epoch: loss and accuracy (training/validation), learning rate, time");
+            }
         }
     }
     let compute = args.compute.compute();
@@ -525,10 +705,11 @@ fn train_command(args: &TrainArgs) -> Result<()> {
                 test.count
             );
             outln!(
-                "wrote {}, {}, {} in {} ({:.1} s)",
+                "wrote {}, {}, {}, {} in {} ({:.1} s)",
                 train::files::MODEL,
                 train::files::METRICS,
                 train::files::CURVES,
+                train::files::SUMMARY,
                 model.parent().unwrap_or(Path::new(".")).display(),
                 report.seconds
             );

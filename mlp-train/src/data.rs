@@ -284,6 +284,93 @@ pub fn load_splits(
     })
 }
 
+/// The IDX files of a data directory, in the order [`DataFiles`] lists them.
+pub const FILE_STEMS: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// One data file as a checkpoint remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataFile {
+    /// The file's name in its directory (`train-images-idx3-ubyte.gz`, ...).
+    pub name: String,
+    /// The SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+}
+
+/// What identifies a data directory's contents: the SHA-256 of each of its four
+/// files. A checkpoint keeps it so that a run resumes on the same data wherever the
+/// data now lives, and refuses other data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataFiles {
+    /// The four files, in the order of [`FILE_STEMS`].
+    pub files: Vec<DataFile>,
+}
+
+impl DataFiles {
+    /// Digests the four files of `dir` (those [`find_file`] picks, as they are on
+    /// disk: a `.gz` file is digested compressed).
+    ///
+    /// # Errors
+    /// If a file is missing or cannot be read.
+    pub fn of_dir(dir: &Path) -> Result<DataFiles> {
+        use sha2::Digest;
+        let mut files = Vec::with_capacity(FILE_STEMS.len());
+        if is_bundled(dir) {
+            // The compiled-in files, digested as the same files on disk would be.
+            for stem in FILE_STEMS {
+                let (path, bytes) = bundled_file(&format!("{stem}.gz"))?;
+                files.push(DataFile {
+                    name: path
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                    sha256: format!("{:x}", sha2::Sha256::digest(bytes)),
+                });
+            }
+            return Ok(DataFiles { files });
+        }
+        for stem in FILE_STEMS {
+            let path = find_file(dir, stem)?;
+            let mut hasher = sha2::Sha256::new();
+            let mut file = std::fs::File::open(&path)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+            std::io::copy(&mut file, &mut hasher)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+            files.push(DataFile {
+                name: path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                sha256: format!("{:x}", hasher.finalize()),
+            });
+        }
+        Ok(DataFiles { files })
+    }
+
+    /// The first file whose digest differs from `expected`'s, as a sentence naming it
+    /// (`None` when all four agree).
+    pub fn difference(&self, expected: &DataFiles) -> Option<String> {
+        if self.files.len() != expected.files.len() {
+            return Some("the data files differ".to_owned());
+        }
+        self.files
+            .iter()
+            .zip(&expected.files)
+            .find(|(a, b)| a.sha256 != b.sha256)
+            .map(|(a, b)| {
+                format!(
+                    "{} has SHA-256 {}…, the checkpoint's {} had {}…",
+                    a.name,
+                    &a.sha256[..12.min(a.sha256.len())],
+                    b.name,
+                    &b.sha256[..12.min(b.sha256.len())]
+                )
+            })
+    }
+}
+
 /// Loads one split of a data directory (for `evaluate` and `show`).
 pub fn load_split(dir: &Path, split: Split, validation: Option<usize>) -> Result<Dataset> {
     match split {

@@ -35,7 +35,7 @@ pub fn inspect(path: &Path) -> Result<ModelInfo> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("{}: cannot read model file", path.display()))?;
     let view = ModelView::decode(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a valid model file: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::model::invalid_model(&e)))?;
     let sizes: Vec<usize> = view.layer_sizes().iter().map(|&s| s as usize).collect();
     let parameters = view.sizes().parameter_count();
     let macs = view.sizes().macs();

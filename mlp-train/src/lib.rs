@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: saving and resuming a run's complete state.
 //! - [`metrics`]: batched evaluation, confusion matrix, the CSV log.
 //! - [`plot`]: the accuracy and loss chart (SVG).
+//! - [`summary`]: `summary.json` and `evaluate --json`.
 //! - [`show`], [`inspect`]: the `show` and `inspect` commands' output.
 //! - [`fsio`]: atomic file writes that never replace a device, FIFO or link.
 //! - [`output`]: standard output that never panics (closed pipe, full device).
@@ -39,6 +40,7 @@ pub mod output;
 pub mod plot;
 pub mod quantize;
 pub mod show;
+pub mod summary;
 pub mod train;
 
 pub use mlp_data::{idx, image_input};

@@ -10,7 +10,7 @@ fn main() {
     let cli = mlp_train::cli::Cli::parse();
     let result = mlp_train::cli::run(cli).and_then(|()| mlp_train::output::check());
     if let Err(e) = result {
-        let message = format!("{e:#}").replace('\n', " ");
+        let message = mlp_train::cli::error_message(&e).replace('\n', " ");
         // A closed or full stderr is no reason to panic.
         let _ = writeln!(std::io::stderr(), "mlp-train: error: {message}");
         std::process::exit(mlp_train::cli::exit_code(&e));

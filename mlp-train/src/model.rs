@@ -104,8 +104,7 @@ impl Mlp {
     /// Reads a model from model file bytes, validated by the core's decoder. Only
     /// `f32` models can be read back into a trainable network.
     pub fn from_bytes(bytes: &[u8]) -> Result<Mlp> {
-        let view =
-            ModelView::decode(bytes).map_err(|e| anyhow::anyhow!("not a valid model file: {e}"))?;
+        let view = ModelView::decode(bytes).map_err(|e| anyhow::anyhow!(invalid_model(&e)))?;
         if view.element_type() != ElementType::F32 {
             bail!(
                 "holds {:?} parameters; the trainer reads f32 models only",
@@ -180,9 +179,17 @@ fn to_u32(sizes: &[usize]) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// Parses `--hidden 100,200` into widths; an empty string means no hidden layer.
+/// Parses `--hidden 100,200` into widths; `none` means no hidden layer (a linear
+/// classifier). An empty value is refused: it is more often a shell variable that
+/// was not set than a wish for no hidden layer.
 pub fn parse_hidden(text: &str) -> Result<Vec<usize>, String> {
     if text.trim().is_empty() {
+        return Err(
+            "an empty list of widths: give widths such as 100,200, or none for no hidden layer"
+                .to_owned(),
+        );
+    }
+    if text.trim() == "none" {
         return Ok(Vec::new());
     }
     text.split(',')
@@ -194,6 +201,34 @@ pub fn parse_hidden(text: &str) -> Result<Vec<usize>, String> {
             )),
         })
         .collect()
+}
+
+/// What is wrong with a model file that the core's decoder refused, said once:
+/// `not a valid model file: <the problem>` (the core's "not a model file" for a bad
+/// magic would repeat the first words).
+pub fn invalid_model(e: &format::FormatError) -> String {
+    match e {
+        format::FormatError::BadMagic { found } => {
+            let bytes: Vec<String> = found.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "not a valid model file: it starts with {}, expected \"MLPW\"",
+                bytes.join(" ")
+            )
+        }
+        e => format!("not a valid model file: {e}"),
+    }
+}
+
+/// Hidden widths as `--hidden` takes them: `100,200`, or `none`.
+pub fn hidden_text(hidden: &[usize]) -> String {
+    if hidden.is_empty() {
+        return "none".to_owned();
+    }
+    hidden
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -228,7 +263,9 @@ mod tests {
     #[test]
     fn hidden_parsing() {
         assert_eq!(parse_hidden("100,200").unwrap(), vec![100, 200]);
-        assert_eq!(parse_hidden("").unwrap(), Vec::<usize>::new());
+        assert_eq!(parse_hidden("none").unwrap(), Vec::<usize>::new());
+        assert!(parse_hidden("").is_err());
+        assert!(parse_hidden(" ").is_err());
         assert!(parse_hidden("10,x").is_err());
         assert!(parse_hidden("0").is_err());
     }

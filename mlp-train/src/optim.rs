@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which update rule to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// Plain minibatch SGD (the walkthrough's).
     Sgd,
@@ -24,6 +25,33 @@ pub enum OptimizerKind {
     Nesterov,
     /// Adam (with decoupled weight decay, i.e. AdamW, when weight decay is set).
     Adam,
+}
+
+impl OptimizerKind {
+    /// The name as the command line spells it (`sgd`, `momentum`, `nesterov`, `adam`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Momentum => "momentum",
+            OptimizerKind::Nesterov => "nesterov",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+
+    /// The learning rate used when none is given: 0.1 for the SGD family (the
+    /// walkthrough's), 0.001 for Adam (the default of Keras and PyTorch).
+    pub fn default_learning_rate(self) -> f32 {
+        match self {
+            OptimizerKind::Sgd | OptimizerKind::Momentum | OptimizerKind::Nesterov => 0.1,
+            OptimizerKind::Adam => 0.001,
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// An optimizer's settings.
@@ -159,6 +187,7 @@ fn add_scaled(grads: &mut [f32], params: &[f32], scale: f32) {
 
 /// A learning-rate schedule over epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// The base rate throughout.
     Constant,

@@ -33,10 +33,14 @@ fn draw_panel<DB: DrawingBackend>(
         });
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.1).max(1e-3);
-    let x_range = if history.len() <= 1 {
-        0.5..1.5
+    // Epochs are whole numbers: an integer axis labels them 1, 2, 3 (never 5.0). One
+    // epoch gets room on both sides of its point.
+    let last = history.last().map_or(1, |m| m.epoch as i64);
+    let first = history.first().map_or(1, |m| m.epoch as i64);
+    let x_range = if last <= first {
+        first - 1..last + 1
     } else {
-        1.0..history.len() as f64
+        first..last
     };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
@@ -49,20 +53,28 @@ fn draw_panel<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("epoch")
         .y_desc(title.to_lowercase())
+        .x_labels(history.len().clamp(2, 10) + 1)
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
     for (label, color, validation) in [("train", BLUE, false), ("validation", ORANGE, true)] {
-        let points = history
+        let points: Vec<(i64, f64)> = history
             .iter()
             .zip(&values)
-            .map(|(m, v)| (m.epoch as f64, if validation { v.1 } else { v.0 }));
+            .map(|(m, v)| (m.epoch as i64, if validation { v.1 } else { v.0 }))
+            .collect();
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(|e| anyhow!("{e}"))?
             .label(label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
+        // A line needs two epochs; a lone epoch is drawn as a dot.
+        if points.len() == 1 {
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
     }
     chart
         .configure_series_labels()
@@ -100,6 +112,17 @@ pub fn write_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The texts of an SVG's `<text>` elements, trimmed.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim().to_owned())
+            })
+            .collect()
+    }
+
     #[test]
     fn renders_svg() {
         let history: Vec<EpochMetrics> = (1..=3)
@@ -116,7 +139,40 @@ mod tests {
         let svg = render_svg(&history).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("Accuracy") && svg.contains("validation"));
-        assert!(render_svg(&history[..1]).is_ok());
         assert!(render_svg(&[]).is_ok());
+        // Whole epochs on the axis: 1, 2, 3, never 1.0 or 2.5.
+        let labels = texts(&svg);
+        for t in ["1", "2", "3"] {
+            assert!(
+                labels.iter().any(|l| l == t),
+                "no epoch label {t}: {labels:?}"
+            );
+        }
+        // (The loss axis may say 1.0; no y value reaches 1.5.)
+        for t in ["1.5", "2.0", "2.5", "3.0"] {
+            assert!(
+                !labels.iter().any(|l| l == t),
+                "epoch label {t}: {labels:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_epoch_draws_a_point() {
+        let m = EpochMetrics {
+            epoch: 1,
+            learning_rate: 0.1,
+            train_loss: 0.5,
+            train_accuracy: 0.8,
+            val_loss: 0.6,
+            val_accuracy: 0.7,
+            seconds: 1.0,
+        };
+        let svg = render_svg(&[m]).unwrap();
+        // Two panels, two series each: a dot for each.
+        assert_eq!(svg.matches("<circle").count(), 4, "{svg}");
+        let labels = texts(&svg);
+        assert!(labels.iter().any(|t| t == "1"), "{labels:?}");
+        assert!(!labels.iter().any(|t| t == "1.0"), "{labels:?}");
     }
 }

@@ -147,8 +147,9 @@ impl Int8Model {
     pub fn load(path: &Path) -> Result<Int8Model> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("{}: cannot read model file", path.display()))?;
-        let view = ModelView::decode(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: not a valid model file: {e}", path.display()))?;
+        let view = ModelView::decode(&bytes).map_err(|e| {
+            anyhow::anyhow!("{}: {}", path.display(), crate::model::invalid_model(&e))
+        })?;
         if view.element_type() != ElementType::Int8 {
             bail!("{}: not an int8 model", path.display());
         }

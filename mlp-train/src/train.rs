@@ -25,10 +25,11 @@ use crate::data::{self, Dataset, CLASSES};
 use crate::metrics::{self, EpochMetrics, Evaluation};
 use crate::model::Mlp;
 use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
-use crate::output::outln;
+use crate::output::{out, outln};
 
 /// The quantity early stopping watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum Monitor {
     /// Validation accuracy (higher is better).
     ValAccuracy,
@@ -49,7 +50,9 @@ pub struct EarlyStopping {
 /// Everything that decides a run's result. Saved in checkpoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// MNIST-format data directory.
+    /// MNIST-format data directory ([`run_with`] makes it absolute; stored byte for
+    /// byte in checkpoints).
+    #[serde(with = "crate::checkpoint::path_bytes")]
     pub data_dir: PathBuf,
     /// Validation images taken from the end of the training file (default: a sixth).
     pub validation: Option<usize>,
@@ -98,7 +101,10 @@ impl Default for TrainConfig {
 pub struct RunOptions {
     /// Directory for the model, log, chart and checkpoint.
     pub out_dir: PathBuf,
-    /// Continue from this checkpoint (its configuration is used).
+    /// Continue from this checkpoint. The run's `config` must then be the
+    /// checkpoint's, except for what [`check_resume`] lets change: the number of
+    /// epochs, the base learning rate and the data directory (a copy of the same
+    /// files, checked by SHA-256).
     pub resume: Option<PathBuf>,
     /// Stop (as if interrupted) once this many epochs are done; for tests of resume.
     pub stop_after: Option<usize>,
@@ -159,6 +165,8 @@ pub mod files {
     pub const CURVES: &str = "curves.svg";
     /// The checkpoint after the last finished epoch.
     pub const CHECKPOINT: &str = "checkpoint.ckpt";
+    /// The run's settings and results (test accuracy, model digest) as JSON.
+    pub const SUMMARY: &str = "summary.json";
 }
 
 /// What a run produced.
@@ -190,7 +198,15 @@ pub fn layer_sizes(config: &TrainConfig, features: usize) -> Vec<usize> {
     sizes
 }
 
-fn check_config(c: &TrainConfig) -> Result<()> {
+/// Checks every setting before any work, with a message naming the flag:
+/// a positive epoch count, batch size and learning rate; weight decay `>= 0`;
+/// momentum, `β₁` and `β₂` in `[0, 1)`; a step schedule's `every >= 1` and
+/// `0 < gamma <= 1` (a schedule that only lowers the rate); a cosine schedule's
+/// `0 <= min_lr <= learning rate`; patience at least 1.
+///
+/// # Errors
+/// The first setting out of range.
+pub fn check_config(c: &TrainConfig) -> Result<()> {
     if c.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -203,12 +219,197 @@ fn check_config(c: &TrainConfig) -> Result<()> {
             c.learning_rate
         );
     }
+    let o = &c.optimizer;
+    if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+        bail!(
+            "--weight-decay must be a number >= 0, got {}",
+            o.weight_decay
+        );
+    }
+    for (flag, value) in [
+        ("--momentum", o.momentum),
+        ("--beta1", o.beta1),
+        ("--beta2", o.beta2),
+    ] {
+        if !(0.0..1.0).contains(&value) {
+            bail!("{flag} must be at least 0 and below 1, got {value}");
+        }
+    }
+    if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
+        bail!("Adam's epsilon must be positive, got {}", o.epsilon);
+    }
+    match c.schedule {
+        Schedule::Constant => {}
+        Schedule::Step { every, gamma } => {
+            if every == 0 {
+                bail!("--step-every must be at least 1");
+            }
+            if !(gamma > 0.0 && gamma <= 1.0) {
+                bail!("--gamma must be above 0 and at most 1 (the step schedule lowers the rate), got {gamma}");
+            }
+        }
+        Schedule::Cosine { min_lr } => {
+            if !(min_lr.is_finite() && min_lr >= 0.0) {
+                bail!("--min-lr must be a number >= 0, got {min_lr}");
+            }
+            if min_lr > c.learning_rate {
+                bail!(
+                    "--min-lr {min_lr} is above the learning rate {} (the cosine schedule lowers the rate to it)",
+                    c.learning_rate
+                );
+            }
+        }
+    }
     if let Some(e) = c.early_stopping {
         if e.patience == 0 {
             bail!("--patience must be at least 1");
         }
     }
     Ok(())
+}
+
+/// Checks that `wanted`, the settings a resumed run is asked to continue with, keeps
+/// everything of the checkpoint's `saved` settings except what may change on resume:
+/// the number of epochs (not below those done), the base learning rate (from the next
+/// epoch on) and the data directory (another copy of the same files). Every other
+/// difference is refused, naming the flags.
+///
+/// # Errors
+/// The flags that differ, with the checkpoint's values.
+pub fn check_resume(saved: &TrainConfig, wanted: &TrainConfig, epochs_done: usize) -> Result<()> {
+    let mut differ: Vec<String> = Vec::new();
+    let mut check = |flag: &str, ours: String, theirs: String| {
+        if ours != theirs {
+            differ.push(format!("{flag} {ours} (the checkpoint's is {theirs})"));
+        }
+    };
+    let opt = |v: Option<usize>| v.map_or_else(|| "default".to_owned(), |v| v.to_string());
+    check(
+        "--validation",
+        opt(wanted.validation),
+        opt(saved.validation),
+    );
+    check("--limit", opt(wanted.train_limit), opt(saved.train_limit));
+    check(
+        "--hidden",
+        crate::model::hidden_text(&wanted.hidden),
+        crate::model::hidden_text(&saved.hidden),
+    );
+    check(
+        "--batch-size",
+        wanted.batch_size.to_string(),
+        saved.batch_size.to_string(),
+    );
+    check("--seed", wanted.seed.to_string(), saved.seed.to_string());
+    let (wo, so) = (&wanted.optimizer, &saved.optimizer);
+    check("--optimizer", wo.kind.to_string(), so.kind.to_string());
+    check(
+        "--momentum",
+        wo.momentum.to_string(),
+        so.momentum.to_string(),
+    );
+    check("--beta1", wo.beta1.to_string(), so.beta1.to_string());
+    check("--beta2", wo.beta2.to_string(), so.beta2.to_string());
+    check(
+        "--weight-decay",
+        wo.weight_decay.to_string(),
+        so.weight_decay.to_string(),
+    );
+    let schedule_name = |s: &Schedule| match s {
+        Schedule::Constant => "constant",
+        Schedule::Step { .. } => "step",
+        Schedule::Cosine { .. } => "cosine",
+    };
+    check(
+        "--schedule",
+        schedule_name(&wanted.schedule).to_owned(),
+        schedule_name(&saved.schedule).to_owned(),
+    );
+    match (wanted.schedule, saved.schedule) {
+        (Schedule::Step { every, gamma }, Schedule::Step { every: e, gamma: g }) => {
+            check("--step-every", every.to_string(), e.to_string());
+            check("--gamma", gamma.to_string(), g.to_string());
+        }
+        (Schedule::Cosine { min_lr }, Schedule::Cosine { min_lr: m }) => {
+            check("--min-lr", min_lr.to_string(), m.to_string());
+        }
+        _ => {}
+    }
+    let patience =
+        |e: Option<EarlyStopping>| e.map_or_else(|| "none".to_owned(), |e| e.patience.to_string());
+    check(
+        "--patience",
+        patience(wanted.early_stopping),
+        patience(saved.early_stopping),
+    );
+    if let (Some(w), Some(s)) = (wanted.early_stopping, saved.early_stopping) {
+        let name = |m: Monitor| match m {
+            Monitor::ValAccuracy => "val-accuracy",
+            Monitor::ValLoss => "val-loss",
+        };
+        check("--monitor", name(w.monitor).into(), name(s.monitor).into());
+    }
+    if !differ.is_empty() {
+        bail!(
+            "cannot change {} when resuming: only --epochs, --learning-rate and --data (a copy of the same data) can change",
+            differ.join(", ")
+        );
+    }
+    if wanted.epochs < epochs_done {
+        bail!(
+            "--epochs {}: the checkpoint has {} done already",
+            wanted.epochs,
+            crate::train::plural(epochs_done, "epoch")
+        );
+    }
+    Ok(())
+}
+
+/// The lines a resumed run prints about what it changes: more (or fewer) epochs, a
+/// new base learning rate, the data's new place. Empty when nothing changes.
+fn resume_changes(
+    saved: &TrainConfig,
+    wanted: &TrainConfig,
+    done: usize,
+    verified: bool,
+) -> String {
+    let mut s = String::new();
+    if wanted.epochs != saved.epochs {
+        s += &format!(
+            "continuing to {} instead of {} ({} done)\n",
+            plural(wanted.epochs, "epoch"),
+            saved.epochs,
+            done
+        );
+    }
+    if wanted.learning_rate != saved.learning_rate {
+        s += &format!(
+            "learning rate {} from epoch {} on (was {}; metrics.csv records each epoch's)\n",
+            wanted.learning_rate,
+            done + 1,
+            saved.learning_rate
+        );
+    }
+    if saved.data_dir != wanted.data_dir
+        && std::path::absolute(&saved.data_dir).ok().as_ref() != Some(&wanted.data_dir)
+    {
+        s += &format!("data now in {}", wanted.data_dir.display());
+        s += if verified {
+            " (the same files: their SHA-256 match)\n"
+        } else {
+            "\n"
+        };
+    }
+    s
+}
+
+/// `n` and `word`, with an `s` unless `n` is 1: "1 epoch", "3 epochs".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// Whether `value` improves on `best` for `monitor`.
@@ -222,6 +423,11 @@ fn improves(monitor: Monitor, value: f64, best: Option<(usize, f64)>) -> bool {
     }
 }
 
+/// The progress bar's layout: `{wide_bar}` takes what the terminal's width leaves,
+/// so the line never wraps on a terminal of 80 columns or more (tested with the
+/// widest figures).
+const PROGRESS_TEMPLATE: &str = "epoch {prefix} [{wide_bar}] {pos}/{len}  {msg}  eta {eta}";
+
 fn progress_bar(
     verbose: bool,
     batches: usize,
@@ -232,14 +438,82 @@ fn progress_bar(
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(batches as u64);
-    let style = indicatif::ProgressStyle::with_template(
-        "epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  eta {eta}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    style_progress(&bar, epoch, epochs);
+    bar
+}
+
+fn style_progress(bar: &indicatif::ProgressBar, epoch: usize, epochs: usize) {
+    let style = indicatif::ProgressStyle::with_template(PROGRESS_TEMPLATE)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(format!("{epoch}/{epochs}"));
-    bar
+}
+
+/// The progress bar's message: the loss so far and the speed.
+fn progress_message(loss: f64, images_per_second: f64) -> String {
+    format!("loss {}  {:.0} img/s", short_loss(loss), images_per_second)
+}
+
+/// A loss in six characters or so: four decimals below 10, fewer above, then powers
+/// of ten (a diverging run's 2.2e30 must not print thirty digits).
+pub fn short_loss(loss: f64) -> String {
+    let a = loss.abs();
+    if !loss.is_finite() || a >= 1000.0 {
+        format!("{loss:.1e}")
+    } else if a >= 100.0 {
+        format!("{loss:.2}")
+    } else if a >= 10.0 {
+        format!("{loss:.3}")
+    } else {
+        format!("{loss:.4}")
+    }
+}
+
+/// A learning rate with four significant digits at most: `0.1`, `0.0975`,
+/// `0.00075`, `1e-30`.
+pub fn short_rate(rate: f32) -> String {
+    let r = f64::from(rate);
+    if r == 0.0 {
+        return "0".to_owned();
+    }
+    if !(1e-4..1e3).contains(&r.abs()) {
+        let s = format!("{r:.3e}");
+        // 1.000e-30 -> 1e-30
+        return match s.split_once('e') {
+            Some((m, e)) if m.contains('.') => {
+                format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+            }
+            _ => s,
+        };
+    }
+    let decimals = (3 - r.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{r:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+/// One epoch's line as `train` prints it: epoch, loss and accuracy (training /
+/// validation), learning rate, seconds. At most 80 columns up to epoch 9999/9999.
+pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+    let seconds = if m.seconds < 10_000.0 {
+        format!("{:.1} s", m.seconds)
+    } else {
+        format!("{:.0} s", m.seconds)
+    };
+    format!(
+        "epoch {:>3}/{}  loss {}/{}  acc {:.2}%/{:.2}%  lr {}  {seconds}",
+        m.epoch,
+        epochs,
+        short_loss(m.train_loss),
+        short_loss(m.val_loss),
+        100.0 * m.train_accuracy,
+        100.0 * m.val_accuracy,
+        short_rate(m.learning_rate),
+    )
 }
 
 /// The training loop of one run, one epoch at a time: the network, its optimizer, the
@@ -557,6 +831,7 @@ impl Training {
             history: self.history.clone(),
             early: self.early.clone(),
             stopped_early: self.stopped_early,
+            data: None,
         }
     }
 
@@ -582,7 +857,9 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> Result<TrainReport> {
 }
 
 /// [`run`] with a choice of kernels and threads. A run resumed from a checkpoint
-/// gives the uninterrupted run's exact bytes.
+/// gives the uninterrupted run's exact bytes (when nothing was changed on resume).
+/// The data directory is made absolute and the SHA-256 of its files is stored in
+/// every checkpoint; a finished run also writes [`files::SUMMARY`].
 ///
 /// The output directory is created only once the data and settings have been checked,
 /// and removed again (with any parent this run created) if the run fails before
@@ -600,10 +877,38 @@ pub fn run_with(
         Some(path) => Some(Checkpoint::load(path)?),
         None => None,
     };
-    let config = resumed.as_ref().map_or(config, |c| c.config.clone());
+    let mut config = config;
+    if let Some(ck) = &resumed {
+        check_resume(&ck.config, &config, ck.epochs_done)?;
+        if ck.stopped_early && config.epochs != ck.config.epochs {
+            bail!(
+                "--epochs {}: early stopping ended this run after epoch {}; it cannot continue",
+                config.epochs,
+                ck.epochs_done
+            );
+        }
+    }
     check_config(&config)?;
+    // Absolute, so that a checkpoint resumes from any working directory (the bundled
+    // digits are no directory: they are compiled in).
+    if !data::is_bundled(&config.data_dir) {
+        if let Ok(absolute) = std::path::absolute(&config.data_dir) {
+            config.data_dir = absolute;
+        }
+    }
     let out = options.out_dir.as_path();
-    let splits = data::load_splits(&config.data_dir, config.validation, config.train_limit)?;
+    let from_checkpoint = resumed.as_ref().is_some_and(|ck| {
+        ck.config.data_dir == config.data_dir
+            || std::path::absolute(&ck.config.data_dir).ok() == Some(config.data_dir.clone())
+    });
+    let splits = data::load_splits(&config.data_dir, config.validation, config.train_limit)
+        .map_err(|e| {
+            if from_checkpoint {
+                e.context("the data directory the checkpoint names cannot be used; if the data moved, pass --data with where it is now")
+            } else {
+                e
+            }
+        })?;
     // The run's files must not overwrite its data (a link or another spelling of it).
     let inputs = data::data_files(&config.data_dir);
     for name in [
@@ -614,24 +919,58 @@ pub fn run_with(
     ] {
         crate::fsio::refuse_overwriting_input(&out.join(name), &inputs)?;
     }
+    let data_files = data::DataFiles::of_dir(&config.data_dir)?;
+    if let Some(ck) = &resumed {
+        match &ck.data {
+            Some(expected) => {
+                if let Some(diff) = data_files.difference(expected) {
+                    bail!(
+                        "{}: not the data the checkpoint was trained on: {diff}",
+                        config.data_dir.display()
+                    );
+                }
+            }
+            None if !from_checkpoint => eprintln!(
+                "mlp-train: warning: this checkpoint (version 1) has no data digests; {} cannot be checked against the data it was trained on",
+                config.data_dir.display()
+            ),
+            None => {}
+        }
+    }
     let features = splits.train.features;
     // The state after the last finished epoch, for a Ctrl-C mid-epoch.
     let last_finished = resumed.clone();
     let mut training = match resumed {
-        Some(ck) => {
+        Some(mut ck) => {
             let name = options
                 .resume
                 .as_deref()
                 .unwrap_or(Path::new("checkpoint"))
                 .display()
                 .to_string();
+            if options.verbose {
+                let verified = ck.data.is_some();
+                out!(
+                    "{}",
+                    resume_changes(&ck.config, &config, ck.epochs_done, verified)
+                );
+            }
+            ck.config = config.clone();
             Training::resume(ck, features, compute, &name)?
         }
         None => Training::new(config, features, compute)?,
     };
     training.stop_on(crate::interrupt::flag());
     let created = crate::fsio::create_output_dir(out)?;
-    let result = train_and_save(training, last_finished, &splits, options, compute, started);
+    let result = train_and_save(
+        training,
+        last_finished,
+        &splits,
+        &data_files,
+        options,
+        compute,
+        started,
+    );
     if result.is_err() {
         crate::fsio::remove_empty_dirs(&created);
     }
@@ -643,6 +982,7 @@ fn train_and_save(
     mut training: Training,
     mut last_finished: Option<Checkpoint>,
     splits: &data::Splits,
+    data_files: &data::DataFiles,
     options: &RunOptions,
     compute: Compute,
     started: Instant,
@@ -663,7 +1003,7 @@ fn train_and_save(
                 let seen = (done * config.batch_size).min(splits.train.len());
                 let rate = seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
                 bar.set_position(done as u64);
-                bar.set_message(format!("loss {loss:.4}  {rate:.0} samples/s"));
+                bar.set_message(progress_message(loss, rate));
             }
         });
         bar.finish_and_clear();
@@ -692,27 +1032,18 @@ fn train_and_save(
             }
         };
         if options.verbose {
-            outln!(
-                "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  val loss {:.4} acc {:6.2}%  lr {:.5}  {:.2} s",
-                m.epoch,
-                config.epochs,
-                m.train_loss,
-                100.0 * m.train_accuracy,
-                m.val_loss,
-                100.0 * m.val_accuracy,
-                m.learning_rate,
-                m.seconds
-            );
+            outln!("{}", epoch_line(&m, config.epochs));
         }
-        let checkpoint = training.checkpoint();
+        let mut checkpoint = training.checkpoint();
+        checkpoint.data = Some(data_files.clone());
         checkpoint.save(&checkpoint_path)?;
         last_finished = Some(checkpoint);
         metrics::write_csv(&out.join(files::METRICS), training.history())?;
         crate::plot::write_curves(&out.join(files::CURVES), training.history())?;
         if training.stopped_early() && options.verbose {
             outln!(
-                "early stopping: no improvement for {} epochs; keeping epoch {}",
-                config.early_stopping.map_or(0, |e| e.patience),
+                "early stopping: no improvement for {}; keeping epoch {}",
+                plural(config.early_stopping.map_or(0, |e| e.patience), "epoch"),
                 training.best_epoch().unwrap_or(0)
             );
         }
@@ -741,6 +1072,19 @@ fn train_and_save(
     metrics::write_csv(&out.join(files::METRICS), &history)?;
     crate::plot::write_curves(&out.join(files::CURVES), &history)?;
     let test = compute.evaluate(&model, &splits.test)?;
+    let summary = crate::summary::run_summary(
+        &config,
+        compute,
+        &history,
+        best_epoch.unwrap_or(history.len()),
+        stopped_early,
+        &test,
+        files::MODEL,
+        &model.to_bytes()?,
+        data_files,
+        started.elapsed().as_secs_f64(),
+    );
+    crate::summary::write_summary(&out.join(files::SUMMARY), &summary)?;
     Ok(TrainReport {
         config,
         history,
@@ -817,6 +1161,104 @@ pub fn evaluate_file_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn metrics(epoch: usize, loss: f64, acc: f64, lr: f32, seconds: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            learning_rate: lr,
+            train_loss: loss,
+            train_accuracy: acc,
+            val_loss: loss * 1.1,
+            val_accuracy: acc,
+            seconds,
+        }
+    }
+
+    #[test]
+    fn epoch_lines_fit_80_columns() {
+        let typical = epoch_line(&metrics(25, 0.0123, 0.995, 0.1, 0.12), 25);
+        assert_eq!(
+            typical,
+            "epoch  25/25  loss 0.0123/0.0135  acc 99.50%/99.50%  lr 0.1  0.1 s"
+        );
+        for m in [
+            metrics(9999, 123.456, 1.0, 0.000_123_45, 9999.9),
+            metrics(9999, 2.2e30, 0.0861, 1e-30, 123_456.0),
+            metrics(1000, 12.5, 1.0, 0.097_552_83, 9.87),
+            metrics(1, f64::NAN, 0.0, 999.0, 0.0),
+        ] {
+            let line = epoch_line(&m, m.epoch);
+            let width = line.chars().count();
+            assert!(width <= 80, "{width} columns: {line}");
+        }
+        assert_eq!(short_rate(0.1), "0.1");
+        assert_eq!(short_rate(0.001), "0.001");
+        assert_eq!(short_rate(0.000_75), "0.00075");
+        assert_eq!(short_rate(1e-30), "1e-30");
+        assert_eq!(short_loss(2.2e30), "2.2e30");
+    }
+
+    /// A terminal of 80 columns that records what is drawn on it.
+    #[derive(Clone, Debug, Default)]
+    struct Terminal80(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl indicatif::TermLike for Terminal80 {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn progress_bar_fits_80_columns() {
+        let term = Terminal80::default();
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(60_000),
+            indicatif::ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        style_progress(&bar, 9999, 9999);
+        bar.set_position(12_345);
+        bar.set_message(progress_message(2.2e30, 1_234_567.0));
+        bar.tick();
+        bar.set_message(progress_message(0.1234, 25_000.0));
+        bar.tick();
+        let drawn = term.0.lock().unwrap().clone();
+        let lines: Vec<&str> = drawn
+            .iter()
+            .flat_map(|s| s.lines())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(lines.iter().any(|l| l.contains("12345/60000")), "{drawn:?}");
+        for line in lines {
+            let width = line.chars().count();
+            assert!(width <= 80, "{width} columns: {line}");
+        }
+    }
 
     #[test]
     fn improvement_rules() {

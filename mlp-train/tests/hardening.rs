@@ -48,8 +48,14 @@ fn assert_only_known_files(dir: &Path) -> usize {
             temporaries += 1;
         } else {
             assert!(
-                ["model.mlp", "checkpoint.ckpt", "metrics.csv", "curves.svg"]
-                    .contains(&name.as_str()),
+                [
+                    "model.mlp",
+                    "checkpoint.ckpt",
+                    "metrics.csv",
+                    "curves.svg",
+                    "summary.json"
+                ]
+                .contains(&name.as_str()),
                 "unexpected file {name}"
             );
         }

@@ -231,6 +231,7 @@ fn ctrl_c_saves_the_last_epoch_and_resume_gives_the_same_model() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    // No summary.json: it describes a finished run (its test accuracy).
     assert_eq!(
         files_in(&out),
         ["checkpoint.ckpt", "curves.svg", "metrics.csv", "model.mlp"]
@@ -406,7 +407,13 @@ fn a_closed_or_full_stdout_does_not_panic() {
     assert!(!stderr(&output).contains("panicked"));
     assert_eq!(
         files_in(&out),
-        ["checkpoint.ckpt", "curves.svg", "metrics.csv", "model.mlp"]
+        [
+            "checkpoint.ckpt",
+            "curves.svg",
+            "metrics.csv",
+            "model.mlp",
+            "summary.json"
+        ]
     );
 
     // Standard output on a full device: one line, exit 1.
@@ -483,11 +490,17 @@ fn a_copied_binary_works_anywhere() {
             .unwrap()
     };
     let out = ok(&in_cwd(&["train", "--epochs", "1", "--limit", "2000"]));
-    assert!(out.contains("on the bundled digits"), "{out}");
+    assert!(out.contains("data: the bundled digits"), "{out}");
     assert!(out.contains("runs/mnist-digits"), "{out}");
     assert_eq!(
         files_in(&cwd.join("runs/mnist-digits")),
-        ["checkpoint.ckpt", "curves.svg", "metrics.csv", "model.mlp"]
+        [
+            "checkpoint.ckpt",
+            "curves.svg",
+            "metrics.csv",
+            "model.mlp",
+            "summary.json"
+        ]
     );
     let eval = ok(&in_cwd(&[
         "evaluate",

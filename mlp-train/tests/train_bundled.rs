@@ -22,7 +22,13 @@ fn default_training_on_bundled_digits() {
     assert!(acc >= 0.94, "test accuracy {acc} on the bundled digits");
     assert_eq!(
         files_in(&out),
-        ["checkpoint.ckpt", "curves.svg", "metrics.csv", "model.mlp"]
+        [
+            "checkpoint.ckpt",
+            "curves.svg",
+            "metrics.csv",
+            "model.mlp",
+            "summary.json"
+        ]
     );
     let model = mlp_train::model::Mlp::load(&out.join("model.mlp")).unwrap();
     assert_eq!(model.sizes(), [784, 100, 200, 10]);
