@@ -96,6 +96,45 @@ fn sigkill_at_any_moment_leaves_the_previous_model_and_checkpoint_intact() {
         replaced < iterations as usize,
         "every kill came too late to interrupt anything"
     );
+
+    // Kills timed by the clock rarely land inside a write (a few milliseconds of a
+    // second-long run), so these are timed by the writes themselves: the directory is
+    // watched, and the run is killed as soon as a temporary file of its model or
+    // checkpoint appears. A temporary file named with the run's process id that is
+    // still there after the kill proves the kill landed between creating it and
+    // renaming it: during the write, where a non-atomic write would leave a torn file.
+    let watched = 8;
+    let mut during_write = 0;
+    for i in 0..watched {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mlp-train"))
+            .args(run_args(&out, 200 + i))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let ours = [
+            format!(".model.mlp.{pid}-"),
+            format!(".checkpoint.ckpt.{pid}-"),
+        ];
+        let mut seen = None;
+        while seen.is_none() && child.try_wait().unwrap().is_none() {
+            seen = files_in(&out)
+                .into_iter()
+                .find(|name| ours.iter().any(|prefix| name.starts_with(prefix.as_str())));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_outputs_intact(&out);
+        assert_only_known_files(&out);
+        if seen.is_some_and(|name| out.join(name).exists()) {
+            during_write += 1;
+        }
+    }
+    eprintln!("kill test: {during_write} of {watched} watched kills landed during a write");
+    assert!(
+        during_write > 0,
+        "no kill landed while a model or checkpoint was being written"
+    );
     // A later run in the same directory is not disturbed by leftovers.
     ok(&run(run_args(&out, 7)));
     assert_outputs_intact(&out);
