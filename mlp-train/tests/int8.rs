@@ -64,6 +64,10 @@ fn quantized_model_keeps_its_accuracy_on_the_bundled_digits() {
     );
     let inspected = ok(&run(["inspect", int8_model.to_str().unwrap()]));
     assert!(inspected.contains("Int8"), "{inspected}");
+    // mlp-embedded's account (Int8Scratch<200>): two 200-byte buffers and 200 int32
+    // accumulators; the SMLAD kernel's 64 pairs and 2 end markers × 12 bytes of stack.
+    assert!(inspected.contains("RAM:         1200 bytes"), "{inspected}");
+    assert!(inspected.contains("+ 792 bytes of stack"), "{inspected}");
 
     // predict: a real test digit, the same class from both models.
     let images = mlp_train::idx::read_images(&bundled().join("t10k-images-idx3-ubyte.gz")).unwrap();
