@@ -197,6 +197,23 @@ fn walkthrough(data: &Path, kernels: Kernels, threads: usize) -> Result<Training
 
 /// Runs the benchmark and prints its figures.
 pub fn run(o: &BenchOptions) -> Result<()> {
+    // A figure from zero rounds, images or threads would be no figure: refused, not
+    // quietly raised to 1.
+    for (flag, value) in [
+        ("--rounds", o.rounds),
+        ("--infer", o.infer),
+        ("--threads", o.threads),
+    ] {
+        if value == 0 {
+            bail!("{flag} 0: the benchmark needs at least 1");
+        }
+    }
+    if let Some(script) = o.numpy.as_ref().filter(|s| !s.is_file()) {
+        bail!(
+            "{}: no such NumPy reference script (--numpy)",
+            script.display()
+        );
+    }
     let kernels = o.kernels;
     println!(
         "machine: {} ({} threads available); kernels: {kernels} (instruction sets this CPU runs: {})",
@@ -232,7 +249,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         (Some(script), true) => Some(NumPy::start(&o.python, script, &o.data, true)?),
         _ => None,
     };
-    let rounds = o.rounds.max(1);
+    let rounds = o.rounds;
     let mut training = walkthrough(&o.data, kernels, o.threads)?;
     // The same steps on one thread, on a run of its own, for comparison.
     let mut training1 = walkthrough(&o.data, kernels, 1)?;
@@ -328,7 +345,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         );
     }
 
-    let count = o.infer.clamp(1, test.len());
+    let count = o.infer.min(test.len());
     println!("\nsingle-image inference: {count} test images one at a time; {rounds} rounds");
     let model = training.model().clone();
     let mut predictor = Predictor::new(kernels, model.sizes())?;

@@ -404,9 +404,8 @@ pub fn run(cli: Cli) -> Result<()> {
             python: args.python,
             rounds: args.rounds,
             infer: args.infer,
-            threads: args
-                .threads
-                .map_or_else(crate::train::default_threads, |t| t.max(1)),
+            // 0 is refused by `bench::run`, not quietly raised to 1.
+            threads: args.threads.unwrap_or_else(crate::train::default_threads),
             core_epoch: args.core_epoch,
             kernels: args.kernels,
             numpy_single_thread: args.numpy_single_thread,
@@ -485,11 +484,14 @@ fn train_command(args: &TrainArgs) -> Result<()> {
 }
 
 fn quantize_command(args: &QuantizeArgs) -> Result<()> {
+    if args.calibration == 0 {
+        bail!("--calibration 0: at least one training image is needed to calibrate the scales");
+    }
     let model = crate::model::Mlp::load(&args.model)?;
     let dir = data_dir(&args.data);
     let mut calibration = data::load_split(&dir, Split::Train, None)?;
     model.check_fits(&args.model, calibration.features, data::CLASSES)?;
-    let keep = args.calibration.clamp(1, calibration.len());
+    let keep = args.calibration.min(calibration.len());
     calibration.pixels.truncate(keep * calibration.features);
     calibration.labels.truncate(keep);
     let bytes = crate::quantize::quantize(&model, &calibration)
