@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Firmware checks and figures in QEMU (mlp-embedded/firmware).
 #
-#   scripts/firmware.sh check   boot, predict, panic and HardFault on both boards, the
+#   scripts/firmware.sh check   boot, the kernels on odd shapes against mlp-core's
+#                               (kernel_shapes), predict, panic and HardFault on both boards, the
 #                               int8 predict on the Cortex-M4F and on a Cortex-M0
 #                               (micro:bit), plus the panic-never link check (f32 and
 #                               int8 paths); every QEMU run in `timeout`
@@ -78,6 +79,9 @@ check() {
     for board in "${boards[@]}"; do
         read -r target cpu machine <<<"$board"
         expect 0 "boot: ok" "$target" "$cpu" "$machine" boot
+        # The device's kernels on odd shapes against mlp-core's, bit for bit: the
+        # assembly on the Cortex-M4F, the plain-Rust blocks on v6-M (under 3 s each).
+        expect 0 "kernel shapes: ok" "$target" "$cpu" "$machine" kernel_shapes
         expect 0 "result: 100/100 match" "$target" "$cpu" "$machine" predict
         expect 1 "panic: panicked at" "$target" "$cpu" "$machine" fault_panic
         expect 1 "hardfault: pc=" "$target" "$cpu" "$machine" fault_hardfault

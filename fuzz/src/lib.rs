@@ -5,14 +5,17 @@
 //! keeps the input under `fuzz/artifacts/<target>/`.
 //!
 //! - [`check_model_file`]: `mlp_core::format::ModelView::decode` must agree with
-//!   [`reference`], an independent reader written from `docs/FORMAT.md`; a decoded model
+//!   [`reference`], an independent reader of every format version written from
+//!   `docs/FORMAT.md`: the same verdict, and for an accepted file the same version,
+//!   element type, sizes, payload and (f32 or int8) layer fields; a decoded model
 //!   runs through `mlp_core::network::forward_one`; re-encoding gives the same model,
 //!   and the same bytes when the file was canonical (minimal varints, aligned payload).
 //! - [`check_embedded_load_f32`]: `mlp_embedded::Model::load` for several firmware
 //!   shapes; a loaded model predicts finite-or-not logits without panicking, its class
 //!   is in range, and the file re-encodes as above.
 //! - [`check_embedded_load_int8`]: the same for `mlp_embedded::Int8Model::load`, whose
-//!   logits must also equal the core's `forward_one_i8` (the host's answer).
+//!   logits must also equal the core's `forward_one_i8` (the host's answer), and whose
+//!   accepted files the reference must accept with the same int8 fields.
 //! - [`check_idx`] and [`check_image`]: the trainer's IDX reader and the image path of
 //!   `predict` (`mlp-data`), which read files, so the input is written to a temporary file first.
 //! - [`protocol::check_protocol_stream`]: the device side of the serial protocol on an
@@ -36,21 +39,20 @@ pub fn check_model_file(data: &[u8]) {
             // Display and Debug of a valid view never panic either.
             let _ = format!("{view:?}");
             match &expected {
-                Some(Ok(model)) => model.assert_matches(&view),
-                Some(Err(why)) => panic!("decode accepted a file the spec rejects: {why}"),
-                None => {} // A version or element type the reference does not know.
+                Ok(model) => model.assert_matches(data, &view),
+                Err(why) => panic!("decode accepted a file the spec rejects: {why}"),
             }
             match view.element_type() {
                 ElementType::F32 => run_f32(&view),
                 _ => run_int8(&view),
             }
-            let canonical = matches!(&expected, Some(Ok(model)) if model.canonical);
+            let canonical = matches!(&expected, Ok(model) if model.canonical);
             check_reencode(data, &view, canonical);
         }
         Err(error) => {
             let message = error.to_string();
             assert!(!message.is_empty());
-            if let Some(Ok(_)) = expected {
+            if expected.is_ok() {
                 panic!("decode rejected a file the spec accepts: {message}");
             }
         }
@@ -219,7 +221,7 @@ fn load_and_predict<const IN: usize, const OUT: usize, const WIDTH: usize>(data:
         bits(&by_values)
     );
 
-    let canonical = matches!(reference::parse(data), Some(Ok(m)) if m.canonical);
+    let canonical = matches!(reference::parse(data), Ok(m) if m.canonical);
     check_reencode(data, &view, canonical);
 }
 
@@ -300,8 +302,11 @@ fn load_and_predict_int8<const IN: usize, const OUT: usize, const WIDTH: usize>(
         model.predict_pixels(&pixels, &mut scratch).logits
     );
 
-    let canonical = matches!(reference::parse(data), Some(Ok(m)) if m.canonical);
-    check_reencode(data, &view, canonical);
+    // What the device loaded is what the spec reads: the same int8 fields, in place.
+    let spec = reference::parse(data)
+        .unwrap_or_else(|why| panic!("Int8Model::load accepted a file the spec rejects: {why}"));
+    spec.assert_matches(data, &view);
+    check_reencode(data, &view, spec.canonical);
 }
 
 /// A per-process temporary file the file-reading targets write each input to.

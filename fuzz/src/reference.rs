@@ -1,64 +1,136 @@
-//! An independent reader of version-1 model files, written from `docs/FORMAT.md` alone
-//! (no postcard, no serde, a bitwise CRC): the fuzz targets compare its verdict with
-//! `mlp_core::format::ModelView::decode` on every input.
+//! An independent reader of model files, written from `docs/FORMAT.md` alone (no
+//! postcard, no serde, a bitwise CRC): the fuzz targets compare its verdict, and for a
+//! file both accept everything it decoded, with `mlp_core::format::ModelView::decode`
+//! on every input.
 //!
-//! It only has an opinion on version-1 files; for any other version [`parse`] returns
-//! `None` and the targets check only that decoding does not panic.
+//! It reads every version the format has: 1 (f32) and 2 (f32 or int8, with the int8
+//! payload split into its fields and their range checks). Any other version is
+//! rejected, as the spec says a reader must.
+
+use std::ops::Range;
 
 use mlp_core::format::ModelView;
 
-/// What the spec says a valid version-1 file holds.
+/// What the spec says a valid file holds. Ranges are byte offsets into the file.
 #[derive(Debug)]
 pub struct Model {
+    /// The format version: 1 or 2.
+    pub version: u16,
+    /// The element type's code: 0 (f32) or 1 (int8, version 2 only).
+    pub element_type: u8,
     /// Layer sizes, input first.
     pub sizes: Vec<u32>,
     /// The CRC-32 in the header.
     pub crc: u32,
-    /// Where the payload starts.
-    pub payload_offset: usize,
-    /// Whether every varint is minimal and the payload is 4-byte aligned: the bytes the
-    /// writer produces for this model.
+    /// Where the payload lies.
+    pub payload: Range<usize>,
+    /// For an f32 model: each layer's `(weights, bias)`.
+    pub f32_layers: Vec<(Range<usize>, Range<usize>)>,
+    /// For an int8 model: the input scale's bits and each layer's fields.
+    pub int8: Option<(u32, Vec<Int8Layer>)>,
+    /// Whether every varint is minimal, the payload is 4-byte aligned and the version
+    /// is the one the writer uses for the element type: the bytes the writer produces
+    /// for this model.
     pub canonical: bool,
 }
 
+/// One int8 layer's fields, as the spec lays them out.
+#[derive(Debug)]
+pub struct Int8Layer {
+    /// The output scale's bits.
+    pub output_scale: u32,
+    /// `[outputs]` int32 biases.
+    pub bias: Range<usize>,
+    /// `[outputs]` int32 multipliers.
+    pub multiplier: Range<usize>,
+    /// `[outputs]` int32 shifts.
+    pub shift: Range<usize>,
+    /// `[inputs × outputs]` int8 weights.
+    pub weights: Range<usize>,
+}
+
 impl Model {
-    /// Panics unless `view` holds what the spec reads from the same file.
-    pub fn assert_matches(&self, view: &ModelView<'_>) {
-        assert_eq!(view.version(), 1);
-        assert_eq!(view.element_type().code(), 0);
-        assert_eq!(view.layer_sizes(), &self.sizes[..]);
-        assert_eq!(view.payload_crc(), self.crc);
-        assert_eq!(view.payload().len(), payload_len(&self.sizes));
+    /// Panics unless `view`, decoded from `file`, holds what the spec reads from it:
+    /// the same version, element type, sizes and checksum, the same payload bytes at
+    /// the same place, and every layer's fields where the spec puts them.
+    pub fn assert_matches(&self, file: &[u8], view: &ModelView<'_>) {
+        assert_eq!(view.version(), self.version, "version");
+        assert_eq!(
+            view.element_type().code(),
+            self.element_type,
+            "element type"
+        );
+        assert_eq!(view.layer_sizes(), &self.sizes[..], "layer sizes");
+        assert_eq!(view.payload_crc(), self.crc, "checksum");
+        let at = |bytes: &[u8]| {
+            let start = bytes.as_ptr() as usize - file.as_ptr() as usize;
+            start..start + bytes.len()
+        };
+        assert_eq!(at(view.payload()), self.payload, "where the payload lies");
+        let layers: Vec<_> = view.layers().map(|l| (at(l.weights), at(l.bias))).collect();
+        assert_eq!(layers, self.f32_layers, "f32 layers");
+        match &self.int8 {
+            None => {
+                assert_eq!(view.input_scale(), None, "an f32 model has no input scale");
+                assert_eq!(
+                    view.int8_layers().len(),
+                    0,
+                    "an f32 model has no int8 layers"
+                );
+            }
+            Some((input_scale, int8_layers)) => {
+                assert_eq!(
+                    view.input_scale().map(f32::to_bits),
+                    Some(*input_scale),
+                    "input scale"
+                );
+                assert_eq!(
+                    view.int8_layers().len(),
+                    int8_layers.len(),
+                    "int8 layer count"
+                );
+                for (k, (got, want)) in view.int8_layers().zip(int8_layers).enumerate() {
+                    assert_eq!(
+                        (got.inputs, got.outputs),
+                        (self.sizes[k] as usize, self.sizes[k + 1] as usize)
+                    );
+                    assert_eq!(
+                        got.output_scale.to_bits(),
+                        want.output_scale,
+                        "layer {k} output scale"
+                    );
+                    assert_eq!(at(got.bias), want.bias, "layer {k} bias");
+                    assert_eq!(at(got.multiplier), want.multiplier, "layer {k} multiplier");
+                    assert_eq!(at(got.shift), want.shift, "layer {k} shift");
+                    assert_eq!(at(got.weights), want.weights, "layer {k} weights");
+                }
+            }
+        }
     }
 }
 
-/// `None`: not a version-1 file (no opinion). `Some(Err(why))`: the spec rejects it.
-pub fn parse(bytes: &[u8]) -> Option<Result<Model, &'static str>> {
-    let mut reader = Reader {
+/// `Ok`: the spec accepts the file and this is what it holds; `Err(why)`: the spec
+/// rejects it.
+pub fn parse(bytes: &[u8]) -> Result<Model, &'static str> {
+    let mut r = Reader {
         bytes,
         pos: 0,
         minimal: true,
     };
     if bytes.len() < 4 {
-        return Some(Err("shorter than the magic"));
+        return Err("shorter than the magic");
     }
     if bytes[..4] != *b"MLPW" {
-        return Some(Err("bad magic"));
+        return Err("bad magic");
     }
-    reader.pos = 4;
-    let version = match reader.varint(16) {
-        Ok(v) => v,
-        Err(why) => return Some(Err(why)),
-    };
-    if version != 1 {
-        return None;
-    }
-    Some(parse_v1(reader))
-}
-
-fn parse_v1(mut r: Reader<'_>) -> Result<Model, &'static str> {
-    if r.byte()? != 0 {
-        return Err("element type other than f32 in version 1");
+    r.pos = 4;
+    let version = r.varint(16)? as u16;
+    // Version 1 knows f32 (0); version 2 adds int8 (1). No other version exists.
+    let element_type = r.byte()?;
+    match (version, element_type) {
+        (1 | 2, 0) | (2, 1) => {}
+        (1 | 2, _) => return Err("element type unknown to the version"),
+        _ => return Err("unsupported version"),
     }
     let count = r.varint(usize::BITS)?;
     if !(2..=17).contains(&count) {
@@ -83,11 +155,16 @@ fn parse_v1(mut r: Reader<'_>) -> Result<Model, &'static str> {
         }
     }
     let declared = r.varint(usize::BITS)?;
-    if declared != payload_len(&sizes) as u64 {
+    let expected = if element_type == 0 {
+        f32_payload_len(&sizes)
+    } else {
+        int8_payload_len(&sizes)
+    };
+    if declared != expected {
         return Err("payload length does not match the sizes");
     }
-    let payload_offset = r.pos;
-    let payload = &r.bytes[payload_offset..];
+    let start = r.pos;
+    let payload = &r.bytes[start..];
     if (payload.len() as u64) < declared {
         return Err("truncated payload");
     }
@@ -97,19 +174,111 @@ fn parse_v1(mut r: Reader<'_>) -> Result<Model, &'static str> {
     if bitwise_crc32(payload) != crc {
         return Err("checksum mismatch");
     }
+    let (f32_layers, int8) = if element_type == 0 {
+        (f32_layers(&sizes, start), None)
+    } else {
+        (Vec::new(), Some(int8_layers(bytes, &sizes, start)?))
+    };
+    // The writer puts f32 models in version 1 and int8 models in version 2.
+    let writers_version = 1 + u16::from(element_type);
     Ok(Model {
+        version,
+        element_type,
         sizes,
         crc,
-        payload_offset,
-        canonical: r.minimal && payload_offset % 4 == 0,
+        payload: start..bytes.len(),
+        f32_layers,
+        int8,
+        canonical: r.minimal && start.is_multiple_of(4) && version == writers_version,
     })
 }
 
-fn payload_len(sizes: &[u32]) -> usize {
+/// `4 × Σ (in × out + out)`.
+fn f32_payload_len(sizes: &[u32]) -> u64 {
     sizes
         .windows(2)
-        .map(|p| 4 * (p[0] as usize * p[1] as usize + p[1] as usize))
+        .map(|p| 4 * (u64::from(p[0]) * u64::from(p[1]) + u64::from(p[1])))
         .sum()
+}
+
+/// `4 + Σ (4 + 12 × out + ⌈in × out / 4⌉ × 4)`.
+fn int8_payload_len(sizes: &[u32]) -> u64 {
+    4 + sizes
+        .windows(2)
+        .map(|p| {
+            let weights = u64::from(p[0]) * u64::from(p[1]);
+            4 + 12 * u64::from(p[1]) + weights.div_ceil(4) * 4
+        })
+        .sum::<u64>()
+}
+
+/// Each f32 layer's weights `[in][out]` then bias `[out]`, 4 bytes each, from `start`.
+fn f32_layers(sizes: &[u32], mut at: usize) -> Vec<(Range<usize>, Range<usize>)> {
+    let mut layers = Vec::new();
+    for p in sizes.windows(2) {
+        let (inputs, outputs) = (p[0] as usize, p[1] as usize);
+        let weights = at..at + 4 * inputs * outputs;
+        let bias = weights.end..weights.end + 4 * outputs;
+        at = bias.end;
+        layers.push((weights, bias));
+    }
+    layers
+}
+
+/// The int8 payload from `start` (its length already checked), field by field, with
+/// the spec's checks: every scale positive and finite, multipliers ≥ 0, shifts in
+/// 0..=62, padding zero.
+fn int8_layers(
+    file: &[u8],
+    sizes: &[u32],
+    start: usize,
+) -> Result<(u32, Vec<Int8Layer>), &'static str> {
+    let word = |at: usize| u32::from_le_bytes([file[at], file[at + 1], file[at + 2], file[at + 3]]);
+    let scale_ok = |bits: u32| {
+        let value = f32::from_bits(bits);
+        value.is_finite() && value > 0.0
+    };
+    let input_scale = word(start);
+    if !scale_ok(input_scale) {
+        return Err("input scale not positive and finite");
+    }
+    let mut at = start + 4;
+    let mut layers = Vec::new();
+    for p in sizes.windows(2) {
+        let (inputs, outputs) = (p[0] as usize, p[1] as usize);
+        let output_scale = word(at);
+        if !scale_ok(output_scale) {
+            return Err("output scale not positive and finite");
+        }
+        let bias = at + 4..at + 4 + 4 * outputs;
+        let multiplier = bias.end..bias.end + 4 * outputs;
+        let shift = multiplier.end..multiplier.end + 4 * outputs;
+        let weights = shift.end..shift.end + inputs * outputs;
+        let padded_end = start + (weights.end - start).div_ceil(4) * 4;
+        if multiplier.clone().step_by(4).any(|m| (word(m) as i32) < 0) {
+            return Err("negative multiplier");
+        }
+        if shift
+            .clone()
+            .step_by(4)
+            .any(|s| !(0..=62).contains(&(word(s) as i32)))
+        {
+            return Err("shift outside 0..=62");
+        }
+        if file[weights.end..padded_end].iter().any(|&b| b != 0) {
+            return Err("non-zero padding after the weights");
+        }
+        at = padded_end;
+        layers.push(Int8Layer {
+            output_scale,
+            bias,
+            multiplier,
+            shift,
+            weights,
+        });
+    }
+    assert_eq!(at, file.len(), "the int8 fields fill the payload");
+    Ok((input_scale, layers))
 }
 
 struct Reader<'a> {

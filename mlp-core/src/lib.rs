@@ -1,6 +1,12 @@
-//! The math of a multi-layer perceptron and its model file format, shared by the
-//! desktop trainer and the firmware so that both compute the same numbers with the
-//! same code.
+//! The math of a multi-layer perceptron and its model file format: the arithmetic
+//! contract that the desktop and the firmware share, and its reference kernels.
+//!
+//! The desktop's `predict` (and `--kernels core` training) runs these kernels. The
+//! firmware runs `mlp-embedded`'s own kernels (blocked, and in assembly on the
+//! Cortex-M4F), which keep the order of operations fixed here and are tested equal to
+//! these kernels bit for bit (`mlp-embedded/tests`, the firmware's `kernel_shapes` in
+//! QEMU, and `tests/tests/device_parity*.rs` for whole models). The desktop's fast
+//! training kernels (`mlp-kernels`) fuse every multiply-add: same order, other bits.
 //!
 //! `#![no_std]`, no allocator, no `unsafe`: every function works on caller-owned slices or
 //! fixed-size arrays.

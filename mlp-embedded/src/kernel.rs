@@ -20,8 +20,11 @@
 //! `vmla.f32` multiplies and adds with the product rounded first (it is *not* fused:
 //! the same bits as `vmul.f32` then `vadd.f32`; `vfma.f32` would differ). Elsewhere
 //! the blocks are plain Rust, which is what the host tests check bit for bit against
-//! `mlp-core`'s kernel for every size from 0 to 40 and awkward ones; the assembly is
-//! checked by the QEMU parity test, whose three layers use every block size.
+//! `mlp-core`'s kernel for every size from 0 to 40 and awkward ones. The assembly is
+//! checked in QEMU by the firmware's `kernel_shapes` binary (`scripts/firmware.sh
+//! check`): outputs 0 to 40, so every combination of blocks and tail, with 1 to 129
+//! inputs, against `mlp-core`'s kernel bit for bit; and by the parity test on the
+//! trained 784-100-200-10 model.
 //!
 //! [`dense_layer_pixels`] is the first layer of `Model::predict_pixels` on every
 //! target: it gathers straight from the pixel bytes (a pixel is zero exactly when

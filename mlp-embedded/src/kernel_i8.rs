@@ -39,8 +39,11 @@
 //!
 //! Elsewhere the same pairing runs with the instructions written as Rust functions
 //! ([`dense_accumulate_i8_paired`]), which is what the host tests compare with the
-//! core's kernel for every size from 0 to 40 and awkward ones; the assembly is checked
-//! by the QEMU parity test. Other targets (the Cortex-M0) run
+//! core's kernel for every size from 0 to 40 and awkward ones. The assembly is checked
+//! in QEMU by the firmware's `kernel_shapes` binary (`scripts/firmware.sh check`):
+//! outputs 0 to 21 (fewer than 4, and 1–3 left after whole blocks), 1 to 300 inputs,
+//! weights at every byte alignment, against the core's kernel bit for bit; and by the
+//! parity test on the trained model. Other targets (the Cortex-M0) run
 //! [`dense_accumulate_i8_rows`]: plain Rust, two weight rows per pass over the outputs.
 
 use mlp_core::quant::{Int8Kernel, Int8Output, Le32, QuantLayerParams};

@@ -7,9 +7,10 @@
 //!   firmware was built for and that every parameter is finite) and borrows it: the
 //!   weights are read in place, as `f32` when the file is 4-byte aligned and as
 //!   little-endian bytes when it is not. Nothing is copied to RAM.
-//! - [`Model::predict`] and [`Model::predict_pixels`] cannot fail after that. They run the
-//!   same forward pass as the trainer (`mlp-core`'s Dense kernel with ReLU between
-//!   layers), so the logits are bit-identical to the host's.
+//! - [`Model::predict`] and [`Model::predict_pixels`] cannot fail after that. They run
+//!   `mlp-core`'s layer loop with this crate's Dense kernels ([`kernel`]), which keep
+//!   `mlp-core`'s order of operations and are tested equal to its reference kernel bit
+//!   for bit, so the logits are bit-identical to the host's `predict`.
 //! - RAM is only the activations, in a [`Scratch`] whose size is a const generic
 //!   (`WIDTH`, the widest layer output), checked against the file at load time;
 //!   [`MemoryNeeds`] states what a given model needs in RAM and flash.

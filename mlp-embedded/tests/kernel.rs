@@ -2,7 +2,9 @@
 //! 8 and 4 outputs, the remainder) against `mlp-core`'s canonical kernel, bit for bit.
 //!
 //! On the host the register blocks are the plain-Rust ones; the assembly used on
-//! hard-float Cortex-M is checked by the QEMU parity test (`tests/tests/device_parity.rs`).
+//! hard-float Cortex-M is checked in QEMU on odd shapes by the firmware's
+//! `kernel_shapes` binary (`scripts/firmware.sh check`) and on the trained model by the
+//! parity test (`tests/tests/device_parity.rs`).
 //! `MLP_KERNEL_SWEEP=short` shortens the sweep (e.g. under an emulator).
 
 use mlp_core::dense::{dense_forward, DenseShape};

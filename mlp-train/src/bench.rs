@@ -198,11 +198,22 @@ fn walkthrough(data: &Path, kernels: Kernels, threads: usize) -> Result<Training
 
 /// Runs the benchmark and prints its figures.
 pub fn run(o: &BenchOptions) -> Result<()> {
-    if o.rounds == 0 {
-        bail!("--rounds must be at least 1");
+    // A figure from zero rounds, images or threads would be no figure: refused, not
+    // quietly raised to 1.
+    for (flag, value) in [
+        ("--rounds", o.rounds),
+        ("--infer", o.infer),
+        ("--threads", o.threads),
+    ] {
+        if value == 0 {
+            bail!("{flag} 0: the benchmark needs at least 1");
+        }
     }
-    if o.infer == 0 {
-        bail!("--infer must be at least 1");
+    if let Some(script) = o.numpy.as_ref().filter(|s| !s.is_file()) {
+        bail!(
+            "{}: no such NumPy reference script (--numpy)",
+            script.display()
+        );
     }
     let kernels = o.kernels;
     outln!(
@@ -340,7 +351,7 @@ pub fn run(o: &BenchOptions) -> Result<()> {
         );
     }
 
-    let count = o.infer.clamp(1, test.len());
+    let count = o.infer.min(test.len());
     outln!("\nsingle-image inference: {count} test images one at a time; {rounds} rounds");
     let model = training.model().clone();
     let mut predictor = Predictor::new(kernels, model.sizes())?;

@@ -576,9 +576,8 @@ pub fn run(cli: Cli) -> Result<()> {
             python: args.python,
             rounds: args.rounds,
             infer: args.infer,
-            threads: args
-                .threads
-                .map_or_else(crate::train::default_threads, |t| t.max(1)),
+            // 0 is refused by `bench::run`, not quietly raised to 1.
+            threads: args.threads.unwrap_or_else(crate::train::default_threads),
             core_epoch: args.core_epoch,
             kernels: args.kernels,
             numpy_single_thread: args.numpy_single_thread,
@@ -785,6 +784,9 @@ fn resume_command(checkpoint: &Path, kernels: Kernels) -> String {
 }
 
 fn quantize_command(args: &QuantizeArgs) -> Result<()> {
+    if args.calibration == 0 {
+        bail!("--calibration 0: at least one training image is needed to calibrate the scales");
+    }
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .model

@@ -1,10 +1,16 @@
 //! The `inspect` command: what a model file holds and what a device needs to run it.
 //!
 //! - flash = the model file's size (the firmware reads the weights in place);
-//! - RAM = activations only: two ping-pong buffers as long as the widest layer output,
-//!   `2 × max(outputs) × 4` bytes, plus the input, `inputs × 4` bytes (f32); for int8
-//!   models `2 × max(outputs)` bytes, `max(outputs) × 4` bytes of int32 accumulators and
-//!   the input as `inputs` raw bytes;
+//! - RAM = the device's own account, `mlp_embedded::MemoryNeeds` (the one the firmware
+//!   prints): the activation buffers `predict_pixels` works in, `8 × widest output`
+//!   bytes for f32 (two ping-pong `f32` buffers, `Scratch`), `6 × widest output` for
+//!   int8 (two byte buffers and the int32 accumulators, `Int8Scratch`); plus the stack
+//!   the Dense kernel gathers its non-zero inputs on (`8 × kernel::CHUNK` bytes for
+//!   f32; `12 × (kernel_i8::PAIRS + 2)` for int8, the Cortex-M4's `SMLAD` kernel: the
+//!   Cortex-M0's needs none). The input is not counted:
+//!   `predict_pixels` reads the caller's pixel bytes where they lie (in flash, or a
+//!   frame buffer) and converts only the non-zero ones as it uses them. Call frames and
+//!   the firmware's own data are measured in QEMU by `scripts/firmware.sh bench`;
 //! - MACs per inference = `Σ inputs × outputs` over the layers.
 
 use std::fmt::Write as _;
@@ -24,8 +30,10 @@ pub struct ModelInfo {
     pub parameters: usize,
     /// Model file size in bytes (= flash needed).
     pub file_bytes: usize,
-    /// Activation RAM in bytes: ping-pong buffers plus the input.
+    /// RAM for the activations, as `mlp_embedded::MemoryNeeds` counts it.
     pub ram_bytes: usize,
+    /// Stack the device's Dense kernel gathers non-zero inputs on.
+    pub kernel_stack_bytes: usize,
     /// Multiply-accumulates per inference.
     pub macs: usize,
 }
@@ -39,15 +47,24 @@ pub fn inspect(path: &Path) -> Result<ModelInfo> {
     let sizes: Vec<usize> = view.layer_sizes().iter().map(|&s| s as usize).collect();
     let parameters = view.sizes().parameter_count();
     let macs = view.sizes().macs();
-    let widest_output = view.sizes().max_output();
+    let int8 = view.element_type() == mlp_core::format::ElementType::Int8;
+    let needs = if int8 {
+        mlp_embedded::MemoryNeeds::for_int8_layer_sizes(view.layer_sizes())
+    } else {
+        mlp_embedded::MemoryNeeds::for_layer_sizes(view.layer_sizes())
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(ModelInfo {
         element_type: format!("{:?}", view.element_type()),
         parameters,
         file_bytes: bytes.len(),
-        ram_bytes: match view.element_type() {
-            // uint8 ping-pong activations, int32 accumulators, the input as raw bytes.
-            mlp_core::format::ElementType::Int8 => 2 * widest_output + widest_output * 4 + sizes[0],
-            _ => 2 * widest_output * 4 + sizes[0] * 4,
+        ram_bytes: needs.ram_activation_bytes,
+        // One entry per gathered input (value, row offset) or pair of inputs (packed
+        // values, two row offsets), and two zero entries that end the int8 list.
+        kernel_stack_bytes: if int8 {
+            12 * (mlp_embedded::kernel_i8::PAIRS + 2)
+        } else {
+            8 * mlp_embedded::kernel::CHUNK
         },
         macs,
         sizes,
@@ -87,17 +104,17 @@ impl ModelInfo {
             self.file_bytes
         );
         let ram = if self.element_type == "Int8" {
-            format!(
-                "2 x {widest} bytes ping-pong + {widest} x 4 accumulators + {} input bytes",
-                self.sizes[0]
-            )
+            format!("activations: 2 x {widest} bytes ping-pong + {widest} x 4 accumulators")
         } else {
-            format!(
-                "activations: 2 x {widest} x 4 ping-pong + {} x 4 input",
-                self.sizes[0]
-            )
+            format!("activations: 2 x {widest} x 4 ping-pong")
         };
         let _ = writeln!(s, "RAM:         {} bytes ({ram})", self.ram_bytes);
+        let _ = writeln!(
+            s,
+            "             + {} bytes of stack for the kernel's gathered inputs; the {} input \
+             bytes are read where they lie",
+            self.kernel_stack_bytes, self.sizes[0]
+        );
         let _ = writeln!(s, "MACs:        {} per inference", self.macs);
         s
     }

@@ -102,6 +102,45 @@ fn sigkill_at_any_moment_leaves_the_previous_model_and_checkpoint_intact() {
         replaced < iterations as usize,
         "every kill came too late to interrupt anything"
     );
+
+    // Kills timed by the clock rarely land inside a write (a few milliseconds of a
+    // second-long run), so these are timed by the writes themselves: the directory is
+    // watched, and the run is killed as soon as a temporary file of its model or
+    // checkpoint appears. A temporary file named with the run's process id that is
+    // still there after the kill proves the kill landed between creating it and
+    // renaming it: during the write, where a non-atomic write would leave a torn file.
+    let watched = 8;
+    let mut during_write = 0;
+    for i in 0..watched {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mlp-train"))
+            .args(run_args(&out, 200 + i))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let ours = [
+            format!(".model.mlp.{pid}-"),
+            format!(".checkpoint.ckpt.{pid}-"),
+        ];
+        let mut seen = None;
+        while seen.is_none() && child.try_wait().unwrap().is_none() {
+            seen = files_in(&out)
+                .into_iter()
+                .find(|name| ours.iter().any(|prefix| name.starts_with(prefix.as_str())));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_outputs_intact(&out);
+        assert_only_known_files(&out);
+        if seen.is_some_and(|name| out.join(name).exists()) {
+            during_write += 1;
+        }
+    }
+    eprintln!("kill test: {during_write} of {watched} watched kills landed during a write");
+    assert!(
+        during_write > 0,
+        "no kill landed while a model or checkpoint was being written"
+    );
     // A later run in the same directory is not disturbed by leftovers.
     ok(&run(run_args(&out, 7)));
     assert_outputs_intact(&out);
@@ -274,8 +313,194 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
     );
 
     let full = device_node(root, "full");
+    // An int8 model, which only `evaluate`, `predict` and `inspect` read.
+    let calibration = data_dir(root, "calibration", 28, 28, &[]);
+    let int8_model = root.join("good-int8.mlp");
+    ok(&run([
+        "quantize",
+        "--model",
+        good_model.to_str().unwrap(),
+        "--data",
+        calibration.to_str().unwrap(),
+    ]));
+    assert!(
+        int8_model.is_file(),
+        "quantize wrote {}",
+        int8_model.display()
+    );
+    // Nothing listens on port 1 of the loopback interface: the connection is refused at
+    // once, with no network involved.
+    let unreachable = "http://127.0.0.1:1";
+    let downloads = root.join("downloads");
+    let quantized = |model: &Path| {
+        let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
+        model.with_file_name(format!("{stem}-int8.mlp"))
+    };
+
     let out = root.join("out");
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "quantize: an int8 model",
+            vec!["quantize".into(), "--model".into(), p(&int8_model)],
+            "good-int8.mlp",
+        ),
+        (
+            "quantize: truncated model",
+            vec!["quantize".into(), "--model".into(), p(&truncated_model)],
+            "truncated.mlp",
+        ),
+        (
+            "quantize: missing data directory",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&root.join("nowhere")),
+            ],
+            "nowhere",
+        ),
+        (
+            "quantize: images of the wrong size",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&wrong_size),
+                "--out".into(),
+                p(&out.join("q.mlp")),
+            ],
+            "good.mlp",
+        ),
+        (
+            "quantize: no calibration image",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&calibration),
+                "--calibration".into(),
+                "0".into(),
+                "--out".into(),
+                p(&out.join("q.mlp")),
+            ],
+            "--calibration",
+        ),
+        (
+            "quantize: output in a missing directory",
+            vec![
+                "quantize".into(),
+                "--model".into(),
+                p(&good_model),
+                "--data".into(),
+                p(&calibration),
+                "--out".into(),
+                p(&root.join("no-such-dir/q.mlp")),
+            ],
+            "no-such-dir/q.mlp",
+        ),
+        (
+            "download: unreachable mirror",
+            vec![
+                "download".into(),
+                "--mirror".into(),
+                unreachable.into(),
+                "--dir".into(),
+                p(&downloads),
+            ],
+            "http://127.0.0.1:1/train-images-idx3-ubyte.gz",
+        ),
+        (
+            "download: mirror that is not a URL",
+            vec![
+                "download".into(),
+                "--mirror".into(),
+                "not-a-url".into(),
+                "--dir".into(),
+                p(&downloads),
+            ],
+            "not-a-url/train-images-idx3-ubyte.gz",
+        ),
+        (
+            "download: cache directory is a file",
+            vec![
+                "download".into(),
+                "--mirror".into(),
+                unreachable.into(),
+                "--dir".into(),
+                p(&good_model),
+            ],
+            "good.mlp",
+        ),
+        (
+            "download: malformed --sha256",
+            vec![
+                "download".into(),
+                "--mirror".into(),
+                unreachable.into(),
+                "--dir".into(),
+                p(&downloads),
+                "--sha256".into(),
+                "nonsense".into(),
+            ],
+            "--sha256 nonsense",
+        ),
+        (
+            "bench: missing data directory",
+            vec!["bench".into(), "--data".into(), p(&root.join("nowhere"))],
+            "nowhere",
+        ),
+        (
+            "bench: images of the wrong size",
+            vec!["bench".into(), "--data".into(), p(&wrong_size)],
+            "wrong-size",
+        ),
+        (
+            "bench: --rounds 0",
+            vec![
+                "bench".into(),
+                "--data".into(),
+                p(&calibration),
+                "--rounds".into(),
+                "0".into(),
+            ],
+            "--rounds 0",
+        ),
+        (
+            "bench: --infer 0",
+            vec![
+                "bench".into(),
+                "--data".into(),
+                p(&calibration),
+                "--infer".into(),
+                "0".into(),
+            ],
+            "--infer 0",
+        ),
+        (
+            "bench: --threads 0",
+            vec![
+                "bench".into(),
+                "--data".into(),
+                p(&calibration),
+                "--threads".into(),
+                "0".into(),
+            ],
+            "--threads 0",
+        ),
+        (
+            "bench: missing NumPy script",
+            vec![
+                "bench".into(),
+                "--data".into(),
+                p(&calibration),
+                "--numpy".into(),
+                p(&root.join("absent.py")),
+            ],
+            "absent.py",
+        ),
         (
             "inspect: empty model",
             vec!["inspect".into(), p(&empty_model)],
@@ -452,6 +677,16 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
     );
     assert_eq!(std::fs::read(&good_model).unwrap(), good_bytes);
     assert!(is_char_device(&full), "{} was replaced", full.display());
+    // The failed quantizations wrote no int8 model next to theirs, and the failed
+    // downloads fetched nothing.
+    for model in [&int8_model, &truncated_model] {
+        assert!(!quantized(model).exists(), "{}", quantized(model).display());
+    }
+    assert!(
+        files_in(&downloads).is_empty(),
+        "{:?}",
+        files_in(&downloads)
+    );
     eprintln!("{} bad-input cases in this table", cases.len());
 }
 
