@@ -6,6 +6,8 @@
 #                               int8 predict on the Cortex-M4F and on a Cortex-M0
 #                               (micro:bit), plus the panic-never link check (f32 and
 #                               int8 paths); every QEMU run in `timeout`
+#   scripts/firmware.sh boards  release builds of the board crates (boards/<board>) and
+#                               their flash and static RAM
 #   scripts/firmware.sh bench   flash, RAM, peak stack and instructions per inference
 #                               (per MAC) on the Cortex-M4F and on v6-M, for the f32
 #                               and the int8 model; fails if RAM reaches 8 KB or code
@@ -258,11 +260,32 @@ bench_int8() {
     return $failed
 }
 
+# The board crates (boards/<board>): release builds and their sizes. Their protocol
+# runs against QEMU in the workspace test tests/tests/board_stm32f4.rs.
+boards() {
+    local dir elf text rodata data bss vectors
+    for dir in "$root"/boards/*/; do
+        local name
+        name=$(basename "$dir")
+        (cd "$dir" && CARGO_TARGET_DIR=$dir/target cargo build --quiet --release --locked)
+        elf=$(find "$dir/target" -path '*/release/*' -maxdepth 3 -type f -name "mlp-board-$name" | head -n 1)
+        [ -n "$elf" ] || { echo "boards: $name built no ELF" >&2; return 1; }
+        vectors=$(section "$elf" .vector_table)
+        text=$(section "$elf" .text)
+        rodata=$(section "$elf" .rodata)
+        data=$(section "$elf" .data)
+        bss=$(section "$elf" .bss)
+        printf '%s: flash %d bytes (.vector_table %d + .text %d + .rodata %d + .data %d); static RAM %d bytes (.data + .bss); the model is flashed on its own\n' \
+            "$name" $((vectors + text + rodata + data)) "$vectors" "$text" "$rodata" "$data" $((data + bss))
+    done
+}
+
 case "${1:-}" in
     check) check ;;
     bench) bench ;;
+    boards) boards ;;
     *)
-        echo "usage: $0 check|bench" >&2
+        echo "usage: $0 check|bench|boards" >&2
         exit 2
         ;;
 esac

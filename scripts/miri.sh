@@ -11,7 +11,7 @@
 #                                shapes under cfg(miri)); about 3 minutes on a fast core
 #   scripts/miri.sh --test step  any further `cargo miri test` arguments
 #
-# MIRI_TIMEOUT (seconds, default 600) bounds each run; MIRIFLAGS passes flags to Miri
+# MIRI_TIMEOUT (seconds, default 900) bounds each run; MIRIFLAGS passes flags to Miri
 # (none are needed: the tests run in Miri's default isolation, whose virtual clock
 # serves the team's sleeps and timeouts). MIRI_TEAM_SEEDS=N (default 0: off) then runs
 # the thread team's unit tests again under N thread schedules (-Zmiri-many-seeds; 16
@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MIRI_TIMEOUT=${MIRI_TIMEOUT:-600}
+MIRI_TIMEOUT=${MIRI_TIMEOUT:-900}
 
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
     echo "miri: the nightly toolchain with the miri component is missing; scripts/setup.sh installs it" >&2

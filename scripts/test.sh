@@ -59,6 +59,11 @@ scripts/firmware.sh check
 
 step "firmware figures: flash, RAM, peak stack, instructions per MAC"
 scripts/firmware.sh bench
+
+# The board crates' protocol ran in QEMU above (tests/tests/board_stm32f4.rs); here
+# their release builds and sizes.
+step "board firmware (boards/): release builds, flash and RAM"
+scripts/firmware.sh boards
 # --- end of the firmware section ------------------------------------------------
 
 # --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------

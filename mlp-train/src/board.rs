@@ -214,28 +214,27 @@ impl Board {
     fn hello(&mut self) -> Result<()> {
         let started = Instant::now();
         let frame = frame_of(&Request::Info)?;
-        let reply = loop {
+        let info = loop {
             // A lone delimiter first: whatever the device had received is dropped.
             self.send(&[0])?;
             self.send(&frame)?;
-            match self.receive(HELLO_RETRY)? {
-                Some(reply) => break reply,
-                None if started.elapsed() < HELLO_TIMEOUT => continue,
-                None => bail!(
+            // A device that was starting may have caught only the end of a request and
+            // answered it as damaged: only an Info answer ends the greeting.
+            if let Some(mut reply) = self.receive(HELLO_RETRY)? {
+                if let Ok(Response::Info(info)) = decode_frame::<Response>(&mut reply) {
+                    break owned_info(&info);
+                }
+            }
+            if started.elapsed() >= HELLO_TIMEOUT {
+                bail!(
                     "the device did not answer within {} s (is the firmware running, and the \
                      baud rate 115200?)",
                     HELLO_TIMEOUT.as_secs()
-                ),
+                );
             }
         };
         // Answers to the retries that crossed the first one on the line.
         while self.receive(HELLO_RETRY)?.is_some() {}
-        let mut reply = reply;
-        let info = match decode_frame::<Response>(&mut reply) {
-            Ok(Response::Info(info)) => owned_info(&info),
-            Ok(other) => bail!("the device answered Info with {other:?}"),
-            Err(error) => bail!("the device's answer to Info is damaged: {error}"),
-        };
         if info.protocol != PROTOCOL_VERSION {
             bail!(
                 "the device speaks protocol version {}, this tool version {PROTOCOL_VERSION}",
@@ -446,6 +445,9 @@ pub struct BoardEvaluation {
     pub images: usize,
     /// Images the device classified correctly.
     pub correct: usize,
+    /// Images the host classified correctly with the same model file (the device's
+    /// arithmetic: the core's for `f32`, the integer pass for int8).
+    pub host_correct: usize,
     /// Images whose logits differ from the host's in any bit.
     pub mismatched: usize,
     /// The median round trip of one prediction (request sent to answer received).
@@ -461,6 +463,13 @@ impl std::fmt::Display for BoardEvaluation {
             f,
             "accuracy on the device: {accuracy:.2}% ({}/{})",
             self.correct, self.images
+        )?;
+        writeln!(
+            f,
+            "accuracy on the host, same model and images: {:.2}% ({}/{})",
+            100.0 * self.host_correct as f64 / self.images.max(1) as f64,
+            self.host_correct,
+            self.images
         )?;
         writeln!(
             f,
@@ -509,6 +518,18 @@ impl HostModel {
         Ok(mlp_core::format::ModelView::decode(&self.file)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .payload_crc())
+    }
+
+    /// The class the host predicts from logit bits of [`logit_bits`](Self::logit_bits):
+    /// the first largest logit, as the device picks it.
+    pub fn class_of(&self, bits: &[u32]) -> usize {
+        if self.f32.is_some() {
+            let logits: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+            mlp_core::loss::argmax(&logits)
+        } else {
+            let logits: Vec<i32> = bits.iter().map(|&b| b as i32).collect();
+            mlp_core::quant::argmax_i32(&logits)
+        }
     }
 
     /// Logit bits for each image (`f32::to_bits`, or the int32 logits).
@@ -568,6 +589,11 @@ pub fn evaluate(
     let images: Vec<&[u8]> = (0..n).map(|i| data.image(i)).collect();
     let expected = host.logit_bits(&images)?;
     let (mut correct, mut mismatched) = (0, 0);
+    let host_correct = expected
+        .iter()
+        .zip(&data.labels)
+        .filter(|(bits, &label)| host.class_of(bits) == usize::from(label))
+        .count();
     let mut round_trips = Vec::with_capacity(n);
     let mut cycles = Vec::new();
     for (i, pixels) in images.iter().enumerate() {
@@ -585,6 +611,7 @@ pub fn evaluate(
     Ok(BoardEvaluation {
         images: n,
         correct,
+        host_correct,
         mismatched,
         median_round_trip: round_trips.get(n / 2).copied().unwrap_or_default(),
         median_cycles: cycles.get(cycles.len() / 2).copied(),
@@ -718,7 +745,7 @@ pub fn run(args: &BoardArgs) -> Result<()> {
             out!("{}", board.info());
             let result = evaluate(&mut board, &host, &data, limit.map(|n| n as usize))?;
             out!("{result}");
-            if result.mismatched > 0 {
+            if result.mismatched > 0 || result.correct != result.host_correct {
                 bail!(
                     "{} of {} images got logits that differ from the host's",
                     result.mismatched,
