@@ -6,8 +6,8 @@
 #                               int8 predict on the Cortex-M4F and on a Cortex-M0
 #                               (micro:bit), plus the panic-never link check (f32 and
 #                               int8 paths); every QEMU run in `timeout`
-#   scripts/firmware.sh boards  release builds of the board crates (boards/<board>) and
-#                               their flash and static RAM
+#   scripts/firmware.sh boards  fmt, clippy and release builds of the board crates
+#                               (boards/<board>), and their flash and static RAM
 #   scripts/firmware.sh bench   flash, RAM, peak stack and instructions per inference
 #                               (per MAC) on the Cortex-M4F and on v6-M, for the f32
 #                               and the int8 model; fails if RAM reaches 8 KB or code
@@ -261,13 +261,14 @@ bench_int8() {
 }
 
 # The board crates (boards/<board>): release builds and their sizes. Their protocol
-# runs against QEMU in the workspace test tests/tests/board_stm32f4.rs.
+# runs against QEMU in the workspace test tests/tests/boards_in_qemu.rs.
 boards() {
     local dir elf text rodata data bss vectors
     for dir in "$root"/boards/*/; do
         local name
         name=$(basename "$dir")
-        (cd "$dir" && CARGO_TARGET_DIR=$dir/target cargo build --quiet --release --locked)
+        (cd "$dir" && cargo fmt --check && CARGO_TARGET_DIR=$dir/target cargo clippy --quiet --release --locked -- -D warnings \
+            && CARGO_TARGET_DIR=$dir/target cargo build --quiet --release --locked)
         elf=$(find "$dir/target" -path '*/release/*' -maxdepth 3 -type f -name "mlp-board-$name" | head -n 1)
         [ -n "$elf" ] || { echo "boards: $name built no ELF" >&2; return 1; }
         vectors=$(section "$elf" .vector_table)

@@ -60,7 +60,7 @@ scripts/firmware.sh check
 step "firmware figures: flash, RAM, peak stack, instructions per MAC"
 scripts/firmware.sh bench
 
-# The board crates' protocol ran in QEMU above (tests/tests/board_stm32f4.rs); here
+# The board crates' protocol ran in QEMU above (tests/tests/boards_in_qemu.rs); here
 # their release builds and sizes.
 step "board firmware (boards/): release builds, flash and RAM"
 scripts/firmware.sh boards

@@ -33,12 +33,15 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum EmulatedBoard {
     /// STM32F405 (QEMU `netduinoplus2`), firmware `boards/stm32f4`.
     Stm32f4,
+    /// BBC micro:bit v1, nRF51822 (QEMU `microbit`), firmware `boards/microbit`.
+    Microbit,
 }
 
 impl EmulatedBoard {
     fn machine(self) -> &'static str {
         match self {
             Self::Stm32f4 => "netduinoplus2",
+            Self::Microbit => "microbit",
         }
     }
 
@@ -46,6 +49,7 @@ impl EmulatedBoard {
     pub fn model_address(self) -> u32 {
         match self {
             Self::Stm32f4 => 0x0808_0000,
+            Self::Microbit => 0x0002_0000,
         }
     }
 
@@ -55,6 +59,9 @@ impl EmulatedBoard {
         match self {
             Self::Stm32f4 => {
                 "boards/stm32f4/target/thumbv7em-none-eabihf/release/mlp-board-stm32f4"
+            }
+            Self::Microbit => {
+                "boards/microbit/target/thumbv6m-none-eabi/release/mlp-board-microbit"
             }
         }
     }
@@ -486,7 +493,7 @@ impl std::fmt::Display for BoardEvaluation {
             Some(cycles) => writeln!(f, "inference on the device: {cycles} cycles (median)"),
             None => writeln!(
                 f,
-                "inference on the device: cycles not measured (no cycle counter: an emulator)"
+                "inference on the device: cycles not measured (an emulator, or a Cortex-M0, which has no cycle counter)"
             ),
         }
     }

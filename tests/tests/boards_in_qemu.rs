@@ -1,10 +1,11 @@
-//! The STM32F4 board firmware (`boards/stm32f4`) in QEMU's `netduinoplus2` (an
-//! STM32F405), driven over its USART by the trainer's `board` code exactly as a user's
-//! `mlp-train board evaluate --qemu stm32f4` drives it:
+//! The board firmware of `boards/` in QEMU — the STM32F4 one in `netduinoplus2` (an
+//! STM32F405), the micro:bit one in `microbit` (an nRF51822, Cortex-M0) — driven over
+//! its UART by the trainer's `board` code exactly as a user's `mlp-train board
+//! evaluate --qemu BOARD` drives it:
 //!
-//! - an `f32` and an int8 model, each flashed into the model region on its own: 200
-//!   real test images each, every logit equal to the host's bit for bit, the device's
-//!   accuracy equal to the host's;
+//! - each model the board can hold (STM32F4: `f32` and int8; micro:bit: int8), flashed
+//!   into the model region on its own: 200 real test images each, every logit equal to
+//!   the host's bit for bit, the device's accuracy equal to the host's;
 //! - the protocol's bad frames (garbage, truncated, oversized, wrong image length,
 //!   unknown request) against the running device: an error answer each, and a correct
 //!   prediction right after;
@@ -24,21 +25,18 @@ use mlp_workspace_tests::firmware::workspace;
 
 const IMAGES: usize = 200;
 
-fn board_dir() -> PathBuf {
-    workspace().join("boards/stm32f4")
-}
-
-/// Builds the board's firmware (release, its own target folder) and returns its ELF.
-fn firmware() -> PathBuf {
+/// Builds a board's firmware (release, its own target folder) and returns its ELF.
+fn firmware(board: EmulatedBoard, folder: &str) -> PathBuf {
+    let dir = workspace().join("boards").join(folder);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .current_dir(board_dir())
+        .current_dir(&dir)
         .args(["build", "--release", "--locked"])
-        .env("CARGO_TARGET_DIR", board_dir().join("target"))
+        .env("CARGO_TARGET_DIR", dir.join("target"))
         .status()
         .expect("run cargo build for the board");
-    assert!(status.success(), "the STM32F4 firmware did not build");
-    let elf = workspace().join(EmulatedBoard::Stm32f4.default_firmware());
+    assert!(status.success(), "the {folder} firmware did not build");
+    let elf = workspace().join(board.default_firmware());
     assert!(elf.is_file(), "{} missing after the build", elf.display());
     elf
 }
@@ -70,9 +68,9 @@ fn models(dir: &Path) -> (PathBuf, PathBuf) {
     (f32_path, int8_path)
 }
 
-fn connect(elf: &Path, model: Option<&Path>) -> Board {
+fn connect(board: EmulatedBoard, elf: &Path, model: Option<&Path>) -> Board {
     Board::connect(&Target::Qemu {
-        board: EmulatedBoard::Stm32f4,
+        board,
         firmware: elf.to_path_buf(),
         model: model.map(Path::to_path_buf),
     })
@@ -96,29 +94,24 @@ fn request_frame(request: &Request) -> Vec<u8> {
         .to_vec()
 }
 
-#[test]
-fn the_stm32f4_board_serves_the_protocol_in_qemu() {
-    let elf = firmware();
-    let dir = tempfile::tempdir().unwrap();
-    let (f32_model, int8_model) = models(dir.path());
-    let test = load_split(&workspace().join("data/mnist-digits"), Split::Test, None).unwrap();
-
-    // --- f32: 200 images, every logit bit-identical, same accuracy as the host -------
-    let mut board = connect(&elf, Some(&f32_model));
+/// 200 test images through the board: bit-identical logits, the host's accuracy.
+fn evaluate_on(board: &mut Board, model: &Path, test: &mlp_train::data::Dataset, what: &str) {
     let ModelStatus::Loaded(summary) = &board.info().model else {
         panic!("no model: {}", board.info())
     };
     assert_eq!(summary.layer_sizes.as_slice(), &[784, 100, 200, 10]);
-    let host = HostModel::load(&f32_model).unwrap();
-    let result = evaluate(&mut board, &host, &test, Some(IMAGES)).unwrap();
-    println!("stm32f4, f32 model:\n{result}");
+    let host = HostModel::load(model).unwrap();
+    let result = evaluate(board, &host, test, Some(IMAGES)).unwrap();
+    println!("{what}:\n{result}");
     assert_eq!(result.images, IMAGES);
     assert_eq!(result.mismatched, 0, "{result}");
     assert_eq!(result.correct, result.host_correct, "{result}");
     // Three epochs reach about 90% on these images; a broken model is near 10%.
     assert!(result.correct >= IMAGES * 3 / 4, "{result}");
+}
 
-    // --- bad frames against the running device -----------------------------------------
+/// Every kind of bad frame gets its error answer, and the next request its answer.
+fn bad_frames(board: &mut Board, test: &mlp_train::data::Dataset) {
     let image = test.image(0);
     let good = request_frame(&Request::PredictPixels(image));
     let Some(Response::Prediction(expected)) = board.raw_exchange(&good).unwrap() else {
@@ -169,24 +162,40 @@ fn the_stm32f4_board_serves_the_protocol_in_qemu() {
             "after {name}"
         );
     }
-    drop(board);
+}
 
-    // --- int8: the same checks, exact integers ---------------------------------------
-    let mut board = connect(&elf, Some(&int8_model));
-    let host = HostModel::load(&int8_model).unwrap();
-    let result = evaluate(&mut board, &host, &test, Some(IMAGES)).unwrap();
-    println!("stm32f4, int8 model:\n{result}");
-    assert_eq!(result.mismatched, 0, "{result}");
-    assert_eq!(result.correct, result.host_correct, "{result}");
-    assert!(result.correct >= IMAGES * 3 / 4, "{result}");
-    drop(board);
-
-    // --- an empty model region -----------------------------------------------------------
-    let mut board = connect(&elf, None);
+/// An empty model region: Info says why, predictions are refused.
+fn empty_region(board: EmulatedBoard, elf: &Path, test: &mlp_train::data::Dataset) {
+    let mut board = connect(board, elf, None);
     let ModelStatus::Missing(reason) = &board.info().model else {
         panic!("a model in an empty region: {}", board.info())
     };
     assert!(reason.contains("not a model file"), "{reason}");
-    let error = board.predict_pixels(image).unwrap_err().to_string();
+    let error = board.predict_pixels(test.image(0)).unwrap_err().to_string();
     assert!(error.contains("no valid model"), "{error}");
+}
+
+#[test]
+fn the_boards_serve_the_protocol_in_qemu() {
+    let stm32f4 = firmware(EmulatedBoard::Stm32f4, "stm32f4");
+    let microbit = firmware(EmulatedBoard::Microbit, "microbit");
+    let dir = tempfile::tempdir().unwrap();
+    let (f32_model, int8_model) = models(dir.path());
+    let test = load_split(&workspace().join("data/mnist-digits"), Split::Test, None).unwrap();
+
+    let mut board = connect(EmulatedBoard::Stm32f4, &stm32f4, Some(&f32_model));
+    evaluate_on(&mut board, &f32_model, &test, "stm32f4, f32 model");
+    bad_frames(&mut board, &test);
+    drop(board);
+    let mut board = connect(EmulatedBoard::Stm32f4, &stm32f4, Some(&int8_model));
+    evaluate_on(&mut board, &int8_model, &test, "stm32f4, int8 model");
+    drop(board);
+    empty_region(EmulatedBoard::Stm32f4, &stm32f4, &test);
+
+    // The micro:bit's 256 KB of flash hold the int8 model only.
+    let mut board = connect(EmulatedBoard::Microbit, &microbit, Some(&int8_model));
+    evaluate_on(&mut board, &int8_model, &test, "micro:bit, int8 model");
+    bad_frames(&mut board, &test);
+    drop(board);
+    empty_region(EmulatedBoard::Microbit, &microbit, &test);
 }
