@@ -5,7 +5,7 @@ set -euo pipefail
 
 # Rust: the Cortex-M targets (firmware, no_std builds) and AArch64 Linux (the NEON
 # kernels under QEMU user mode, scripts/aarch64.sh).
-need_targets=(thumbv6m-none-eabi thumbv7em-none-eabihf aarch64-unknown-linux-gnu)
+need_targets=(thumbv6m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu)
 installed=$(rustup target list --installed)
 for target in "${need_targets[@]}"; do
     grep -qx "$target" <<<"$installed" || rustup target add "$target"

@@ -119,24 +119,55 @@ struct Board {
     target: &'static str,
     cpu: &'static str,
     machine: &'static str,
+    /// `MLP_BOARD` (the memory map) when it is not the mps2 default, and then the
+    /// build's own folder under the firmware's `target/`.
+    memory_map: Option<&'static str>,
 }
 
-const BOARDS: [Board; 2] = [
+const BOARDS: [Board; 4] = [
     Board {
         target: "thumbv7em-none-eabihf",
         cpu: "cortex-m4",
         machine: "mps2-an386",
+        memory_map: None,
     },
     Board {
         target: "thumbv6m-none-eabi",
         cpu: "cortex-m3",
         machine: "mps2-an385",
+        memory_map: None,
+    },
+    // The Cortex-M4F binary, unchanged: the M7 runs the same Armv7E-M code.
+    Board {
+        target: "thumbv7em-none-eabihf",
+        cpu: "cortex-m7",
+        machine: "mps2-an500",
+        memory_map: None,
+    },
+    // Armv8-M Mainline with FPU: the core of RP2350, nRF54 and STM32U5 parts.
+    Board {
+        target: "thumbv8m.main-none-eabihf",
+        cpu: "cortex-m33",
+        machine: "mps2-an505",
+        memory_map: Some("an505"),
     },
 ];
 
+impl Board {
+    fn target_dir(&self) -> PathBuf {
+        let base = firmware_dir().join("target");
+        self.memory_map.map_or(base.clone(), |map| base.join(map))
+    }
+}
+
 /// Builds the firmware for an mps2 board with the default assets.
 fn build_firmware(board: &Board) {
-    build_firmware_with(board.target, &firmware_dir().join("target"), &[]);
+    let vars: Vec<(&str, String)> = board
+        .memory_map
+        .map(|map| ("MLP_BOARD", map.to_owned()))
+        .into_iter()
+        .collect();
+    build_firmware_with(board.target, &board.target_dir(), &vars);
 }
 
 /// Builds the firmware for `target` into `target_dir`, with these `MLP_*` variables
@@ -146,8 +177,8 @@ fn build_firmware_with(target: &str, target_dir: &Path, vars: &[(&str, String)])
 }
 
 fn run_qemu(board: &Board, bin: &str, extra: &[String]) -> Run {
-    let elf = firmware_dir()
-        .join("target")
+    let elf = board
+        .target_dir()
         .join(board.target)
         .join("release")
         .join(bin);
@@ -281,7 +312,7 @@ fn setup() -> &'static Setup {
 // --- the tests --------------------------------------------------------------------------
 
 #[test]
-fn device_logits_are_bit_identical_to_the_host_on_m4f_and_m0() {
+fn device_logits_are_bit_identical_to_the_host_on_m4f_m0_m7_and_m33() {
     let setup = setup();
     for board in &BOARDS {
         let run = run_qemu(board, "predict", &[]);

@@ -207,6 +207,35 @@ fn int8_logits_are_identical_on_a_cortex_m4f_with_smlad() {
 }
 
 #[test]
+fn int8_logits_are_identical_on_a_cortex_m7() {
+    let setup = setup();
+    // The Cortex-M4F binary runs unchanged on the M7 (same Armv7E-M instruction set).
+    let target = "thumbv7em-none-eabihf";
+    let target_dir = firmware_dir().join("target");
+    build(target, &target_dir, &["--bins"], &[]);
+    let elf = target_dir.join(target).join("release/predict_int8");
+    let run = run_qemu(&["-cpu", "cortex-m7", "-machine", "mps2-an500"], &elf, &[]);
+    assert_same_logits(&run, setup, "int8 on mps2-an500 (Cortex-M7)");
+}
+
+#[test]
+fn int8_logits_are_identical_on_a_cortex_m33() {
+    let setup = setup();
+    let target = "thumbv8m.main-none-eabihf";
+    // Its own folder: another target and memory map (MLP_BOARD=an505).
+    let target_dir = firmware_dir().join("target/an505");
+    build(
+        target,
+        &target_dir,
+        &["--bin", "predict_int8"],
+        &[("MLP_BOARD", "an505".into())],
+    );
+    let elf = target_dir.join(target).join("release/predict_int8");
+    let run = run_qemu(&["-cpu", "cortex-m33", "-machine", "mps2-an505"], &elf, &[]);
+    assert_same_logits(&run, setup, "int8 on mps2-an505 (Cortex-M33)");
+}
+
+#[test]
 fn int8_logits_are_identical_on_a_cortex_m0_microbit() {
     let setup = setup();
     let target = "thumbv6m-none-eabi";
