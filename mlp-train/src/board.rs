@@ -510,12 +510,13 @@ pub struct HostModel {
 impl HostModel {
     /// Reads a model file, `f32` or int8.
     pub fn load(path: &Path) -> Result<HostModel> {
-        let file =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let (int8, f32) = if crate::quantize::is_int8_file(path) {
-            (Some(crate::quantize::Int8Model::load(path)?), None)
+        // Read once: a FIFO cannot be read twice.
+        let file = crate::model::read_model_file(path)?;
+        let (int8, f32) = if crate::quantize::is_int8(&file) {
+            let model = crate::quantize::Int8Model::from_file_bytes(file.clone(), path)?;
+            (Some(model), None)
         } else {
-            (None, Some(crate::model::Mlp::load(path)?))
+            (None, Some(crate::model::Mlp::from_file_bytes(&file, path)?))
         };
         Ok(HostModel { file, int8, f32 })
     }

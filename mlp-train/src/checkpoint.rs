@@ -113,7 +113,8 @@ impl Checkpoint {
 
     /// Reads a checkpoint file.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path)
+        // The magic's common prefix (version 1 and 2).
+        let bytes = crate::fsio::read_input(path, &MAGIC[..MAGIC.len() - 1])
             .with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
         Checkpoint::from_bytes(&bytes, path)
     }

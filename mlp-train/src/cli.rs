@@ -550,21 +550,20 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => train_command(&cli.train),
         Some(Command::Train(args)) => train_command(&args),
-        Some(Command::Evaluate(args)) if crate::quantize::is_int8_file(&args.model) => {
-            let model = crate::quantize::Int8Model::load(&args.model)?;
-            let data = data::load_split(&data_dir(&args.data), args.split, args.validation)?;
-            model.check_fits(&args.model, data.features, data::CLASSES)?;
-            print_evaluation(&args, &crate::quantize::evaluate(&model, &data));
-            Ok(())
-        }
         Some(Command::Evaluate(args)) => {
-            let e = train::evaluate_file_with(
-                &args.model,
-                &data_dir(&args.data),
-                args.split,
-                args.validation,
-                args.compute.compute(),
-            )?;
+            // The model is read once (it may be a FIFO), then the data.
+            let model = crate::quantize::AnyModel::load(&args.model)?;
+            let data = data::load_split(&data_dir(&args.data), args.split, args.validation)?;
+            let e = match model {
+                crate::quantize::AnyModel::Int8(model) => {
+                    model.check_fits(&args.model, data.features, data::CLASSES)?;
+                    crate::quantize::evaluate(&model, &data)
+                }
+                crate::quantize::AnyModel::F32(model) => {
+                    model.check_fits(&args.model, data.features, data::CLASSES)?;
+                    args.compute.compute().evaluate(&model, &data)?
+                }
+            };
             print_evaluation(&args, &e);
             Ok(())
         }
@@ -618,6 +617,14 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         Some(ck) => {
             if args.name.is_some() {
                 bail!("--name picks a new run's output directory; with --resume use --out");
+            }
+            // It is read twice and replaced by the next checkpoint: a FIFO or a device
+            // would hang or be lost.
+            if std::fs::metadata(ck).is_ok_and(|m| !m.is_file()) {
+                bail!(
+                    "{}: a checkpoint to resume from must be a regular file",
+                    ck.display()
+                );
             }
             args.apply(crate::checkpoint::Checkpoint::load(ck)?.config)?
         }
@@ -819,10 +826,10 @@ fn quantize_command(args: &QuantizeArgs) -> Result<()> {
 }
 
 fn predict(args: &PredictArgs) -> Result<()> {
-    if crate::quantize::is_int8_file(&args.model) {
-        return predict_int8(args);
-    }
-    let model = crate::model::Mlp::load(&args.model)?;
+    let model = match crate::quantize::AnyModel::load(&args.model)? {
+        crate::quantize::AnyModel::Int8(model) => return predict_int8(args, model),
+        crate::quantize::AnyModel::F32(model) => model,
+    };
     if model.inputs() != crate::image_input::SIDE * crate::image_input::SIDE {
         bail!(
             "{}: model takes {} inputs but images are brought to 28x28 = 784",
@@ -866,8 +873,7 @@ fn predict_result(mut failures: Vec<anyhow::Error>, total: usize) -> Result<()> 
     }
 }
 
-fn predict_int8(args: &PredictArgs) -> Result<()> {
-    let model = crate::quantize::Int8Model::load(&args.model)?;
+fn predict_int8(args: &PredictArgs, model: crate::quantize::Int8Model) -> Result<()> {
     model.check_fits(
         &args.model,
         crate::image_input::SIDE * crate::image_input::SIDE,

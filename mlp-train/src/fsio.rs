@@ -148,6 +148,56 @@ where
     result
 }
 
+/// The most a model or checkpoint file read by [`read_input`] may hold: far more than
+/// any network this program trains (a microcontroller's flash is a few MiB).
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// Reads a whole input file (model, checkpoint) that starts with `magic`, with
+/// bounds: a regular file larger than [`MAX_INPUT_BYTES`] is refused before it is
+/// read, and a stream (a device such as `/dev/zero`, a FIFO, `<(...)`) is read only
+/// as far as its first bytes when they are not `magic` (the caller's decoder then
+/// says what is wrong with them) and never past the limit. Without this, an endless
+/// device is read until memory runs out.
+///
+/// # Errors
+/// An I/O error, or one saying the input is too large.
+pub fn read_input(path: &Path, magic: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = || {
+        io::Error::other(format!(
+            "larger than {} MiB, more than any model or checkpoint",
+            MAX_INPUT_BYTES >> 20
+        ))
+    };
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() {
+        if meta.len() > MAX_INPUT_BYTES {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+        return if bytes.len() as u64 > MAX_INPUT_BYTES {
+            Err(too_large())
+        } else {
+            Ok(bytes)
+        };
+    }
+    let mut reader = file.take(MAX_INPUT_BYTES + 1);
+    let mut bytes = Vec::new();
+    (&mut reader)
+        .take(magic.len() as u64)
+        .read_to_end(&mut bytes)?;
+    if bytes != magic {
+        return Ok(bytes);
+    }
+    reader.read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 /// True when `a` and `b` are the same existing file (same device and inode on Unix;
 /// the same canonical path elsewhere), whatever the links and spellings.
 pub fn same_file(a: &Path, b: &Path) -> bool {
@@ -294,6 +344,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = write_bytes_atomic(dir.path(), b"x").unwrap_err();
         assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_input_is_read_only_as_far_as_its_first_bytes() {
+        // /dev/zero never ends: without bounds this read would take all memory.
+        let bytes = read_input(Path::new("/dev/zero"), b"MLPW").unwrap();
+        assert_eq!(bytes, [0, 0, 0, 0]);
+        assert_eq!(read_input(Path::new("/dev/null"), b"MLPW").unwrap(), b"");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        fs::write(&path, b"MLPW and the rest").unwrap();
+        assert_eq!(read_input(&path, b"MLPW").unwrap(), b"MLPW and the rest");
+        // A regular file is read whole, whatever it starts with.
+        fs::write(&path, b"hello").unwrap();
+        assert_eq!(read_input(&path, b"MLPW").unwrap(), b"hello");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mlp_core::format::ModelView;
 
 /// Figures about a model file.
@@ -40,8 +40,7 @@ pub struct ModelInfo {
 
 /// Reads the figures of a model file.
 pub fn inspect(path: &Path) -> Result<ModelInfo> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("{}: cannot read model file", path.display()))?;
+    let bytes = crate::model::read_model_file(path)?;
     let view = ModelView::decode(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::model::invalid_model(&e)))?;
     let sizes: Vec<usize> = view.layer_sizes().iter().map(|&s| s as usize).collect();

@@ -131,9 +131,13 @@ impl Mlp {
 
     /// Reads a model file, with errors that name it.
     pub fn load(path: &Path) -> Result<Mlp> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("{}: cannot read model file", path.display()))?;
-        Mlp::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        Mlp::from_file_bytes(&read_model_file(path)?, path)
+    }
+
+    /// [`Mlp::from_bytes`] of what [`read_model_file`] read from `path`, with errors
+    /// that name it.
+    pub fn from_file_bytes(bytes: &[u8], path: &Path) -> Result<Mlp> {
+        Mlp::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 
     /// Writes the model file atomically.
@@ -201,6 +205,13 @@ pub fn parse_hidden(text: &str) -> Result<Vec<usize>, String> {
             )),
         })
         .collect()
+}
+
+/// Reads a model file (f32 or int8) once, with bounds ([`crate::fsio::read_input`]):
+/// a FIFO can be read only once, and a device like `/dev/zero` never ends.
+pub fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    crate::fsio::read_input(path, &format::MAGIC)
+        .with_context(|| format!("{}: cannot read model file", path.display()))
 }
 
 /// What is wrong with a model file that the core's decoder refused, said once:

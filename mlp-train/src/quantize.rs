@@ -123,17 +123,29 @@ pub fn quantize(model: &Mlp, calibration: &Dataset) -> Result<Vec<u8>> {
     Ok(file)
 }
 
-/// Whether the model file at `path` holds an int8 model (false for f32 or unreadable
-/// files, whose loaders report the problem).
-pub fn is_int8_file(path: &Path) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|bytes| {
-            ModelView::decode(&bytes)
-                .ok()
-                .map(|v| v.element_type() == ElementType::Int8)
-        })
-        .unwrap_or(false)
+/// Whether model file bytes hold an int8 model.
+pub fn is_int8(bytes: &[u8]) -> bool {
+    ModelView::decode(bytes).is_ok_and(|v| v.element_type() == ElementType::Int8)
+}
+
+/// A model file of either kind, read once (a FIFO cannot be read twice).
+pub enum AnyModel {
+    /// A trainable f32 model.
+    F32(crate::model::Mlp),
+    /// An int8 model (from `quantize`).
+    Int8(Int8Model),
+}
+
+impl AnyModel {
+    /// Reads the model file at `path`, with errors that name it.
+    pub fn load(path: &Path) -> Result<AnyModel> {
+        let bytes = crate::model::read_model_file(path)?;
+        if is_int8(&bytes) {
+            Int8Model::from_file_bytes(bytes, path).map(AnyModel::Int8)
+        } else {
+            crate::model::Mlp::from_file_bytes(&bytes, path).map(AnyModel::F32)
+        }
+    }
 }
 
 /// An int8 model file read into memory and validated.
@@ -145,8 +157,11 @@ pub struct Int8Model {
 impl Int8Model {
     /// Reads an int8 model file, with errors that name it.
     pub fn load(path: &Path) -> Result<Int8Model> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("{}: cannot read model file", path.display()))?;
+        Int8Model::from_file_bytes(crate::model::read_model_file(path)?, path)
+    }
+
+    /// Validates model file bytes read from `path` (named in errors).
+    pub fn from_file_bytes(bytes: Vec<u8>, path: &Path) -> Result<Int8Model> {
         let view = ModelView::decode(&bytes).map_err(|e| {
             anyhow::anyhow!("{}: {}", path.display(), crate::model::invalid_model(&e))
         })?;
