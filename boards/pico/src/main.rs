@@ -95,8 +95,8 @@ fn clocks_from_crystal(xosc: &pac::XOSC, clocks: &pac::CLOCKS) {
     clocks.clk_sys_div().write(|w| unsafe { w.int().bits(1) });
 
     // clk_peri from clk_sys. Its mux has no glitch protection: stop the clock, let two
-    // cycles of the old source pass (at least 12 MHz, so a few cycles of ours), switch,
-    // start.
+    // cycles of the old source pass (64 cycles of ours, 5 µs, cover any source above
+    // 0.4 MHz), switch, start.
     clocks.clk_peri_ctrl().modify(|_, w| w.enable().clear_bit());
     cortex_m::asm::delay(64);
     clocks
