@@ -265,11 +265,14 @@ bench_int8() {
 boards() {
     local dir elf text rodata data bss vectors
     for dir in "$root"/boards/*/; do
+        [ -f "$dir/Cargo.toml" ] || continue # boards/target, the shared build folder
         local name
         name=$(basename "$dir")
-        (cd "$dir" && cargo fmt --check && CARGO_TARGET_DIR=$dir/target cargo clippy --quiet --release --locked -- -D warnings \
-            && CARGO_TARGET_DIR=$dir/target cargo build --quiet --release --locked)
-        elf=$(find "$dir/target" -path '*/release/*' -maxdepth 3 -type f -name "mlp-board-$name" | head -n 1)
+        # Every board crate builds into boards/target (their .cargo/config.toml).
+        (cd "$dir" && unset CARGO_TARGET_DIR && cargo fmt --check \
+            && cargo clippy --quiet --release --locked -- -D warnings \
+            && cargo build --quiet --release --locked)
+        elf=$(find "$root/boards/target" -maxdepth 3 -path '*/release/*' -type f -name "mlp-board-$name" | head -n 1)
         [ -n "$elf" ] || { echo "boards: $name built no ELF" >&2; return 1; }
         vectors=$(section "$elf" .vector_table)
         text=$(section "$elf" .text)

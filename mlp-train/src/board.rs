@@ -57,12 +57,8 @@ impl EmulatedBoard {
     /// repository.
     pub fn default_firmware(self) -> &'static str {
         match self {
-            Self::Stm32f4 => {
-                "boards/stm32f4/target/thumbv7em-none-eabihf/release/mlp-board-stm32f4"
-            }
-            Self::Microbit => {
-                "boards/microbit/target/thumbv6m-none-eabi/release/mlp-board-microbit"
-            }
+            Self::Stm32f4 => "boards/target/thumbv7em-none-eabihf/release/mlp-board-stm32f4",
+            Self::Microbit => "boards/target/thumbv6m-none-eabi/release/mlp-board-microbit",
         }
     }
 }
@@ -256,12 +252,25 @@ impl Board {
     fn exchange(&mut self, request: &Request) -> Result<Vec<u8>> {
         let frame = frame_of(request)?;
         self.send(&frame)?;
-        self.receive(ANSWER_TIMEOUT)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "the device did not answer within {} s",
-                ANSWER_TIMEOUT.as_secs()
-            )
-        })
+        self.answer()
+    }
+
+    /// The next answer that is not a late answer to the greeting: `hello` may have sent
+    /// `Info` more than once while the device was starting, and every request gets
+    /// one answer, so the extra `Info` answers can arrive after the greeting ended.
+    fn answer(&mut self) -> Result<Vec<u8>> {
+        loop {
+            let reply = self.receive(ANSWER_TIMEOUT)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the device did not answer within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                )
+            })?;
+            let mut copy = reply.clone();
+            if !matches!(decode_frame::<Response>(&mut copy), Ok(Response::Info(_))) {
+                return Ok(reply);
+            }
+        }
     }
 
     /// Classifies one input given as one byte per input (pixels).
@@ -275,19 +284,13 @@ impl Board {
         }
     }
 
-    /// Sends raw bytes as they are (for tests of the device's handling of bad frames)
-    /// and returns the decoded answer, if one came.
-    pub fn raw_exchange(&mut self, bytes: &[u8]) -> Result<Option<Response<'static>>> {
+    /// Sends raw bytes as they are (for tests of the device's handling of bad frames:
+    /// they must hold exactly one frame) and returns the decoded answer.
+    pub fn raw_exchange(&mut self, bytes: &[u8]) -> Result<Response<'static>> {
         self.send(bytes)?;
-        match self.receive(Duration::from_secs(2))? {
-            None => Ok(None),
-            Some(reply) => {
-                let reply: &'static mut [u8] = reply.leak();
-                Ok(Some(decode_frame::<Response>(reply).map_err(|e| {
-                    anyhow::anyhow!("the device's answer is damaged: {e}")
-                })?))
-            }
-        }
+        let reply: &'static mut [u8] = self.answer()?.leak();
+        decode_frame::<Response>(reply)
+            .map_err(|e| anyhow::anyhow!("the device's answer is damaged: {e}"))
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<()> {
