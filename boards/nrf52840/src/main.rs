@@ -15,6 +15,7 @@ use core::sync::atomic::{compiler_fence, Ordering};
 
 use cortex_m::peripheral::{DWT, SCB};
 use cortex_m_rt::entry;
+use defmt_rtt as _;
 use mlp_embedded::protocol::{
     request_frame_len, AnyClassifier, Identity, Server, MAX_RESPONSE_FRAME,
 };
@@ -167,11 +168,23 @@ fn main() -> ! {
     // SAFETY: MAXCNT is a 16-bit count; 1 is the size of `received`.
     uarte.rxd.maxcnt.write(|w| unsafe { w.maxcnt().bits(1) });
 
-    let mut server = Server::<RX, Classifier>::new(
-        IDENTITY,
-        mlp_embedded::model_in_region(model_region()).and_then(Classifier::load),
-        Some(cycles),
-    );
+    let model = mlp_embedded::model_in_region(model_region()).and_then(Classifier::load);
+    match &model {
+        Ok(model) => {
+            let summary = mlp_embedded::protocol::Classifier::summary(model);
+            defmt::info!(
+                "{=str}: serving a model of layer sizes {=[?]}, payload CRC-32 {=u32:08x}",
+                IDENTITY.firmware,
+                summary.layer_sizes.as_slice(),
+                summary.payload_crc
+            );
+        }
+        Err(_) => defmt::warn!(
+            "{=str}: no valid model in the model region (`board info` says why)",
+            IDENTITY.firmware
+        ),
+    }
+    let mut server = Server::<RX, Classifier>::new(IDENTITY, model, Some(cycles));
     let (mut body, mut frame) = ([0; MAX_RESPONSE_FRAME], [0; MAX_RESPONSE_FRAME]);
     loop {
         uarte.events_endrx.write(|w| w.events_endrx().clear_bit());

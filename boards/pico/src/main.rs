@@ -14,6 +14,7 @@
 #![no_main]
 
 use cortex_m_rt::entry;
+use defmt_rtt as _;
 use mlp_embedded::protocol::{
     request_frame_len, AnyClassifier, Identity, Server, MAX_RESPONSE_FRAME,
 };
@@ -173,11 +174,23 @@ fn main() -> ! {
     uart.uartcr()
         .write(|w| w.uarten().set_bit().txe().set_bit().rxe().set_bit());
 
-    let mut server = Server::<RX, Classifier>::new(
-        IDENTITY,
-        mlp_embedded::model_in_region(model_region()).and_then(Classifier::load),
-        None,
-    );
+    let model = mlp_embedded::model_in_region(model_region()).and_then(Classifier::load);
+    match &model {
+        Ok(model) => {
+            let summary = mlp_embedded::protocol::Classifier::summary(model);
+            defmt::info!(
+                "{=str}: serving a model of layer sizes {=[?]}, payload CRC-32 {=u32:08x}",
+                IDENTITY.firmware,
+                summary.layer_sizes.as_slice(),
+                summary.payload_crc
+            );
+        }
+        Err(_) => defmt::warn!(
+            "{=str}: no valid model in the model region (`board info` says why)",
+            IDENTITY.firmware
+        ),
+    }
+    let mut server = Server::<RX, Classifier>::new(IDENTITY, model, None);
     let (mut body, mut frame) = ([0; MAX_RESPONSE_FRAME], [0; MAX_RESPONSE_FRAME]);
     loop {
         // A byte received with a framing, parity or overrun error still arrives (the
