@@ -248,15 +248,34 @@ pub fn encode_frame<'f, T: Serialize>(
     let used = postcard::to_slice(message, body)
         .map_err(|_| FrameError::BufferTooSmall)?
         .len();
+    seal(body, used, frame)
+}
+
+/// Frames message bytes that are already encoded (CRC-32, COBS, `0x00`), using `body`
+/// for the unencoded bytes: the frame [`encode_frame`] makes for a message with these
+/// postcard bytes. For bytes no [`Request`] encodes to, such as a request a newer
+/// protocol version adds.
+pub fn frame_message<'f>(
+    message: &[u8],
+    body: &mut [u8],
+    frame: &'f mut [u8],
+) -> Result<&'f [u8], FrameError> {
+    body.get_mut(..message.len())
+        .ok_or(FrameError::BufferTooSmall)?
+        .copy_from_slice(message);
+    seal(body, message.len(), frame)
+}
+
+/// Appends the CRC-32 of `body[..used]` and COBS-encodes both, with the delimiter,
+/// into `frame`.
+fn seal<'f>(body: &mut [u8], used: usize, frame: &'f mut [u8]) -> Result<&'f [u8], FrameError> {
     let crc = crc32(body.get(..used).ok_or(FrameError::BufferTooSmall)?).to_le_bytes();
-    let checked = body
-        .get_mut(used..used + 4)
-        .ok_or(FrameError::BufferTooSmall)?;
-    checked.copy_from_slice(&crc);
+    body.get_mut(used..used + 4)
+        .ok_or(FrameError::BufferTooSmall)?
+        .copy_from_slice(&crc);
     let source = body.get(..used + 4).ok_or(FrameError::BufferTooSmall)?;
     let encoded = cobs::try_encode(source, frame).map_err(|_| FrameError::BufferTooSmall)?;
-    let delimiter = frame.get_mut(encoded).ok_or(FrameError::BufferTooSmall)?;
-    *delimiter = 0;
+    *frame.get_mut(encoded).ok_or(FrameError::BufferTooSmall)? = 0;
     frame.get(..encoded + 1).ok_or(FrameError::BufferTooSmall)
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::output::{out, outln};
+use crate::quantize::AnyModel;
 use mlp_embedded::protocol::{
     decode_frame, encode_frame, Answer, DeviceInfo, Element, ErrorAnswer, Logits, ModelStatus,
     Request, Response, PROTOCOL_VERSION,
@@ -223,9 +224,9 @@ impl Board {
             self.send(&frame)?;
             // A device that was starting may have caught only the end of a request and
             // answered it as damaged: only an Info answer ends the greeting.
-            if let Some(mut reply) = self.receive(HELLO_RETRY)? {
-                if let Ok(Response::Info(info)) = decode_frame::<Response>(&mut reply) {
-                    break owned_info(&info);
+            if let Some(reply) = self.receive(HELLO_RETRY)? {
+                if let Ok(Reply::Info(info)) = decode_reply(reply) {
+                    break info;
                 }
             }
             if started.elapsed() >= HELLO_TIMEOUT {
@@ -248,8 +249,8 @@ impl Board {
         Ok(())
     }
 
-    /// Sends one request and returns the answer's frame (without its delimiter).
-    fn exchange(&mut self, request: &Request) -> Result<Vec<u8>> {
+    /// Sends one request and returns its answer.
+    fn exchange(&mut self, request: &Request) -> Result<Reply> {
         let frame = frame_of(request)?;
         self.send(&frame)?;
         self.answer()
@@ -258,39 +259,35 @@ impl Board {
     /// The next answer that is not a late answer to the greeting: `hello` may have sent
     /// `Info` more than once while the device was starting, and every request gets
     /// one answer, so the extra `Info` answers can arrive after the greeting ended.
-    fn answer(&mut self) -> Result<Vec<u8>> {
+    fn answer(&mut self) -> Result<Reply> {
         loop {
-            let reply = self.receive(ANSWER_TIMEOUT)?.ok_or_else(|| {
+            let frame = self.receive(ANSWER_TIMEOUT)?.ok_or_else(|| {
                 anyhow::anyhow!(
                     "the device did not answer within {} s",
                     ANSWER_TIMEOUT.as_secs()
                 )
             })?;
-            let mut copy = reply.clone();
-            if !matches!(decode_frame::<Response>(&mut copy), Ok(Response::Info(_))) {
-                return Ok(reply);
+            match decode_reply(frame)? {
+                Reply::Info(_) => continue,
+                reply => return Ok(reply),
             }
         }
     }
 
     /// Classifies one input given as one byte per input (pixels).
     pub fn predict_pixels(&mut self, pixels: &[u8]) -> Result<Answer> {
-        let mut reply = self.exchange(&Request::PredictPixels(pixels))?;
-        match decode_frame::<Response>(&mut reply) {
-            Ok(Response::Prediction(answer)) => Ok(answer),
-            Ok(Response::Error(error)) => bail!("the device answered: {}", describe(error)),
-            Ok(other) => bail!("the device answered a prediction with {other:?}"),
-            Err(error) => bail!("the device's answer is damaged: {error}"),
+        match self.exchange(&Request::PredictPixels(pixels))? {
+            Reply::Prediction(answer) => Ok(answer),
+            Reply::Error(error) => bail!("the device answered: {}", describe(error)),
+            Reply::Info(_) => bail!("the device answered a prediction with Info"),
         }
     }
 
     /// Sends raw bytes as they are (for tests of the device's handling of bad frames:
-    /// they must hold exactly one frame) and returns the decoded answer.
-    pub fn raw_exchange(&mut self, bytes: &[u8]) -> Result<Response<'static>> {
+    /// they must hold exactly one frame) and returns the answer.
+    pub fn raw_exchange(&mut self, bytes: &[u8]) -> Result<Reply> {
         self.send(bytes)?;
-        let reply: &'static mut [u8] = self.answer()?.leak();
-        decode_frame::<Response>(reply)
-            .map_err(|e| anyhow::anyhow!("the device's answer is damaged: {e}"))
+        self.answer()
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<()> {
@@ -340,6 +337,27 @@ fn frame_of(request: &Request) -> Result<Vec<u8>> {
     Ok(encode_frame(request, &mut body, &mut frame)
         .map_err(|e| anyhow::anyhow!("cannot encode the request: {e}"))?
         .to_vec())
+}
+
+/// A device's answer, owned (the protocol's `Response` borrows from its frame).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// The answer to `Info`.
+    Info(BoardInfo),
+    /// A prediction.
+    Prediction(Answer),
+    /// The device could not answer the request.
+    Error(ErrorAnswer),
+}
+
+/// Decodes one answer frame (without its delimiter).
+fn decode_reply(mut frame: Vec<u8>) -> Result<Reply> {
+    Ok(match decode_frame::<Response>(&mut frame) {
+        Ok(Response::Info(info)) => Reply::Info(owned_info(&info)),
+        Ok(Response::Prediction(answer)) => Reply::Prediction(answer),
+        Ok(Response::Error(error)) => Reply::Error(error),
+        Err(error) => bail!("the device's answer is damaged: {error}"),
+    })
 }
 
 fn owned_info(info: &DeviceInfo<'_>) -> BoardInfo {
@@ -505,48 +523,50 @@ impl std::fmt::Display for BoardEvaluation {
 /// The host's logits for one image of pixels, as the device computes them: the core's
 /// arithmetic for `f32` models (bit for bit), the integer pass for int8 models.
 pub struct HostModel {
-    file: Vec<u8>,
-    int8: Option<crate::quantize::Int8Model>,
-    f32: Option<crate::model::Mlp>,
+    model: AnyModel,
+    payload_crc: u32,
 }
 
 impl HostModel {
     /// Reads a model file, `f32` or int8.
     pub fn load(path: &Path) -> Result<HostModel> {
-        // Read once: a FIFO cannot be read twice.
-        let file = crate::model::read_model_file(path)?;
-        let (int8, f32) = if crate::quantize::is_int8(&file) {
-            let model = crate::quantize::Int8Model::from_file_bytes(file.clone(), path)?;
-            (Some(model), None)
-        } else {
-            (None, Some(crate::model::Mlp::from_file_bytes(&file, path)?))
+        let model = AnyModel::load(path)?;
+        let payload_crc = match &model {
+            AnyModel::F32(mlp) => {
+                let bytes = mlp.to_bytes()?;
+                mlp_core::format::ModelView::decode(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .payload_crc()
+            }
+            AnyModel::Int8(int8) => int8.payload_crc(),
         };
-        Ok(HostModel { file, int8, f32 })
+        Ok(HostModel { model, payload_crc })
     }
 
     /// The payload CRC-32 stored in the file, which the device reports for its model.
-    pub fn payload_crc(&self) -> Result<u32> {
-        Ok(mlp_core::format::ModelView::decode(&self.file)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .payload_crc())
+    pub fn payload_crc(&self) -> u32 {
+        self.payload_crc
     }
 
     /// The class the host predicts from logit bits of [`logit_bits`](Self::logit_bits):
     /// the first largest logit, as the device picks it.
     pub fn class_of(&self, bits: &[u32]) -> usize {
-        if self.f32.is_some() {
-            let logits: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
-            mlp_core::loss::argmax(&logits)
-        } else {
-            let logits: Vec<i32> = bits.iter().map(|&b| b as i32).collect();
-            mlp_core::quant::argmax_i32(&logits)
+        match self.model {
+            AnyModel::F32(_) => {
+                let logits: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+                mlp_core::loss::argmax(&logits)
+            }
+            AnyModel::Int8(_) => {
+                let logits: Vec<i32> = bits.iter().map(|&b| b as i32).collect();
+                mlp_core::quant::argmax_i32(&logits)
+            }
         }
     }
 
     /// Logit bits for each image (`f32::to_bits`, or the int32 logits).
     pub fn logit_bits(&self, images: &[&[u8]]) -> Result<Vec<Vec<u32>>> {
-        if let Some(model) = &self.f32 {
-            return images
+        match &self.model {
+            AnyModel::F32(model) => images
                 .iter()
                 .map(|pixels| {
                     let input: Vec<f32> = pixels
@@ -559,17 +579,14 @@ impl HostModel {
                         .map(|v| v.to_bits())
                         .collect())
                 })
-                .collect();
+                .collect(),
+            AnyModel::Int8(model) => Ok(model.with_predictor(|predict, _| {
+                images
+                    .iter()
+                    .map(|pixels| predict(pixels).iter().map(|&v| v as u32).collect())
+                    .collect()
+            })),
         }
-        let Some(model) = &self.int8 else {
-            bail!("no model")
-        };
-        Ok(model.with_predictor(|predict, _| {
-            images
-                .iter()
-                .map(|pixels| predict(pixels).iter().map(|&v| v as u32).collect())
-                .collect()
-        }))
     }
 }
 
@@ -586,7 +603,7 @@ pub fn evaluate(
             bail!("the device has no valid model in its model region: {reason}")
         }
         ModelStatus::Loaded(summary) => {
-            let crc = host.payload_crc()?;
+            let crc = host.payload_crc();
             if summary.payload_crc != crc {
                 bail!(
                     "the device runs another model (payload CRC-32 {:08x}, the host's file \

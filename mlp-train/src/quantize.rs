@@ -176,6 +176,11 @@ impl Int8Model {
         ModelView::decode(&self.bytes).expect("validated when loaded")
     }
 
+    /// The CRC-32 of the parameters, as stored in the file.
+    pub fn payload_crc(&self) -> u32 {
+        self.view().payload_crc()
+    }
+
     /// Layer sizes, input first.
     pub fn sizes(&self) -> Vec<usize> {
         self.view()

@@ -17,8 +17,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mlp_embedded::protocol::{ErrorAnswer, ModelStatus, Request, Response};
-use mlp_train::board::{evaluate, Board, EmulatedBoard, HostModel, Target};
+use mlp_embedded::protocol::{ErrorAnswer, ModelStatus, Request};
+use mlp_train::board::{evaluate, Board, EmulatedBoard, HostModel, Reply, Target};
 use mlp_train::data::{load_split, Split};
 use mlp_train::train::{RunOptions, TrainConfig};
 use mlp_workspace_tests::firmware::workspace;
@@ -81,11 +81,10 @@ fn connect(board: EmulatedBoard, elf: &Path, model: Option<&Path>) -> Board {
 /// A frame with this message and a correct CRC-32 (for requests the encoder cannot
 /// make: unknown ones).
 fn frame_with_message(message: &[u8]) -> Vec<u8> {
-    let mut checked = message.to_vec();
-    checked.extend(mlp_core::format::crc32(message).to_le_bytes());
-    let mut frame = cobs::encode_vec(&checked);
-    frame.push(0);
-    frame
+    let (mut body, mut frame) = (vec![0u8; 64], vec![0u8; 64]);
+    mlp_embedded::protocol::frame_message(message, &mut body, &mut frame)
+        .unwrap()
+        .to_vec()
 }
 
 fn request_frame(request: &Request) -> Vec<u8> {
@@ -115,7 +114,7 @@ fn evaluate_on(board: &mut Board, model: &Path, test: &mlp_train::data::Dataset,
 fn bad_frames(board: &mut Board, test: &mlp_train::data::Dataset) {
     let image = test.image(0);
     let good = request_frame(&Request::PredictPixels(image));
-    let Response::Prediction(expected) = board.raw_exchange(&good).unwrap() else {
+    let Reply::Prediction(expected) = board.raw_exchange(&good).unwrap() else {
         panic!("no prediction")
     };
     let limit = board.info().max_request_frame as usize;
@@ -155,13 +154,9 @@ fn bad_frames(board: &mut Board, test: &mlp_train::data::Dataset) {
     ];
     for (name, bytes, error) in cases {
         let answer = board.raw_exchange(&bytes).unwrap();
-        assert_eq!(answer, Response::Error(error), "{name}");
+        assert_eq!(answer, Reply::Error(error), "{name}");
         let again = board.raw_exchange(&good).unwrap();
-        assert_eq!(
-            again,
-            Response::Prediction(expected.clone()),
-            "after {name}"
-        );
+        assert_eq!(again, Reply::Prediction(expected.clone()), "after {name}");
     }
 }
 
