@@ -264,8 +264,12 @@ bench_int8() {
 # runs against QEMU in the workspace test tests/tests/boards_in_qemu.rs.
 boards() {
     local dir elf text rodata data bss vectors
+    # The library every board shares: formatted and linted on a Cortex-M target.
+    (cd "$root/boards/common" && unset CARGO_TARGET_DIR && cargo fmt --check \
+        && cargo clippy --quiet --release --locked --target thumbv7em-none-eabihf -- -D warnings)
     for dir in "$root"/boards/*/; do
-        [ -f "$dir/Cargo.toml" ] || continue # boards/target, the shared build folder
+        # boards/target is the shared build folder, boards/common a library.
+        [ -f "$dir/src/main.rs" ] || continue
         local name
         name=$(basename "$dir")
         # Every board crate builds into boards/target (their .cargo/config.toml).

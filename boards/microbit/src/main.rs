@@ -9,17 +9,17 @@
 
 use cortex_m::peripheral::SCB;
 use cortex_m_rt::entry;
-use defmt_rtt as _;
-use mlp_embedded::protocol::{
-    request_frame_len, AnyClassifier, Identity, Server, MAX_RESPONSE_FRAME,
-};
+use mlp_board_common::SerialLink;
+use mlp_embedded::protocol::{request_frame_len, Identity};
 
 /// The models this firmware serves: 784 pixel inputs (28×28), 10 classes, layers up
 /// to 200 wide (the walkthrough's); 16 KB of RAM sets the width.
-type Classifier = AnyClassifier<'static, 784, 10, 200>;
+const INPUTS: usize = 784;
+const CLASSES: usize = 10;
+const WIDTH: usize = 200;
 
 /// The longest request: an image of 784 pixels (features would not fit this RAM).
-const RX: usize = request_frame_len(784) - 1;
+const RX: usize = request_frame_len(INPUTS) - 1;
 
 /// UART0's BAUDRATE value for 115200 baud (nRF51 reference manual).
 const BAUD_115200: u32 = 0x01D7_E000;
@@ -31,20 +31,6 @@ const IDENTITY: Identity<'static> = Identity {
     firmware: concat!("mlp-board-microbit ", env!("CARGO_PKG_VERSION")),
     board: "microbit",
 };
-
-extern "C" {
-    // Defined in memory.x.
-    static _model_region_start: u8;
-    static _model_region_end: u8;
-}
-
-fn model_region() -> &'static [u8] {
-    let start = &raw const _model_region_start;
-    let len = &raw const _model_region_end as usize - start as usize;
-    // SAFETY: memory.x reserves this flash region for the model; nothing in the program
-    // writes flash, so it is valid, immutable memory for the whole run.
-    unsafe { core::slice::from_raw_parts(start, len) }
-}
 
 #[entry]
 fn main() -> ! {
@@ -63,36 +49,26 @@ fn main() -> ! {
         uart.tasks_startrx.write(|w| w.bits(1));
     }
 
-    let model = mlp_embedded::model_in_region(model_region()).and_then(Classifier::load);
-    match &model {
-        Ok(model) => {
-            let summary = mlp_embedded::protocol::Classifier::summary(model);
-            defmt::info!(
-                "{=str}: serving a model of layer sizes {=[?]}, payload CRC-32 {=u32:08x}",
-                IDENTITY.firmware,
-                summary.layer_sizes.as_slice(),
-                summary.payload_crc
-            );
-        }
-        Err(_) => defmt::warn!(
-            "{=str}: no valid model in the model region (`board info` says why)",
-            IDENTITY.firmware
-        ),
-    }
-    let mut server = Server::<RX, Classifier>::new(IDENTITY, model, None);
-    let (mut body, mut frame) = ([0; MAX_RESPONSE_FRAME], [0; MAX_RESPONSE_FRAME]);
-    loop {
-        while uart.events_rxdrdy.read().bits() == 0 {}
+    mlp_board_common::serve::<INPUTS, CLASSES, WIDTH, RX>(IDENTITY, None, &mut Uart0(device.UART0))
+}
+
+/// UART0, enabled and started in both directions.
+struct Uart0(nrf51_pac::UART0);
+
+impl SerialLink for Uart0 {
+    fn read(&mut self) -> u8 {
+        while self.0.events_rxdrdy.read().bits() == 0 {}
         // SAFETY: clearing an event register is always valid.
-        uart.events_rxdrdy.write(|w| unsafe { w.bits(0) });
-        let byte = uart.rxd.read().bits() as u8;
-        if let Some(reply) = server.receive(byte, &mut body, &mut frame) {
-            for &out in reply {
-                // SAFETY: TXD takes any byte; clearing an event is always valid.
-                uart.txd.write(|w| unsafe { w.bits(u32::from(out)) });
-                while uart.events_txdrdy.read().bits() == 0 {}
-                uart.events_txdrdy.write(|w| unsafe { w.bits(0) });
-            }
+        self.0.events_rxdrdy.write(|w| unsafe { w.bits(0) });
+        self.0.rxd.read().bits() as u8
+    }
+
+    fn write(&mut self, frame: &[u8]) {
+        for &out in frame {
+            // SAFETY: TXD takes any byte; clearing an event is always valid.
+            self.0.txd.write(|w| unsafe { w.bits(u32::from(out)) });
+            while self.0.events_txdrdy.read().bits() == 0 {}
+            self.0.events_txdrdy.write(|w| unsafe { w.bits(0) });
         }
     }
 }

@@ -15,20 +15,20 @@ use core::sync::atomic::{compiler_fence, Ordering};
 
 use cortex_m::peripheral::{DWT, SCB};
 use cortex_m_rt::entry;
-use defmt_rtt as _;
-use mlp_embedded::protocol::{
-    request_frame_len, AnyClassifier, Identity, Server, MAX_RESPONSE_FRAME,
-};
+use mlp_board_common::SerialLink;
+use mlp_embedded::protocol::{request_frame_len, Identity};
 use nrf52840_pac as pac;
 
 /// The models this firmware serves: 784 pixel inputs (28×28), 10 classes, layers up to
 /// 256 wide; `board info` reports a model of another shape as missing, with the reason.
-type Classifier = AnyClassifier<'static, 784, 10, 256>;
+const INPUTS: usize = 784;
+const CLASSES: usize = 10;
+const WIDTH: usize = 256;
 
 /// The longest request: 784 `f32` features (a pixel request is shorter).
-const RX: usize = request_frame_len(4 * 784) - 1;
+const RX: usize = request_frame_len(4 * INPUTS) - 1;
 // An answer is sent in one EasyDMA transfer, whose length register has 16 bits.
-const _: () = assert!(MAX_RESPONSE_FRAME <= u16::MAX as usize);
+const _: () = assert!(mlp_embedded::protocol::MAX_RESPONSE_FRAME <= u16::MAX as usize);
 
 /// The DK's UART pins, port 0, wired to the J-Link's serial port.
 const TX_PIN: u8 = 6;
@@ -44,20 +44,6 @@ const IDENTITY: Identity<'static> = Identity {
     firmware: concat!("mlp-board-nrf52840 ", env!("CARGO_PKG_VERSION")),
     board: "nrf52840",
 };
-
-extern "C" {
-    // Defined in memory.x.
-    static _model_region_start: u8;
-    static _model_region_end: u8;
-}
-
-fn model_region() -> &'static [u8] {
-    let start = &raw const _model_region_start;
-    let len = &raw const _model_region_end as usize - start as usize;
-    // SAFETY: memory.x reserves this flash region for the model; nothing in the program
-    // writes main flash, so it is valid, immutable memory for the whole run.
-    unsafe { core::slice::from_raw_parts(start, len) }
-}
 
 fn cycles() -> u32 {
     DWT::cycle_count()
@@ -157,71 +143,70 @@ fn main() -> ! {
         .write(|w| w.hwfc().disabled().parity().excluded().stop().one());
     uarte.enable.write(|w| w.enable().enabled());
 
-    // One received byte at a time: EasyDMA writes it here, in RAM, then signals ENDRX.
-    let mut received = [0u8; 1];
-    // SAFETY: PTR takes any RAM address; `received` is in RAM (on the stack) and lives
-    // as long as `main`, which never returns. MAXCNT 1 limits the transfer to it.
-    uarte
-        .rxd
-        .ptr
-        .write(|w| unsafe { w.ptr().bits(received.as_mut_ptr() as u32) });
-    // SAFETY: MAXCNT is a 16-bit count; 1 is the size of `received`.
-    uarte.rxd.maxcnt.write(|w| unsafe { w.maxcnt().bits(1) });
+    mlp_board_common::serve::<INPUTS, CLASSES, WIDTH, RX>(
+        IDENTITY,
+        Some(cycles),
+        &mut Uarte0 {
+            uarte: device.UARTE0,
+            received: [0],
+        },
+    )
+}
 
-    let model = mlp_embedded::model_in_region(model_region()).and_then(Classifier::load);
-    match &model {
-        Ok(model) => {
-            let summary = mlp_embedded::protocol::Classifier::summary(model);
-            defmt::info!(
-                "{=str}: serving a model of layer sizes {=[?]}, payload CRC-32 {=u32:08x}",
-                IDENTITY.firmware,
-                summary.layer_sizes.as_slice(),
-                summary.payload_crc
-            );
-        }
-        Err(_) => defmt::warn!(
-            "{=str}: no valid model in the model region (`board info` says why)",
-            IDENTITY.firmware
-        ),
-    }
-    let mut server = Server::<RX, Classifier>::new(IDENTITY, model, Some(cycles));
-    let (mut body, mut frame) = ([0; MAX_RESPONSE_FRAME], [0; MAX_RESPONSE_FRAME]);
-    loop {
+/// UARTE0, enabled, and the RAM byte EasyDMA receives into.
+struct Uarte0 {
+    uarte: pac::UARTE0,
+    received: [u8; 1],
+}
+
+impl SerialLink for Uarte0 {
+    fn read(&mut self) -> u8 {
+        let uarte = &self.uarte;
+        // One received byte at a time: EasyDMA writes it into `received`, in RAM, then
+        // signals ENDRX. Bytes that arrive before the next STARTRX wait in the UARTE's
+        // small receive FIFO; the host sends a request and then waits, so they never
+        // pile up.
+        // SAFETY: PTR takes any RAM address; `received` is in RAM and borrowed until
+        // ENDRX below. MAXCNT 1 limits the transfer to it.
+        uarte
+            .rxd
+            .ptr
+            .write(|w| unsafe { w.ptr().bits(self.received.as_mut_ptr() as u32) });
+        // SAFETY: MAXCNT is a 16-bit count; 1 is the size of `received`.
+        uarte.rxd.maxcnt.write(|w| unsafe { w.maxcnt().bits(1) });
         uarte.events_endrx.write(|w| w.events_endrx().clear_bit());
         uarte.tasks_startrx.write(|w| w.tasks_startrx().set_bit());
-        // A byte received with a framing or parity error still ends up here (the error
-        // is flagged in ERRORSRC): a damaged frame, which the protocol answers as such.
-        // Bytes that arrive before the next STARTRX wait in the UARTE's small receive
-        // FIFO; the host sends a request and then waits, so they never pile up.
         while uarte.events_endrx.read().events_endrx().bit_is_clear() {}
         // The DMA wrote `received` behind the compiler's back: read it after the event.
         compiler_fence(Ordering::SeqCst);
         // SAFETY: `received` is a valid, aligned byte; the DMA transfer into it is over
-        // (ENDRX), and no other is started until the next loop.
-        let byte = unsafe { core::ptr::read_volatile(received.as_ptr()) };
-        if let Some(reply) = server.receive(byte, &mut body, &mut frame) {
-            if reply.is_empty() {
-                continue;
-            }
-            // SAFETY: PTR takes any RAM address and `reply` is in RAM (part of `frame`
-            // on the stack), borrowed until ENDTX below.
-            uarte
-                .txd
-                .ptr
-                .write(|w| unsafe { w.ptr().bits(reply.as_ptr() as u32) });
-            // SAFETY: MAXCNT is a 16-bit count, and an answer at most MAX_RESPONSE_FRAME
-            // (640) bytes, as asserted at the top.
-            uarte
-                .txd
-                .maxcnt
-                .write(|w| unsafe { w.maxcnt().bits(reply.len() as u16) });
-            // The answer's bytes are written before the DMA reads them.
-            compiler_fence(Ordering::SeqCst);
-            uarte.events_endtx.write(|w| w.events_endtx().clear_bit());
-            uarte.tasks_starttx.write(|w| w.tasks_starttx().set_bit());
-            while uarte.events_endtx.read().events_endtx().bit_is_clear() {}
-            compiler_fence(Ordering::SeqCst);
+        // (ENDRX), and no other is started until the next read.
+        unsafe { core::ptr::read_volatile(self.received.as_ptr()) }
+    }
+
+    fn write(&mut self, frame: &[u8]) {
+        if frame.is_empty() {
+            return;
         }
+        let uarte = &self.uarte;
+        // SAFETY: PTR takes any RAM address and `frame` is in RAM (the answer buffer on
+        // the stack), borrowed until ENDTX below.
+        uarte
+            .txd
+            .ptr
+            .write(|w| unsafe { w.ptr().bits(frame.as_ptr() as u32) });
+        // SAFETY: MAXCNT is a 16-bit count, and an answer at most MAX_RESPONSE_FRAME
+        // (640) bytes, as asserted at the top.
+        uarte
+            .txd
+            .maxcnt
+            .write(|w| unsafe { w.maxcnt().bits(frame.len() as u16) });
+        // The answer's bytes are written before the DMA reads them.
+        compiler_fence(Ordering::SeqCst);
+        uarte.events_endtx.write(|w| w.events_endtx().clear_bit());
+        uarte.tasks_starttx.write(|w| w.tasks_starttx().set_bit());
+        while uarte.events_endtx.read().events_endtx().bit_is_clear() {}
+        compiler_fence(Ordering::SeqCst);
     }
 }
 

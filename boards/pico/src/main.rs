@@ -14,10 +14,8 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use defmt_rtt as _;
-use mlp_embedded::protocol::{
-    request_frame_len, AnyClassifier, Identity, Server, MAX_RESPONSE_FRAME,
-};
+use mlp_board_common::SerialLink;
+use mlp_embedded::protocol::{request_frame_len, Identity};
 use rp2040_pac as pac;
 
 /// The second-stage bootloader for the Pico's W25Q16JV flash (the W25Q080 one serves
@@ -28,10 +26,12 @@ pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
 /// The models this firmware serves: 784 pixel inputs (28×28), 10 classes, layers up to
 /// 256 wide; `board info` reports a model of another shape as missing, with the reason.
-type Classifier = AnyClassifier<'static, 784, 10, 256>;
+const INPUTS: usize = 784;
+const CLASSES: usize = 10;
+const WIDTH: usize = 256;
 
 /// The longest request: 784 `f32` features (a pixel request is shorter).
-const RX: usize = request_frame_len(4 * 784) - 1;
+const RX: usize = request_frame_len(4 * INPUTS) - 1;
 
 /// The Pico's crystal, and so `clk_sys` and `clk_peri`.
 const XOSC_HZ: u32 = 12_000_000;
@@ -55,21 +55,6 @@ const IDENTITY: Identity<'static> = Identity {
     firmware: concat!("mlp-board-pico ", env!("CARGO_PKG_VERSION")),
     board: "pico",
 };
-
-extern "C" {
-    // Defined in memory.x.
-    static _model_region_start: u8;
-    static _model_region_end: u8;
-}
-
-fn model_region() -> &'static [u8] {
-    let start = &raw const _model_region_start;
-    let len = &raw const _model_region_end as usize - start as usize;
-    // SAFETY: memory.x reserves this flash region (read through the execute-in-place
-    // window that boot2 sets up) for the model; nothing in the program writes flash,
-    // so it is valid, immutable memory for the whole run.
-    unsafe { core::slice::from_raw_parts(start, len) }
-}
 
 /// `clk_ref`, `clk_sys` and `clk_peri` at 12 MHz from the crystal. Written to work from
 /// any earlier setting too, not only from reset: the glitchless muxes of `clk_ref` and
@@ -174,36 +159,24 @@ fn main() -> ! {
     uart.uartcr()
         .write(|w| w.uarten().set_bit().txe().set_bit().rxe().set_bit());
 
-    let model = mlp_embedded::model_in_region(model_region()).and_then(Classifier::load);
-    match &model {
-        Ok(model) => {
-            let summary = mlp_embedded::protocol::Classifier::summary(model);
-            defmt::info!(
-                "{=str}: serving a model of layer sizes {=[?]}, payload CRC-32 {=u32:08x}",
-                IDENTITY.firmware,
-                summary.layer_sizes.as_slice(),
-                summary.payload_crc
-            );
-        }
-        Err(_) => defmt::warn!(
-            "{=str}: no valid model in the model region (`board info` says why)",
-            IDENTITY.firmware
-        ),
+    mlp_board_common::serve::<INPUTS, CLASSES, WIDTH, RX>(IDENTITY, None, &mut Uart0(device.UART0))
+}
+
+/// UART0 (a PL011), enabled with its FIFOs.
+struct Uart0(pac::UART0);
+
+impl SerialLink for Uart0 {
+    fn read(&mut self) -> u8 {
+        // The error bits of a byte sit beside it in DR; the byte is returned anyway.
+        while self.0.uartfr().read().rxfe().bit_is_set() {}
+        self.0.uartdr().read().data().bits()
     }
-    let mut server = Server::<RX, Classifier>::new(IDENTITY, model, None);
-    let (mut body, mut frame) = ([0; MAX_RESPONSE_FRAME], [0; MAX_RESPONSE_FRAME]);
-    loop {
-        // A byte received with a framing, parity or overrun error still arrives (the
-        // error bits sit beside it in DR): a damaged frame, which the protocol answers
-        // as such.
-        while uart.uartfr().read().rxfe().bit_is_set() {}
-        let byte = uart.uartdr().read().data().bits();
-        if let Some(reply) = server.receive(byte, &mut body, &mut frame) {
-            for &out in reply {
-                while uart.uartfr().read().txff().bit_is_set() {}
-                // SAFETY: DATA is an 8-bit field; a byte is one.
-                uart.uartdr().write(|w| unsafe { w.data().bits(out) });
-            }
+
+    fn write(&mut self, frame: &[u8]) {
+        for &out in frame {
+            while self.0.uartfr().read().txff().bit_is_set() {}
+            // SAFETY: DATA is an 8-bit field; a byte is one.
+            self.0.uartdr().write(|w| unsafe { w.data().bits(out) });
         }
     }
 }

@@ -11,18 +11,18 @@
 
 use cortex_m::peripheral::{DWT, SCB};
 use cortex_m_rt::entry;
-use defmt_rtt as _;
-use mlp_embedded::protocol::{
-    request_frame_len, AnyClassifier, Identity, Server, MAX_RESPONSE_FRAME,
-};
+use mlp_board_common::SerialLink;
+use mlp_embedded::protocol::{request_frame_len, Identity};
 use stm32f4::stm32f405 as pac;
 
 /// The models this firmware serves: 784 pixel inputs (28×28), 10 classes, layers up to
 /// 256 wide; `board info` reports a model of another shape as missing, with the reason.
-type Classifier = AnyClassifier<'static, 784, 10, 256>;
+const INPUTS: usize = 784;
+const CLASSES: usize = 10;
+const WIDTH: usize = 256;
 
 /// The longest request: 784 `f32` features (a pixel request is shorter).
-const RX: usize = request_frame_len(4 * 784) - 1;
+const RX: usize = request_frame_len(4 * INPUTS) - 1;
 
 /// USART1 runs from APB2, which runs at the 16 MHz reset clock: 16 MHz / 115200 =
 /// 138.9, written as mantissa 8, fraction 11 (16 × 8 + 11 = 139, 0.1% fast).
@@ -32,20 +32,6 @@ const IDENTITY: Identity<'static> = Identity {
     firmware: concat!("mlp-board-stm32f4 ", env!("CARGO_PKG_VERSION")),
     board: "stm32f4",
 };
-
-extern "C" {
-    // Defined in memory.x.
-    static _model_region_start: u8;
-    static _model_region_end: u8;
-}
-
-fn model_region() -> &'static [u8] {
-    let start = &raw const _model_region_start;
-    let len = &raw const _model_region_end as usize - start as usize;
-    // SAFETY: memory.x reserves this flash region for the model; nothing in the program
-    // writes flash, so it is valid, immutable memory for the whole run.
-    unsafe { core::slice::from_raw_parts(start, len) }
-}
 
 fn cycles() -> u32 {
     DWT::cycle_count()
@@ -78,35 +64,30 @@ fn main() -> ! {
         .cr1()
         .write(|w| w.ue().enabled().te().enabled().re().enabled());
 
-    let model = mlp_embedded::model_in_region(model_region()).and_then(Classifier::load);
-    match &model {
-        Ok(model) => {
-            let summary = mlp_embedded::protocol::Classifier::summary(model);
-            defmt::info!(
-                "{=str}: serving a model of layer sizes {=[?]}, payload CRC-32 {=u32:08x}",
-                IDENTITY.firmware,
-                summary.layer_sizes.as_slice(),
-                summary.payload_crc
-            );
-        }
-        Err(_) => defmt::warn!(
-            "{=str}: no valid model in the model region (`board info` says why)",
-            IDENTITY.firmware
-        ),
+    mlp_board_common::serve::<INPUTS, CLASSES, WIDTH, RX>(
+        IDENTITY,
+        Some(cycles),
+        &mut Usart1(device.USART1),
+    )
+}
+
+/// USART1, enabled.
+struct Usart1(pac::USART1);
+
+impl SerialLink for Usart1 {
+    fn read(&mut self) -> u8 {
+        // Reading DR after SR clears an overrun too.
+        while self.0.sr().read().rxne().bit_is_clear() {}
+        self.0.dr().read().dr().bits() as u8
     }
-    let mut server = Server::<RX, Classifier>::new(IDENTITY, model, Some(cycles));
-    let (mut body, mut frame) = ([0; MAX_RESPONSE_FRAME], [0; MAX_RESPONSE_FRAME]);
-    loop {
-        // Reading DR after SR clears an overrun too: a lost byte shows as a damaged
-        // frame, which the protocol answers as such.
-        while usart.sr().read().rxne().bit_is_clear() {}
-        let byte = usart.dr().read().dr().bits() as u8;
-        if let Some(reply) = server.receive(byte, &mut body, &mut frame) {
-            for &out in reply {
-                while usart.sr().read().txe().bit_is_clear() {}
-                // SAFETY: DR takes any 9-bit value; a byte is one.
-                usart.dr().write(|w| unsafe { w.dr().bits(u16::from(out)) });
-            }
+
+    fn write(&mut self, frame: &[u8]) {
+        for &out in frame {
+            while self.0.sr().read().txe().bit_is_clear() {}
+            // SAFETY: DR takes any 9-bit value; a byte is one.
+            self.0
+                .dr()
+                .write(|w| unsafe { w.dr().bits(u16::from(out)) });
         }
     }
 }
