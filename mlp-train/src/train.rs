@@ -20,6 +20,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::augment::Augment;
 use crate::checkpoint::{Checkpoint, EarlyState};
 use crate::data::{self, Dataset, CLASSES};
 use crate::metrics::{self, EpochMetrics, Evaluation};
@@ -74,6 +75,9 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Early stopping, if any.
     pub early_stopping: Option<EarlyStopping>,
+    /// Augmentation of the training images, if any: each epoch trains on transformed
+    /// copies drawn from the seed, the epoch and the image's index.
+    pub augment: Option<Augment>,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +96,7 @@ impl Default for TrainConfig {
             optimizer: OptimizerConfig::default(),
             schedule: Schedule::Constant,
             early_stopping: None,
+            augment: None,
         }
     }
 }
@@ -349,6 +354,10 @@ pub fn check_resume(saved: &TrainConfig, wanted: &TrainConfig, epochs_done: usiz
         };
         check("--monitor", name(w.monitor).into(), name(s.monitor).into());
     }
+    // Augmentation decides which images every later epoch sees: changing it would
+    // make the resumed run neither the old one nor the new one.
+    let augment = |a: Option<Augment>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    check("--augment", augment(wanted.augment), augment(saved.augment));
     if !differ.is_empty() {
         bail!(
             "cannot change {} when resuming: only --epochs, --learning-rate and --data (a copy of the same data) can change",
@@ -535,6 +544,8 @@ pub struct Training {
     order: Vec<u32>,
     /// The current batch's labels.
     labels: Vec<u8>,
+    /// This epoch's augmented training images (empty without `--augment`).
+    augmented: Vec<u8>,
     /// Gradients, for optimizers that are not fused into the kernels.
     grads: Vec<f32>,
     /// When set, a pass stops before its next batch ([`Interrupted`]).
@@ -618,6 +629,7 @@ impl Training {
             early: EarlyState::default(),
             stopped_early: false,
             order: Vec::new(),
+            augmented: Vec::new(),
             stop: None,
         })
     }
@@ -720,7 +732,22 @@ impl Training {
             && self.optimizer.config.weight_decay == 0.0;
         let batches = train.len().div_ceil(batch);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let inputs = train.inputs();
+        let inputs = match &self.config.augment {
+            Some(a) => {
+                self.augmented.resize(train.pixels.len(), 0);
+                crate::augment::augment_epoch(
+                    a,
+                    &train.pixels,
+                    &mut self.augmented,
+                    train.shape,
+                    self.config.seed,
+                    epoch as u64,
+                    self.compute.threads,
+                );
+                mlp_kernels::Inputs::Pixels(&self.augmented)
+            }
+            None => train.inputs(),
+        };
         let mut chunks = self.order.chunks(batch).peekable();
         let mut index = 0;
         while let Some(chunk) = chunks.next() {
