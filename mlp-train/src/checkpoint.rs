@@ -2,7 +2,7 @@
 //! stopped — the configuration, the epochs done, the weights, the optimizer state,
 //! the random generator's position, the metrics so far and the early-stopping state.
 //!
-//! File layout: the 8 magic bytes `MLPCKPT2`, then a postcard-encoded
+//! File layout: the 8 magic bytes `MLPCKPT3`, then a postcard-encoded
 //! [`Checkpoint`], then the CRC-32 of everything before it (little-endian `u32`).
 //! Written atomically after every epoch, so a crash keeps the previous good one.
 //!
