@@ -2,7 +2,7 @@
 //! stopped — the configuration, the epochs done, the weights, the optimizer state,
 //! the random generator's position, the metrics so far and the early-stopping state.
 //!
-//! File layout: the 8 magic bytes `MLPCKPT2`, then a postcard-encoded
+//! File layout: the 8 magic bytes `MLPCKPT3`, then a postcard-encoded
 //! [`Checkpoint`], then the CRC-32 of everything before it (little-endian `u32`).
 //! Written atomically after every epoch, so a crash keeps the previous good one.
 //!
@@ -10,6 +10,9 @@
 //! data file) and stores the data directory as an absolute path, byte for byte (so a
 //! path that is not UTF-8 works). Version 1 files (`MLPCKPT1`) still load: their data
 //! path is as it was given, and they carry no digests to check.
+//!
+//! Version 3 (`MLPCKPT3`) adds the run's augmentation ([`TrainConfig::augment`]) as the
+//! configuration's last field. Version 1 and 2 files still load, as runs without it.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +25,10 @@ use crate::optim::OptimizerState;
 use crate::train::TrainConfig;
 
 /// The first bytes of a checkpoint file.
-pub const MAGIC: &[u8; 8] = b"MLPCKPT2";
+pub const MAGIC: &[u8; 8] = b"MLPCKPT3";
+
+/// The first bytes of a version 2 checkpoint file (no augmentation), still read.
+pub const MAGIC_V2: &[u8; 8] = b"MLPCKPT2";
 
 /// The first bytes of a version 1 checkpoint file (no data digests), still read.
 pub const MAGIC_V1: &[u8; 8] = b"MLPCKPT1";
@@ -77,7 +83,8 @@ impl Checkpoint {
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Checkpoint> {
         let n = name.display();
         let magic = bytes.get(..MAGIC.len());
-        if bytes.len() < MAGIC.len() + 4 || (magic != Some(MAGIC) && magic != Some(MAGIC_V1)) {
+        let known: [Option<&[u8]>; 3] = [Some(MAGIC), Some(MAGIC_V2), Some(MAGIC_V1)];
+        if bytes.len() < MAGIC.len() + 4 || !known.contains(&magic) {
             bail!("{n}: not a checkpoint file (bad magic)");
         }
         let (body, crc) = bytes.split_at(bytes.len() - 4);
@@ -85,16 +92,21 @@ impl Checkpoint {
             bail!("{n}: checkpoint is corrupt (CRC mismatch)");
         }
         let payload = &body[MAGIC.len()..];
-        let ck: Checkpoint = if magic == Some(MAGIC_V1) {
-            // Version 1 is version 2 without the last field: postcard spells its
-            // `None` as one zero byte.
-            let mut v2 = payload.to_vec();
-            v2.push(0);
-            postcard::from_bytes(&v2)
+        let malformed = |e: postcard::Error| anyhow::anyhow!("{n}: checkpoint is malformed: {e}");
+        let ck: Checkpoint = if magic == Some(MAGIC) {
+            postcard::from_bytes(payload).map_err(malformed)?
         } else {
-            postcard::from_bytes(payload)
-        }
-        .map_err(|e| anyhow::anyhow!("{n}: checkpoint is malformed: {e}"))?;
+            // Version 2 is version 3 without the configuration's last field, and
+            // version 1 is version 2 without the checkpoint's last: postcard spells
+            // each `None` as one zero byte.
+            let (old, rest) = postcard::take_from_bytes::<ConfigV2>(payload).map_err(malformed)?;
+            let mut v3 = postcard::to_stdvec(&old.upgrade()).context("cannot re-encode")?;
+            v3.extend_from_slice(rest);
+            if magic == Some(MAGIC_V1) {
+                v3.push(0);
+            }
+            postcard::from_bytes(&v3).map_err(malformed)?
+        };
         let expected: usize = crate::model::layout(&ck.sizes)
             .last()
             .map_or(0, |l| l.bias.end);
@@ -117,6 +129,43 @@ impl Checkpoint {
         let bytes = crate::fsio::read_input(path, &MAGIC[..MAGIC.len() - 1])
             .with_context(|| format!("{}: cannot read checkpoint", path.display()))?;
         Checkpoint::from_bytes(&bytes, path)
+    }
+}
+
+/// A version 1 or 2 checkpoint's configuration: [`TrainConfig`] before augmentation.
+#[derive(Deserialize)]
+struct ConfigV2 {
+    #[serde(with = "path_bytes")]
+    data_dir: PathBuf,
+    validation: Option<usize>,
+    train_limit: Option<usize>,
+    hidden: Vec<usize>,
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f32,
+    seed: u64,
+    optimizer: crate::optim::OptimizerConfig,
+    schedule: crate::optim::Schedule,
+    early_stopping: Option<crate::train::EarlyStopping>,
+}
+
+impl ConfigV2 {
+    /// The same settings without augmentation, which older versions did not have.
+    fn upgrade(self) -> TrainConfig {
+        TrainConfig {
+            data_dir: self.data_dir,
+            validation: self.validation,
+            train_limit: self.train_limit,
+            hidden: self.hidden,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            seed: self.seed,
+            optimizer: self.optimizer,
+            schedule: self.schedule,
+            early_stopping: self.early_stopping,
+            augment: None,
+        }
     }
 }
 
@@ -209,21 +258,49 @@ mod tests {
         }
     }
 
+    /// `body` behind `magic`, with its CRC.
+    fn file(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+        let mut out = magic.to_vec();
+        out.extend_from_slice(body);
+        let crc = mlp_core::format::crc32(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// A version 2 body of `ck` (which has no augmentation): version 3's without the
+    /// configuration's last byte (its `None`).
+    fn v2_body(ck: &Checkpoint) -> Vec<u8> {
+        let v3 = ck.to_bytes().unwrap();
+        let mut body = v3[MAGIC.len()..v3.len() - 4].to_vec();
+        let config_len = postcard::to_stdvec(&ck.config).unwrap().len();
+        assert_eq!(body[config_len - 1], 0, "augmentation None");
+        body.remove(config_len - 1);
+        body
+    }
+
     #[test]
-    fn version_1_files_still_load() {
+    fn version_1_and_2_files_still_load() {
         let ck = sample();
-        let v2 = ck.to_bytes().unwrap();
-        // A version 1 file: the same fields without the last (`None`: one zero byte).
-        let body = &v2[MAGIC.len()..v2.len() - 4];
-        assert_eq!(body.last(), Some(&0));
-        let mut v1 = MAGIC_V1.to_vec();
-        v1.extend_from_slice(&body[..body.len() - 1]);
-        let crc = mlp_core::format::crc32(&v1);
-        v1.extend_from_slice(&crc.to_le_bytes());
+        let v2 = v2_body(&ck);
+        assert_eq!(
+            Checkpoint::from_bytes(&file(MAGIC_V2, &v2), Path::new("v2.ckpt")).unwrap(),
+            ck
+        );
+        // A version 1 file: version 2 without the last field (`None`: one zero byte).
+        assert_eq!(v2.last(), Some(&0));
+        let v1 = file(MAGIC_V1, &v2[..v2.len() - 1]);
         assert_eq!(
             Checkpoint::from_bytes(&v1, Path::new("v1.ckpt")).unwrap(),
             ck
         );
+    }
+
+    #[test]
+    fn augmentation_round_trips() {
+        let mut ck = sample();
+        ck.config.augment = Some(crate::augment::Augment::DIGITS);
+        let bytes = ck.to_bytes().unwrap();
+        assert_eq!(Checkpoint::from_bytes(&bytes, Path::new("c")).unwrap(), ck);
     }
 
     #[cfg(unix)]

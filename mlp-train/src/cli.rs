@@ -198,6 +198,19 @@ pub struct TrainArgs {
     /// What early stopping watches [default: val-accuracy].
     #[arg(long, value_enum)]
     pub monitor: Option<Monitor>,
+    /// Augment the training images: each epoch, every image is shifted, rotated and
+    /// scaled at random (drawn from the seed, the epoch and the image, so the same seed
+    /// gives the same model). Alone: shift=2,rotate=10,scale=0.1 (for digits); or a
+    /// list of shift=PIXELS, rotate=DEGREES, scale=FRACTION and flip (mirror half the
+    /// images: for clothes, not digits).
+    #[arg(
+        long,
+        value_name = "SPEC",
+        num_args = 0..=1,
+        default_missing_value = "default",
+        value_parser = crate::augment::Augment::parse
+    )]
+    pub augment: Option<crate::augment::Augment>,
     /// Output directory [default: runs/NAME in the working directory].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -429,6 +442,9 @@ impl TrainArgs {
             }
             Schedule::Cosine { min_lr } => set(min_lr, self.min_lr),
             Schedule::Constant => {}
+        }
+        if self.augment.is_some() {
+            c.augment = self.augment;
         }
         if let Some(patience) = self.patience {
             let monitor = c.early_stopping.map_or(Monitor::ValAccuracy, |e| e.monitor);

@@ -8,6 +8,8 @@
 //! - [`data`]: data directories, train/validation/test splits, the bundled digits.
 //! - [`download`]: fetching full MNIST with SHA-256 checks.
 //! - [`model`]: the network's parameters in model-file order; loading and saving.
+//! - [`augment`]: random shifts, rotations and scalings of the training images
+//!   (`train --augment`), the same bytes on every machine.
 //! - [`optim`]: SGD, momentum, Nesterov, Adam; learning-rate schedules.
 //! - [`train`]: the training loop ([`train::Training`]), early stopping, divergence
 //!   checks, the run's files.
@@ -24,6 +26,7 @@
 //!   TCP, or QEMU started for an emulated board).
 //! - [`cli`]: the command line.
 
+pub mod augment;
 pub mod bench;
 pub mod board;
 pub mod checkpoint;

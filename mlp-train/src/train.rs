@@ -20,6 +20,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::augment::Augment;
 use crate::checkpoint::{Checkpoint, EarlyState};
 use crate::data::{self, Dataset, CLASSES};
 use crate::metrics::{self, EpochMetrics, Evaluation};
@@ -74,6 +75,9 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Early stopping, if any.
     pub early_stopping: Option<EarlyStopping>,
+    /// Augmentation of the training images, if any: each epoch trains on transformed
+    /// copies drawn from the seed, the epoch and the image's index.
+    pub augment: Option<Augment>,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +96,7 @@ impl Default for TrainConfig {
             optimizer: OptimizerConfig::default(),
             schedule: Schedule::Constant,
             early_stopping: None,
+            augment: None,
         }
     }
 }
@@ -349,6 +354,10 @@ pub fn check_resume(saved: &TrainConfig, wanted: &TrainConfig, epochs_done: usiz
         };
         check("--monitor", name(w.monitor).into(), name(s.monitor).into());
     }
+    // Augmentation decides which images every later epoch sees: changing it would
+    // make the resumed run neither the old one nor the new one.
+    let augment = |a: Option<Augment>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    check("--augment", augment(wanted.augment), augment(saved.augment));
     if !differ.is_empty() {
         bail!(
             "cannot change {} when resuming: only --epochs, --learning-rate and --data (a copy of the same data) can change",
@@ -535,10 +544,23 @@ pub struct Training {
     order: Vec<u32>,
     /// The current batch's labels.
     labels: Vec<u8>,
+    /// This epoch's augmented training images (empty without `--augment`).
+    augmented: Vec<u8>,
+    /// The training images prepared for augmentation, and the next epoch's images
+    /// being made on another thread.
+    augmenter: Option<Augmenter>,
     /// Gradients, for optimizers that are not fused into the kernels.
     grads: Vec<f32>,
     /// When set, a pass stops before its next batch ([`Interrupted`]).
     stop: Option<&'static AtomicBool>,
+}
+
+/// The training images prepared for augmentation, and the thread making the next
+/// epoch's augmented copy (its epoch and handle).
+#[derive(Debug)]
+struct Augmenter {
+    sources: std::sync::Arc<crate::augment::Sources>,
+    next: Option<(usize, std::thread::JoinHandle<Vec<u8>>)>,
 }
 
 /// What one pass over the training images gave.
@@ -618,6 +640,8 @@ impl Training {
             early: EarlyState::default(),
             stopped_early: false,
             order: Vec::new(),
+            augmented: Vec::new(),
+            augmenter: None,
             stop: None,
         })
     }
@@ -720,7 +744,13 @@ impl Training {
             && self.optimizer.config.weight_decay == 0.0;
         let batches = train.len().div_ceil(batch);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let inputs = train.inputs();
+        let inputs = match self.config.augment {
+            Some(a) => {
+                self.augment_images(&a, train, epoch);
+                mlp_kernels::Inputs::Pixels(&self.augmented)
+            }
+            None => train.inputs(),
+        };
         let mut chunks = self.order.chunks(batch).peekable();
         let mut index = 0;
         while let Some(chunk) = chunks.next() {
@@ -773,6 +803,53 @@ impl Training {
             loss: loss_sum / train.len() as f64,
             accuracy: correct as f64 / train.len() as f64,
         })
+    }
+
+    /// Puts epoch `epoch`'s augmented copy of `train` into `self.augmented`, and starts
+    /// making the next epoch's on another thread while this one trains, so that on a
+    /// machine with a core to spare augmentation costs an epoch next to nothing. The
+    /// bytes are the same whichever thread makes them ([`crate::augment`]).
+    fn augment_images(&mut self, a: &Augment, train: &Dataset, epoch: usize) {
+        let (seed, threads) = (self.config.seed, self.compute.threads);
+        let current = self
+            .augmenter
+            .take()
+            .filter(|g| g.sources.holds(&train.pixels, train.shape));
+        let sources = match &current {
+            Some(g) => std::sync::Arc::clone(&g.sources),
+            None => std::sync::Arc::new(crate::augment::Sources::new(&train.pixels, train.shape)),
+        };
+        let made = current
+            .and_then(|g| g.next)
+            .filter(|(e, _)| *e == epoch)
+            .and_then(|(_, handle)| handle.join().ok());
+        let previous = match made {
+            Some(images) => std::mem::replace(&mut self.augmented, images),
+            None => {
+                self.augmented.resize(train.pixels.len(), 0);
+                sources.augment_epoch(a, &mut self.augmented, seed, epoch as u64, threads);
+                Vec::new()
+            }
+        };
+        let next = epoch + 1;
+        let handle = (next < self.config.epochs)
+            .then(|| {
+                let (sources, a) = (std::sync::Arc::clone(&sources), *a);
+                let mut buffer = previous;
+                std::thread::Builder::new()
+                    .name("augment".into())
+                    .spawn(move || {
+                        buffer.resize(sources.len() * sources.features(), 0);
+                        sources.augment_epoch(&a, &mut buffer, seed, next as u64, 1);
+                        buffer
+                    })
+                    .ok()
+            })
+            .flatten();
+        self.augmenter = Some(Augmenter {
+            sources,
+            next: handle.map(|h| (next, h)),
+        });
     }
 
     /// One epoch: a [`Training::pass`] over `train`, then validation, early stopping's
