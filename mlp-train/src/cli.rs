@@ -12,7 +12,8 @@ use crate::output::{out, outln};
 use crate::train::{self, plural, Compute, EarlyStopping, Monitor, RunOptions, TrainConfig};
 use mlp_kernels::{Isa, Kernels, Unsupported};
 
-/// Trains small MLPs on MNIST-format data and inspects, evaluates and runs the models.
+/// Trains small MLPs on MNIST-format data or CSV tables and inspects, evaluates and runs
+/// the models.
 #[derive(Debug, Parser)]
 #[command(name = "mlp-train", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -33,7 +34,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Test accuracy, per-class precision and recall, and the confusion matrix.
     Evaluate(EvaluateArgs),
-    /// Classify images of digits (PNG or PGM).
+    /// Classify images of digits (PNG or PGM), or the rows of a CSV file (--rows).
     Predict(PredictArgs),
     /// Show a few images of a data set with their labels.
     Show(ShowArgs),
