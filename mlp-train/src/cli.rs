@@ -817,7 +817,13 @@ fn train_command(args: &TrainArgs) -> Result<()> {
                 );
                 outln!("data: {}", data::describe(&config.data_dir));
                 outln!("outputs: {}", out_dir.display());
-                outln!("each epoch: loss and accuracy (training/validation), learning rate, time");
+                if config.validation == Some(0) {
+                    outln!("each epoch: loss and accuracy (training; no validation set), learning rate, time");
+                } else {
+                    outln!(
+                        "each epoch: loss and accuracy (training/validation), learning rate, time"
+                    );
+                }
             }
         }
     }

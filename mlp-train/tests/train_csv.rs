@@ -211,6 +211,7 @@ fn any_number_of_classes_and_no_validation() {
         .find(|l| l.starts_with("epoch  40/40"))
         .unwrap();
     assert_eq!(last.matches('%').count(), 1, "{last}");
+    assert!(text.contains("(training; no validation set)"), "{text}");
     let inspect = ok(&run(["inspect", &p(&out.join("model.mlp"))]));
     assert!(inspect.contains("3-24-12"), "{inspect}");
     // The bands are separable by the first feature; chance is 1/12. Every
