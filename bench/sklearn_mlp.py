@@ -71,10 +71,22 @@ def read_csv(path, classes=None):
 
 
 def standardize(train, *others):
-    """The trainer's normalization (see the module docstring), applied to every set."""
-    mean = train.astype(np.float64).mean(axis=0)
-    std = train.astype(np.float64).std(axis=0)  # population (ddof=0)
-    with np.errstate(divide="ignore"):
+    """The trainer's normalization (see the module docstring), applied to every set.
+
+    The sums run over the rows in file order, one float64 addition at a time, as the
+    trainer's do (numpy's mean() may sum pairwise, which can differ in the last bit).
+    """
+    rows = train.astype(np.float64)
+    total = np.zeros(rows.shape[1])
+    for row in rows:
+        total += row
+    mean = total / len(rows)
+    squares = np.zeros(rows.shape[1])
+    for row in rows:
+        d = row - mean
+        squares += d * d
+    std = np.sqrt(squares / len(rows))  # population (ddof=0)
+    with np.errstate(divide="ignore", over="ignore"):
         scale = (1.0 / std).astype(np.float32)
     scale[~np.isfinite(scale)] = np.float32(1.0)
     offset = mean.astype(np.float32)
