@@ -8,6 +8,13 @@
 #                               int8 paths); every QEMU run in `timeout`
 #   scripts/firmware.sh boards  fmt, clippy and release builds of the board crates
 #                               (boards/<board>), and their flash and static RAM
+#   scripts/firmware.sh boards-bench
+#                               `boards`, then the board firmware in QEMU (stm32f4 in
+#                               netduinoplus2 with the f32 and the int8 model, microbit
+#                               with the int8 one): peak stack, instructions per request
+#                               and the round trip of `board evaluate` per image, in a
+#                               table; BOARD_N requests per run (100), the host binary
+#                               MLP_TRAIN (default: a release build of mlp-train)
 #   scripts/firmware.sh bench   flash, RAM, peak stack and instructions per inference
 #                               (per MAC) on the Cortex-M4F and on v6-M, for the f32
 #                               and the int8 model; fails if RAM reaches 8 KB or code
@@ -16,7 +23,7 @@
 #                               model needs more than 1.0 per MAC on the M4F (the 100
 #                               test images)
 #
-# Both use the models and images that the `device_parity` and `device_parity_int8`
+# All but `boards` use the models and images that the `device_parity` and `device_parity_int8`
 # tests write to mlp-embedded/firmware/target/assets/ (run first if they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +42,7 @@ boards=(
 # The micro:bit build of the int8 firmware (its own memory map, so its own folder).
 microbit_dir=$fw/target/microbit-int8
 
-prepare() {
+assets() {
     if [ ! -s "$assets/model.mlp" ] || [ ! -s "$assets/host-stats.txt" ]; then
         echo "firmware: no assets yet; the device_parity test trains the model and writes them"
         cargo test --locked -p mlp-workspace-tests --test device_parity
@@ -44,6 +51,10 @@ prepare() {
         echo "firmware: no int8 assets yet; the device_parity_int8 test quantizes a model and writes them"
         cargo test --locked -p mlp-workspace-tests --test device_parity_int8
     fi
+}
+
+prepare() {
+    assets
     for board in "${boards[@]}"; do
         read -r target _ _ <<<"$board"
         (cd "$fw" && CARGO_TARGET_DIR=$fw/target cargo build --quiet --release --locked --bins --target "$target")
@@ -263,7 +274,7 @@ bench_int8() {
 # The board crates (boards/<board>): release builds and their sizes. Their protocol
 # runs against QEMU in the workspace test tests/tests/boards_in_qemu.rs.
 boards() {
-    local dir elf text rodata data bss vectors
+    local dir elf text rodata data bss uninit vectors
     # The library every board shares: formatted and linted on a Cortex-M target.
     (cd "$root/boards/common" && unset CARGO_TARGET_DIR && cargo fmt --check \
         && cargo clippy --quiet --release --locked --target thumbv7em-none-eabihf -- -D warnings)
@@ -283,8 +294,203 @@ boards() {
         rodata=$(section "$elf" .rodata)
         data=$(section "$elf" .data)
         bss=$(section "$elf" .bss)
-        printf '%s: flash %d bytes (.vector_table %d + .text %d + .rodata %d + .data %d); static RAM %d bytes (.data + .bss); the model is flashed on its own\n' \
-            "$name" $((vectors + text + rodata + data)) "$vectors" "$text" "$rodata" "$data" $((data + bss))
+        uninit=$(section "$elf" .uninit)
+        printf '%s: flash %d bytes (.vector_table %d + .text %d + .rodata %d + .data %d); static RAM %d bytes (.data %d + .bss %d + .uninit %d); the model is flashed on its own\n' \
+            "$name" $((vectors + text + rodata + data)) "$vectors" "$text" "$rodata" "$data" \
+            $((data + bss + uninit)) "$data" "$bss" "$uninit"
+    done
+}
+
+# symbol ELF NAME: the address of a symbol, in hex without 0x.
+symbol() { "$sysroot_bin/llvm-nm" "$1" | awk -v s="$2" '$3 == s { print $1; exit }'; }
+
+# region_origin BOARD REGION: where the board's memory.x puts a region (MODEL, RAM).
+region_origin() {
+    sed -n "s/^ *$2 *: *ORIGIN = \(0x[0-9A-Fa-f]*\).*/\1/p" "$root/boards/$1/memory.x"
+}
+
+# served_run DIR BOARD MACHINE ELF MODEL IMAGES [PLUGIN]: starts the board's firmware in
+# QEMU with MODEL in its model region, drives it over its emulated UART with `mlp-train
+# board evaluate --tcp` (IMAGES test images; with 0, only `board info`'s greeting),
+# then, through QEMU's monitor, saves the stack region (_stack_end to _stack_start,
+# painted at boot) to DIR/stack.bin and quits QEMU. QEMU's and the plugin's output go
+# to DIR/qemu.txt, the host's to DIR/host.txt. QEMU and the host each run in `timeout`.
+served_run() {
+    local dir=$1 board=$2 machine=$3 elf=$4 model=$5 images=$6 plugin=${7:-}
+    local stack_end stack_start port="" qemu_pid monitor status=0
+    stack_end=$(symbol "$elf" _stack_end)
+    stack_start=$(symbol "$elf" _stack_start)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    mkfifo "$dir/monitor"
+    # Port 0: the system picks a free port, and `info chardev` says which.
+    local args=(-machine "$machine" -display none -monitor stdio
+        -serial tcp:127.0.0.1:0,server=on,wait=off -kernel "$elf"
+        -device "loader,file=$model,addr=$(region_origin "$board" MODEL)")
+    [ -z "$plugin" ] || args+=(-plugin "$plugin,idle=wait_until")
+    timeout "$QEMU_TIMEOUT" qemu-system-arm "${args[@]}" \
+        <"$dir/monitor" >"$dir/monitor.txt" 2>"$dir/qemu.txt" &
+    qemu_pid=$!
+    exec {monitor}>"$dir/monitor"
+    echo "info chardev" >&"$monitor"
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^serial0: filename=.*tcp:127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$dir/monitor.txt")
+        [ -z "$port" ] && kill -0 "$qemu_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        exec {monitor}>&-
+        kill "$qemu_pid" 2>/dev/null || true
+        wait "$qemu_pid" || true
+        echo "boards-bench: QEMU ($machine) opened no serial port: $(tail -3 "$dir/qemu.txt")" >&2
+        return 1
+    fi
+    if [ "$images" -gt 0 ]; then
+        timeout "$QEMU_TIMEOUT" "$mlp" board evaluate --tcp "127.0.0.1:$port" --model "$model" \
+            --limit "$images" >"$dir/host.txt" 2>&1 || status=$?
+    else
+        timeout "$QEMU_TIMEOUT" "$mlp" board info --tcp "127.0.0.1:$port" >"$dir/host.txt" 2>&1 || status=$?
+    fi
+    printf 'memsave 0x%s %d "%s"\nquit\n' "$stack_end" $((0x$stack_start - 0x$stack_end)) \
+        "$dir/stack.bin" >&"$monitor" || true
+    exec {monitor}>&-
+    wait "$qemu_pid" || status=$?
+    if [ "$status" -ne 0 ] || { [ "$images" -gt 0 ] && ! grep -q "bit for bit: $images/$images" "$dir/host.txt"; }; then
+        tail -5 "$dir/host.txt" "$dir/qemu.txt" >&2
+        echo "boards-bench: $board on QEMU $machine, $images images: failed (status $status)" >&2
+        return 1
+    fi
+}
+
+# stack_peak DIR: bytes of stack used at the deepest point, from the bottom of the saved
+# stack region up to the first word that is no longer the paint (cortex-m-rt's
+# paint-stack, 0xcccccccc).
+stack_peak() {
+    local size
+    size=$(wc -c <"$1/stack.bin")
+    od -An -v -tx4 -w4 "$1/stack.bin" |
+        awk -v size="$size" '!found && $1 != "cccccccc" { peak = size - 4 * (NR - 1); found = 1 }
+            END { print peak + 0 }'
+}
+
+insn_total() { sed -n 's/^insn-total: //p' "$1/qemu.txt"; }
+
+# The emulated boards and the models each is measured with: board, QEMU machine,
+# target, model.
+emulated_runs=(
+    "stm32f4 netduinoplus2 thumbv7em-none-eabihf f32"
+    "stm32f4 netduinoplus2 thumbv7em-none-eabihf int8"
+    "microbit microbit thumbv6m-none-eabi int8"
+)
+# The walkthrough network, 784-100-200-10: its multiply-accumulates per inference.
+BOARD_MACS=$((784 * 100 + 100 * 200 + 200 * 10))
+# Requests per instruction-count run: 0, N, then 2N; a difference over N is one
+# request's instructions, with boot and the greeting cancelled out. The test command
+# runs a smaller N (BOARD_N=10), which keeps the figures' plumbing tested.
+BOARD_N=${BOARD_N:-100}
+
+# The board firmware's figures: sizes of every board, and in QEMU, for each emulated
+# board and model, the peak stack over 2N requests, the instructions per request (runs
+# of 0, N and 2N requests under the instruction-count plugin, waiting for the UART left
+# out), and the median round trip per image of `board evaluate --qemu` over 2N images.
+# Fails if a figure is missing, or if the two halves' instructions per request differ
+# by more than 10% (they are different images, but the same work per request: more
+# would mean that something besides the requests got counted).
+boards_bench() {
+    boards
+    assets
+    local plugin work
+    plugin=$("$root/tools/qemu-insn-count/build.sh") || {
+        echo "boards-bench: cannot build the instruction-count plugin (tools/qemu-insn-count)" >&2
+        return 1
+    }
+    # The host side: a release build, or the binary MLP_TRAIN names (the test command's
+    # debug build: the figures are the device's, and the host's own share of a round
+    # trip, encoding and decoding frames, is small either way).
+    if [ -n "${MLP_TRAIN:-}" ]; then
+        mlp=$(realpath "$MLP_TRAIN")
+        [ -x "$mlp" ] || { echo "boards-bench: MLP_TRAIN=$MLP_TRAIN is not an executable" >&2; return 1; }
+    else
+        cargo build --quiet --release --locked -p mlp-train
+        mlp=$root/target/release/mlp-train
+    fi
+    work=$root/target/boards-bench
+    mkdir -p "$work"
+    trap '' PIPE
+    local n=$BOARD_N rows=() run
+    for run in "${emulated_runs[@]}"; do
+        local board machine target kind model elf dir zero one two peak first insn trip
+        read -r board machine target kind <<<"$run"
+        model=$assets/model.mlp
+        [ "$kind" = f32 ] || model=$assets/int8/model.mlp
+        elf=$root/boards/target/$target/release/mlp-board-$board
+        dir=$work/$board-$kind
+        served_run "$dir/0" "$board" "$machine" "$elf" "$model" 0 "$plugin"
+        served_run "$dir/n" "$board" "$machine" "$elf" "$model" "$n" "$plugin"
+        served_run "$dir/2n" "$board" "$machine" "$elf" "$model" $((2 * n)) "$plugin"
+        zero=$(insn_total "$dir/0")
+        one=$(insn_total "$dir/n")
+        two=$(insn_total "$dir/2n")
+        [[ "$zero" =~ ^[0-9]+$ && "$one" =~ ^[0-9]+$ && "$two" =~ ^[0-9]+$ ]] || {
+            echo "boards-bench: FIGURE MISSING: no instruction count for $board ($kind)" >&2
+            return 1
+        }
+        peak=$(stack_peak "$dir/2n")
+        [ "$peak" -gt 0 ] || {
+            echo "boards-bench: FIGURE MISSING: no painted stack left for $board ($kind)" >&2
+            return 1
+        }
+        first=$(((one - zero) / n))
+        insn=$(((two - one) / n))
+        if [ $((10 * (first - insn))) -gt "$insn" ] || [ $((10 * (insn - first))) -gt "$insn" ]; then
+            echo "boards-bench: $board ($kind): $first and $insn instructions per request in the two" \
+                "halves, more than 10% apart: something besides the requests was counted" >&2
+            return 1
+        fi
+        timeout "$QEMU_TIMEOUT" "$mlp" board evaluate --qemu "$board" --firmware "$elf" \
+            --model "$model" --limit $((2 * n)) >"$dir/round-trip.txt" 2>&1 || {
+            tail -5 "$dir/round-trip.txt" >&2
+            echo "boards-bench: board evaluate --qemu $board failed" >&2
+            return 1
+        }
+        trip=$(sed -n 's/^round trip per image: \([0-9.]*\) ms.*/\1/p' "$dir/round-trip.txt")
+        rows+=("$board $kind $target $(wc -c <"$model") $peak $first $insn $trip")
+    done
+    echo
+    echo "== Board firmware in QEMU: 784-100-200-10 models ($BOARD_MACS MACs), image requests =="
+    printf '%-8s %-4s %11s %10s %10s %14s %15s %8s %11s\n' board model "model bytes" "static RAM" \
+        "peak stack" "insn, 1st $n" "insn, next $n" "per MAC" "round trip"
+    local row
+    for row in "${rows[@]}"; do
+        local board kind target size peak first insn trip elf static
+        read -r board kind target size peak first insn trip <<<"$row"
+        elf=$root/boards/target/$target/release/mlp-board-$board
+        static=$(($(section "$elf" .data) + $(section "$elf" .bss) + $(section "$elf" .uninit)))
+        printf '%-8s %-4s %11d %10d %10d %14d %15d %8.2f %8s ms\n' "$board" "$kind" "$size" "$static" \
+            "$peak" "$first" "$insn" "$(awk -v i="$insn" -v m="$BOARD_MACS" 'BEGIN { print i / m }')" "$trip"
+    done
+    echo "insn: instructions per request (PredictPixels, 784 pixels), from its first byte to the end of its answer:"
+    echo "  receiving, COBS and CRC-32, inference, encoding and sending the answer; waiting on the UART left out"
+    echo "  (tools/qemu-insn-count, idle=wait_until). Runs of 0, $n and $((2 * n)) requests: '1st $n' is"
+    echo "  (run $n - run 0) / $n, test images 0-$((n - 1)); 'next $n' is (run $((2 * n)) - run $n) / $n, images $n-$((2 * n - 1))."
+    echo "  per MAC: 'next $n' / $BOARD_MACS. Static RAM: .data + .bss + .uninit (1 KB of it the RTT log buffer)."
+    echo "peak stack: the run of $((2 * n)) requests, boot included (cortex-m-rt's paint-stack, read through QEMU's monitor)."
+    echo "round trip: the median over $((2 * n)) images of \`mlp-train board evaluate --qemu BOARD\` (QEMU's emulated UART)."
+    echo
+    echo "Peak stack on a board: after some requests, with probe-rs (count the words still painted from the bottom):"
+    for board in stm32f4 microbit pico nrf52840; do
+        local target=thumbv7em-none-eabihf chip
+        case $board in
+            stm32f4) chip=STM32F405RGTx ;;
+            microbit) chip=nRF51822_xxAA; target=thumbv6m-none-eabi ;;
+            pico) chip=RP2040; target=thumbv6m-none-eabi ;;
+            nrf52840) chip=nRF52840_xxAA ;;
+        esac
+        local elf=$root/boards/target/$target/release/mlp-board-$board start end words
+        end=$(symbol "$elf" _stack_end)
+        start=$(symbol "$elf" _stack_start)
+        words=$(((0x$start - 0x$end) / 4))
+        echo "  $board: probe-rs read --chip $chip b32 0x$end $words | tr ' ' '\n' | grep -x '[0-9a-f]\{8\}' | awk '\$1 != \"cccccccc\" { print 4 * ($words - NR + 1), \"bytes of stack used\"; exit }'"
     done
 }
 
@@ -292,8 +498,9 @@ case "${1:-}" in
     check) check ;;
     bench) bench ;;
     boards) boards ;;
+    boards-bench) boards_bench ;;
     *)
-        echo "usage: $0 check|bench|boards" >&2
+        echo "usage: $0 check|bench|boards|boards-bench" >&2
         exit 2
         ;;
 esac

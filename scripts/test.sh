@@ -61,9 +61,11 @@ step "firmware figures: flash, RAM, peak stack, instructions per MAC"
 scripts/firmware.sh bench
 
 # The board crates' protocol ran in QEMU above (tests/tests/boards_in_qemu.rs); here
-# their release builds and sizes.
-step "board firmware (boards/): release builds, flash and RAM"
-scripts/firmware.sh boards
+# their release builds and sizes, then their figures in QEMU (peak stack, instructions
+# per request, round trip) over 10 and 20 requests instead of 100 and 200, with the
+# debug host binary that `cargo test` built above: fails if a figure is missing.
+step "board firmware (boards/): release builds, flash, RAM, figures in QEMU"
+BOARD_N=10 MLP_TRAIN=target/debug/mlp-train scripts/firmware.sh boards-bench
 # --- end of the firmware section ------------------------------------------------
 
 # --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------

@@ -5,7 +5,9 @@
 //!   of the board's `memory.x`;
 //! - [`serve`]: loads that model (`f32` or int8), logs what it serves over RTT, and
 //!   answers the serial protocol (`docs/PROTOCOL.md`) forever, through the board's
-//!   [`SerialLink`].
+//!   [`SerialLink`];
+//! - [`wait_until`]: the one loop in which the firmware waits for its UART, so that an
+//!   instruction count can leave the waiting out (`scripts/firmware.sh boards-bench`).
 #![no_std]
 
 use defmt_rtt as _;
@@ -20,6 +22,17 @@ pub trait SerialLink {
 
     /// Sends one answer frame, whole, and returns once the UART has taken it.
     fn write(&mut self, frame: &[u8]);
+}
+
+/// Spins until `ready` says so: every board's UART driver waits for its hardware here.
+///
+/// Never inlined, so that the waiting has a symbol of its own (`wait_until`): QEMU's
+/// instruction-count plugin (`tools/qemu-insn-count`, `idle=wait_until`) leaves the
+/// spinning out of its counts, since how long a UART waits depends on the host, not on
+/// the firmware's work.
+#[inline(never)]
+pub fn wait_until(mut ready: impl FnMut() -> bool) {
+    while !ready() {}
 }
 
 extern "C" {

@@ -57,7 +57,7 @@ struct Uart0(nrf51_pac::UART0);
 
 impl SerialLink for Uart0 {
     fn read(&mut self) -> u8 {
-        while self.0.events_rxdrdy.read().bits() == 0 {}
+        mlp_board_common::wait_until(|| self.0.events_rxdrdy.read().bits() != 0);
         // SAFETY: clearing an event register is always valid.
         self.0.events_rxdrdy.write(|w| unsafe { w.bits(0) });
         self.0.rxd.read().bits() as u8
@@ -67,7 +67,7 @@ impl SerialLink for Uart0 {
         for &out in frame {
             // SAFETY: TXD takes any byte; clearing an event is always valid.
             self.0.txd.write(|w| unsafe { w.bits(u32::from(out)) });
-            while self.0.events_txdrdy.read().bits() == 0 {}
+            mlp_board_common::wait_until(|| self.0.events_txdrdy.read().bits() != 0);
             self.0.events_txdrdy.write(|w| unsafe { w.bits(0) });
         }
     }

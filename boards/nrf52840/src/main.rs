@@ -176,7 +176,7 @@ impl SerialLink for Uarte0 {
         uarte.rxd.maxcnt.write(|w| unsafe { w.maxcnt().bits(1) });
         uarte.events_endrx.write(|w| w.events_endrx().clear_bit());
         uarte.tasks_startrx.write(|w| w.tasks_startrx().set_bit());
-        while uarte.events_endrx.read().events_endrx().bit_is_clear() {}
+        mlp_board_common::wait_until(|| uarte.events_endrx.read().events_endrx().bit_is_set());
         // The DMA wrote `received` behind the compiler's back: read it after the event.
         compiler_fence(Ordering::SeqCst);
         // SAFETY: `received` is a valid, aligned byte; the DMA transfer into it is over
@@ -205,7 +205,7 @@ impl SerialLink for Uarte0 {
         compiler_fence(Ordering::SeqCst);
         uarte.events_endtx.write(|w| w.events_endtx().clear_bit());
         uarte.tasks_starttx.write(|w| w.tasks_starttx().set_bit());
-        while uarte.events_endtx.read().events_endtx().bit_is_clear() {}
+        mlp_board_common::wait_until(|| uarte.events_endtx.read().events_endtx().bit_is_set());
         compiler_fence(Ordering::SeqCst);
     }
 }

@@ -168,13 +168,13 @@ struct Uart0(pac::UART0);
 impl SerialLink for Uart0 {
     fn read(&mut self) -> u8 {
         // The error bits of a byte sit beside it in DR; the byte is returned anyway.
-        while self.0.uartfr().read().rxfe().bit_is_set() {}
+        mlp_board_common::wait_until(|| self.0.uartfr().read().rxfe().bit_is_clear());
         self.0.uartdr().read().data().bits()
     }
 
     fn write(&mut self, frame: &[u8]) {
         for &out in frame {
-            while self.0.uartfr().read().txff().bit_is_set() {}
+            mlp_board_common::wait_until(|| self.0.uartfr().read().txff().bit_is_clear());
             // SAFETY: DATA is an 8-bit field; a byte is one.
             self.0.uartdr().write(|w| unsafe { w.data().bits(out) });
         }

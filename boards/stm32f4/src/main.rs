@@ -77,13 +77,13 @@ struct Usart1(pac::USART1);
 impl SerialLink for Usart1 {
     fn read(&mut self) -> u8 {
         // Reading DR after SR clears an overrun too.
-        while self.0.sr().read().rxne().bit_is_clear() {}
+        mlp_board_common::wait_until(|| self.0.sr().read().rxne().bit_is_set());
         self.0.dr().read().dr().bits() as u8
     }
 
     fn write(&mut self, frame: &[u8]) {
         for &out in frame {
-            while self.0.sr().read().txe().bit_is_clear() {}
+            mlp_board_common::wait_until(|| self.0.sr().read().txe().bit_is_set());
             // SAFETY: DR takes any 9-bit value; a byte is one.
             self.0
                 .dr()
