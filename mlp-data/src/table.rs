@@ -473,6 +473,16 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, TableError> {
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
+    // A regular file says its size: refuse it before reading a byte.
+    if let Ok(m) = file.metadata() {
+        if m.is_file() && m.len() > MAX_BYTES {
+            return Err(TableError::TooLarge {
+                path: path.to_owned(),
+                bytes: m.len(),
+                limit: MAX_BYTES,
+            });
+        }
+    }
     let mut bytes = Vec::new();
     file.take(MAX_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -1077,6 +1087,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("m.csv: 1 data rows; at least 5"), "{e}");
+    }
+
+    #[test]
+    fn files_past_the_size_limit_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.csv");
+        // Sparse: no gigabyte is written, and none must be read.
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_BYTES + 1).unwrap();
+        let e = read_training(&path, &LabelColumn::Last, 1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: 1073741825 bytes is more than the 1073741824 a CSV file may have",
+                path.display()
+            )
+        );
+        let e = read_training(&dir.path().join("none.csv"), &LabelColumn::Last, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.csv: cannot read"), "{e}");
     }
 
     #[test]
