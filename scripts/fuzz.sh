@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 seconds=${FUZZ_SECONDS:-20}
-targets=(format_decode embedded_load_f32 embedded_load_int8 idx_reader predict_image protocol)
+targets=(format_decode embedded_load_f32 embedded_load_int8 idx_reader table_reader predict_image protocol)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz: the nightly toolchain is missing; cargo-fuzz needs it (rustup toolchain install nightly)" >&2

@@ -18,6 +18,7 @@
 //!   accepted files the reference must accept with the same int8 fields.
 //! - [`check_idx`] and [`check_image`]: the trainer's IDX reader and the image path of
 //!   `predict` (`mlp-data`), which read files, so the input is written to a temporary file first.
+//! - [`check_table`]: the trainer's CSV reader (`mlp_data::table`), from memory.
 //! - [`protocol::check_protocol_stream`]: the device side of the serial protocol on an
 //!   arbitrary byte stream.
 
@@ -452,5 +453,35 @@ impl DigitModel {
         forward_one(layers, inputs, &mut a, &mut b)
             .expect("a 784-input model takes the inputs")
             .to_vec()
+    }
+}
+
+/// Reads `data` as a CSV training file (label column last), and when it reads, as its
+/// own test file and through its written form: the same values and labels each time,
+/// every value finite, every label a class; every error names the file.
+pub fn check_table(data: &[u8]) {
+    use mlp_data::table::{parse_rows, parse_test, parse_training, LabelColumn};
+    let name = Path::new("fuzz.csv");
+    match parse_training(data, name, &LabelColumn::Last, 1) {
+        Ok(table) => {
+            assert_eq!(table.values.len(), table.len() * table.features());
+            assert!(table.values.iter().all(|v| v.is_finite()));
+            assert!(table
+                .labels
+                .iter()
+                .all(|&l| usize::from(l) < table.classes.count()));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let test = parse_test(data, Path::new("test.csv"), &table).expect("its own test file");
+            assert_eq!(test.labels, table.labels);
+            assert_eq!(bits(&test.values), bits(&table.values));
+            let rows = parse_rows(data, Path::new("rows.csv"), &table).expect("its own rows");
+            assert_eq!(bits(&rows.values), bits(&table.values));
+            let again = parse_training(&table.to_csv(), name, &LabelColumn::Last, 1)
+                .expect("its written form reads");
+            assert_eq!(again.labels, table.labels);
+            assert_eq!(bits(&again.values), bits(&table.values));
+            assert_eq!(again.classes, table.classes);
+        }
+        Err(error) => assert!(error.to_string().starts_with("fuzz.csv: ")),
     }
 }

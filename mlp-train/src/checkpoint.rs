@@ -13,6 +13,10 @@
 //!
 //! Version 3 (`MLPCKPT3`) adds the run's augmentation ([`TrainConfig::augment`]) as the
 //! configuration's last field. Version 1 and 2 files still load, as runs without it.
+//!
+//! Version 4 (`MLPCKPT4`) adds how a CSV training file is read and split
+//! ([`TrainConfig::table`]) as the configuration's last field. Older files still load,
+//! as runs on MNIST-format data.
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +29,10 @@ use crate::optim::OptimizerState;
 use crate::train::TrainConfig;
 
 /// The first bytes of a checkpoint file.
-pub const MAGIC: &[u8; 8] = b"MLPCKPT3";
+pub const MAGIC: &[u8; 8] = b"MLPCKPT4";
+
+/// The first bytes of a version 3 checkpoint file (no CSV data), still read.
+pub const MAGIC_V3: &[u8; 8] = b"MLPCKPT3";
 
 /// The first bytes of a version 2 checkpoint file (no augmentation), still read.
 pub const MAGIC_V2: &[u8; 8] = b"MLPCKPT2";
@@ -83,7 +90,8 @@ impl Checkpoint {
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Checkpoint> {
         let n = name.display();
         let magic = bytes.get(..MAGIC.len());
-        let known: [Option<&[u8]>; 3] = [Some(MAGIC), Some(MAGIC_V2), Some(MAGIC_V1)];
+        let known: [Option<&[u8]>; 4] =
+            [Some(MAGIC), Some(MAGIC_V3), Some(MAGIC_V2), Some(MAGIC_V1)];
         if bytes.len() < MAGIC.len() + 4 || !known.contains(&magic) {
             bail!("{n}: not a checkpoint file (bad magic)");
         }
@@ -96,16 +104,24 @@ impl Checkpoint {
         let ck: Checkpoint = if magic == Some(MAGIC) {
             postcard::from_bytes(payload).map_err(malformed)?
         } else {
-            // Version 2 is version 3 without the configuration's last field, and
-            // version 1 is version 2 without the checkpoint's last: postcard spells
-            // each `None` as one zero byte.
-            let (old, rest) = postcard::take_from_bytes::<ConfigV2>(payload).map_err(malformed)?;
-            let mut v3 = postcard::to_stdvec(&old.upgrade()).context("cannot re-encode")?;
-            v3.extend_from_slice(rest);
+            // Version 3 is version 4 without the configuration's last field, version 2
+            // is version 3 without the one before, and version 1 is version 2 without
+            // the checkpoint's last: postcard spells each `None` as one zero byte.
+            let (config, rest) = if magic == Some(MAGIC_V3) {
+                let (old, rest) =
+                    postcard::take_from_bytes::<ConfigV3>(payload).map_err(malformed)?;
+                (old.upgrade(), rest)
+            } else {
+                let (old, rest) =
+                    postcard::take_from_bytes::<ConfigV2>(payload).map_err(malformed)?;
+                (old.upgrade(), rest)
+            };
+            let mut v4 = postcard::to_stdvec(&config).context("cannot re-encode")?;
+            v4.extend_from_slice(rest);
             if magic == Some(MAGIC_V1) {
-                v3.push(0);
+                v4.push(0);
             }
-            postcard::from_bytes(&v3).map_err(malformed)?
+            postcard::from_bytes(&v4).map_err(malformed)?
         };
         let expected: usize = crate::model::layout(&ck.sizes)
             .last()
@@ -165,7 +181,85 @@ impl ConfigV2 {
             schedule: self.schedule,
             early_stopping: self.early_stopping,
             augment: None,
+            table: None,
         }
+    }
+}
+
+/// A version 3 checkpoint's configuration: [`TrainConfig`] before CSV data (postcard
+/// has no field names: every field is spelled out in order).
+#[derive(Deserialize)]
+struct ConfigV3 {
+    #[serde(with = "path_bytes")]
+    data_dir: PathBuf,
+    validation: Option<usize>,
+    train_limit: Option<usize>,
+    hidden: Vec<usize>,
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f32,
+    seed: u64,
+    optimizer: crate::optim::OptimizerConfig,
+    schedule: crate::optim::Schedule,
+    early_stopping: Option<crate::train::EarlyStopping>,
+    augment: Option<crate::augment::Augment>,
+}
+
+impl ConfigV3 {
+    /// The same settings on MNIST-format data, which version 3 was limited to.
+    fn upgrade(self) -> TrainConfig {
+        TrainConfig {
+            data_dir: self.data_dir,
+            validation: self.validation,
+            train_limit: self.train_limit,
+            hidden: self.hidden,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            seed: self.seed,
+            optimizer: self.optimizer,
+            schedule: self.schedule,
+            early_stopping: self.early_stopping,
+            augment: self.augment,
+            table: None,
+        }
+    }
+}
+
+/// [`path_bytes`] for an optional path.
+pub mod opt_path_bytes {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    /// A path serialized as [`path_bytes`] does.
+    struct Bytes<'a>(&'a Path);
+
+    impl Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            path_bytes::serialize(self.0, s)
+        }
+    }
+
+    /// A path deserialized as [`path_bytes`] does.
+    struct Owned(PathBuf);
+
+    impl<'de> Deserialize<'de> for Owned {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            path_bytes::deserialize(d).map(Owned)
+        }
+    }
+
+    /// Writes `path` (see [`path_bytes`]).
+    pub fn serialize<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        match path {
+            Some(p) => s.serialize_some(&Bytes(p)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a path written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        Ok(Option::<Owned>::deserialize(d)?.map(|o| o.0))
     }
 }
 
@@ -267,19 +361,36 @@ mod tests {
         out
     }
 
-    /// A version 2 body of `ck` (which has no augmentation): version 3's without the
+    /// A version 3 body of `ck` (which has no CSV data): version 4's without the
     /// configuration's last byte (its `None`).
-    fn v2_body(ck: &Checkpoint) -> Vec<u8> {
-        let v3 = ck.to_bytes().unwrap();
-        let mut body = v3[MAGIC.len()..v3.len() - 4].to_vec();
+    fn v3_body(ck: &Checkpoint) -> Vec<u8> {
+        let v4 = ck.to_bytes().unwrap();
+        let mut body = v4[MAGIC.len()..v4.len() - 4].to_vec();
         let config_len = postcard::to_stdvec(&ck.config).unwrap().len();
+        assert_eq!(body[config_len - 1], 0, "table None");
+        body.remove(config_len - 1);
+        body
+    }
+
+    /// A version 2 body of `ck` (which has no augmentation either): version 3's
+    /// without the configuration's last byte.
+    fn v2_body(ck: &Checkpoint) -> Vec<u8> {
+        let mut body = v3_body(ck);
+        let config_len = postcard::to_stdvec(&ck.config).unwrap().len() - 1;
         assert_eq!(body[config_len - 1], 0, "augmentation None");
         body.remove(config_len - 1);
         body
     }
 
     #[test]
-    fn version_1_and_2_files_still_load() {
+    fn version_1_to_3_files_still_load() {
+        let mut ck = sample();
+        ck.config.augment = Some(crate::augment::Augment::DIGITS);
+        let v3 = v3_body(&ck);
+        assert_eq!(
+            Checkpoint::from_bytes(&file(MAGIC_V3, &v3), Path::new("v3.ckpt")).unwrap(),
+            ck
+        );
         let ck = sample();
         let v2 = v2_body(&ck);
         assert_eq!(
@@ -296,9 +407,17 @@ mod tests {
     }
 
     #[test]
-    fn augmentation_round_trips() {
+    fn augmentation_and_tables_round_trip() {
         let mut ck = sample();
         ck.config.augment = Some(crate::augment::Augment::DIGITS);
+        let bytes = ck.to_bytes().unwrap();
+        assert_eq!(Checkpoint::from_bytes(&bytes, Path::new("c")).unwrap(), ck);
+        ck.config.table = Some(crate::data::TableSource {
+            test: Some(PathBuf::from("/data/test.csv")),
+            label: crate::data::LabelColumn::Named("species".into()),
+            test_ppm: 250_000,
+            split_seed: 9,
+        });
         let bytes = ck.to_bytes().unwrap();
         assert_eq!(Checkpoint::from_bytes(&bytes, Path::new("c")).unwrap(), ck);
     }

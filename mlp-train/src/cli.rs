@@ -12,7 +12,8 @@ use crate::output::{out, outln};
 use crate::train::{self, plural, Compute, EarlyStopping, Monitor, RunOptions, TrainConfig};
 use mlp_kernels::{Isa, Kernels, Unsupported};
 
-/// Trains small MLPs on MNIST-format data and inspects, evaluates and runs the models.
+/// Trains small MLPs on MNIST-format data or CSV tables and inspects, evaluates and runs
+/// the models.
 #[derive(Debug, Parser)]
 #[command(name = "mlp-train", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -33,7 +34,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Test accuracy, per-class precision and recall, and the confusion matrix.
     Evaluate(EvaluateArgs),
-    /// Classify images of digits (PNG or PGM).
+    /// Classify images of digits (PNG or PGM), or the rows of a CSV file (--rows).
     Predict(PredictArgs),
     /// Show a few images of a data set with their labels.
     Show(ShowArgs),
@@ -47,6 +48,9 @@ pub enum Command {
     /// Time the walkthrough's training, single-image inference and batched evaluation
     /// with the fast kernels, against the NumPy reference in the same run with --numpy.
     Bench(BenchArgs),
+    /// Split a CSV file into train.csv and test.csv with the stratified split `train`
+    /// makes (so that other tools can read the same split).
+    Split(SplitArgs),
     /// Talk to a board running the firmware over the serial protocol: a serial port,
     /// a TCP socket, or QEMU started here.
     Board(crate::board::BoardArgs),
@@ -132,15 +136,87 @@ pub struct BenchArgs {
     pub numpy_single_thread: bool,
 }
 
+/// How a CSV file is read and split (`train`, `evaluate`, `predict --rows`): the same
+/// flags give the same splits and the same normalization.
+#[derive(Debug, Args, Default)]
+pub struct TableArgs {
+    /// CSV data: the test file, with the training file's header [default: a
+    /// stratified --test-fraction of the training file's rows].
+    #[arg(long, value_name = "FILE", conflicts_with = "test_fraction")]
+    pub test: Option<PathBuf>,
+    /// CSV data: the label column, by name or by number from 1 [default: the last].
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// CSV data without --test: the share of the rows kept apart, class by class, as
+    /// the test split, above 0 and below 1 [default: 0.2].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub test_fraction: Option<f64>,
+    /// CSV data: the seed of the stratified test and validation splits (not the
+    /// training seed, so that --seed changes the run, not its test rows) [default: 1].
+    #[arg(long, value_name = "N", value_parser = parse_whole_u64, allow_negative_numbers = true)]
+    pub split_seed: Option<u64>,
+}
+
+impl TableArgs {
+    /// True when any of these flags was given.
+    fn given(&self) -> bool {
+        self.test.is_some()
+            || self.label.is_some()
+            || self.test_fraction.is_some()
+            || self.split_seed.is_some()
+    }
+
+    /// `base` (a checkpoint's, or the defaults) with these flags applied, for the data
+    /// at `data`: `None` for an MNIST-format directory, where these flags are refused.
+    ///
+    /// # Errors
+    /// A flag given for data that is not a CSV file; a test fraction out of range.
+    pub fn source(
+        &self,
+        data: &Path,
+        base: Option<data::TableSource>,
+    ) -> Result<Option<data::TableSource>> {
+        if !data::is_table_path(data) {
+            if self.given() {
+                bail!("--test, --label, --test-fraction and --split-seed are for CSV data (--data FILE.csv); {} is not a .csv file", data.display());
+            }
+            return Ok(None);
+        }
+        let mut t = base.unwrap_or_default();
+        if let Some(test) = &self.test {
+            t.test = Some(test.clone());
+        }
+        if let Some(label) = &self.label {
+            t.label = data::LabelColumn::Named(label.clone());
+        }
+        if let Some(f) = self.test_fraction {
+            match mlp_data::table::Share::fraction(f) {
+                Some(mlp_data::table::Share::PartsPerMillion(ppm)) => {
+                    t.test = None;
+                    t.test_ppm = ppm;
+                }
+                _ => bail!("--test-fraction must be above 0 and below 1, got {f}"),
+            }
+        }
+        set(&mut t.split_seed, self.split_seed);
+        Ok(Some(t))
+    }
+}
+
 /// Options of `train`. Settings left out take their defaults on a new run and the
 /// checkpoint's values with `--resume`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// MNIST-format data directory [default: the bundled digits, compiled into the
-    /// program].
-    #[arg(long, value_name = "DIR")]
+    /// MNIST-format data directory, or a CSV file (FILE.csv: a header row, numeric
+    /// feature columns and a label column) [default: the bundled digits, compiled into
+    /// the program].
+    #[arg(long, value_name = "DIR|FILE.csv")]
     pub data: Option<PathBuf>,
-    /// Validation images from the end of the training file [default: a sixth of it].
+    /// How a CSV file is read and split.
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Validation images from the end of the training file; for CSV data, rows taken
+    /// class by class from the training split, 0 for none [default: a sixth].
     #[arg(long, value_name = "N", value_parser = parse_whole, allow_negative_numbers = true)]
     pub validation: Option<usize>,
     /// Train on only the first N images of the training part.
@@ -269,9 +345,13 @@ pub struct EvaluateArgs {
     /// The model file.
     #[arg(long)]
     pub model: PathBuf,
-    /// Data directory [default: the bundled digits].
-    #[arg(long, value_name = "DIR")]
+    /// Data directory, or the CSV training file (with the flags the model was trained
+    /// with: they give the same splits and normalization) [default: the bundled digits].
+    #[arg(long, value_name = "DIR|FILE.csv")]
     pub data: Option<PathBuf>,
+    /// How a CSV file is read and split.
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Which part to evaluate on.
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
@@ -294,12 +374,37 @@ pub struct PredictArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Images (PNG or PGM) of single digits.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "rows", conflicts_with = "rows")]
     pub images: Vec<PathBuf>,
+    /// Classify the rows of this CSV file instead: the training file's header, with or
+    /// without its label column (needs --data).
+    #[arg(long, value_name = "FILE.csv", requires = "data")]
+    pub rows: Option<PathBuf>,
+    /// With --rows: the CSV training file and the flags the model was trained with,
+    /// whose training split gives the inputs' normalization.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// How the CSV training file is read and split.
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Also write the 28×28 image the network saw for each input, as
     /// `<input file name>.input.png` in this directory.
     #[arg(long, value_name = "DIR")]
     pub show_input: Option<PathBuf>,
+}
+
+/// Options of `split`.
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// The CSV file to split.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: PathBuf,
+    /// How the file is read and split (--label, --test-fraction, --split-seed).
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Directory for train.csv and test.csv.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Options of `show`.
@@ -397,6 +502,7 @@ impl TrainArgs {
         if let Some(d) = &self.data {
             c.data_dir = d.clone();
         }
+        c.table = self.table.source(&c.data_dir, c.table.take())?;
         if self.validation.is_some() {
             c.validation = self.validation;
         }
@@ -511,6 +617,17 @@ impl TrainArgs {
             if data::is_bundled(&config.data_dir) {
                 return data::BUNDLED_NAME.to_owned();
             }
+            if config.table.is_some() {
+                // data/wine/train.csv: "wine"; sensors.csv: "sensors".
+                let stem = config.data_dir.file_stem().unwrap_or_default();
+                let parent = config.data_dir.parent().and_then(Path::file_name);
+                return match parent {
+                    Some(p) if stem.eq_ignore_ascii_case("train") => p,
+                    _ => stem,
+                }
+                .to_string_lossy()
+                .into_owned();
+            }
             config
                 .data_dir
                 .file_name()
@@ -569,18 +686,40 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Evaluate(args)) => {
             // The model is read once (it may be a FIFO), then the data.
             let model = crate::quantize::AnyModel::load(&args.model)?;
-            let data = data::load_split(&data_dir(&args.data), args.split, args.validation)?;
+            let dir = data_dir(&args.data);
+            let data = match args.table.source(&dir, None)? {
+                Some(source) => data::load_table_split(&dir, &source, args.split, args.validation)?,
+                None => data::load_split(&dir, args.split, args.validation)?,
+            };
             let e = match model {
                 crate::quantize::AnyModel::Int8(model) => {
+                    if data.is_table() {
+                        bail!(
+                            "{}: an int8 model takes pixel bytes; CSV data needs an f32 model",
+                            args.model.display()
+                        );
+                    }
                     model.check_fits(&args.model, data.features, data::CLASSES)?;
                     crate::quantize::evaluate(&model, &data)
                 }
+                crate::quantize::AnyModel::F32(model) if data.is_table() => {
+                    if model.inputs() != data.features {
+                        bail!(
+                            "{}: model takes {} inputs but the data has {} feature columns",
+                            args.model.display(),
+                            model.inputs(),
+                            data.features
+                        );
+                    }
+                    model.check_fits(&args.model, data.features, data.classes)?;
+                    args.compute.compute().evaluate(&model, &data)?
+                }
                 crate::quantize::AnyModel::F32(model) => {
-                    model.check_fits(&args.model, data.features, data::CLASSES)?;
+                    model.check_fits(&args.model, data.features, data.classes)?;
                     args.compute.compute().evaluate(&model, &data)?
                 }
             };
-            print_evaluation(&args, &e);
+            print_evaluation(&args, &e, data.class_names.as_deref());
             Ok(())
         }
         Some(Command::Predict(args)) => predict(&args),
@@ -598,6 +737,7 @@ pub fn run(cli: Cli) -> Result<()> {
             numpy_single_thread: args.numpy_single_thread,
         }),
         Some(Command::Show(args)) => show(&args),
+        Some(Command::Split(args)) => split_command(&args),
         Some(Command::Board(args)) => crate::board::run(&args),
         Some(Command::Inspect(args)) => {
             out!("{}", crate::inspect::inspect(&args.model)?.report());
@@ -614,7 +754,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn print_evaluation(args: &EvaluateArgs, e: &crate::metrics::Evaluation) {
+fn print_evaluation(args: &EvaluateArgs, e: &crate::metrics::Evaluation, names: Option<&[String]>) {
     if args.json {
         let split = match args.split {
             Split::Train => "train",
@@ -624,7 +764,8 @@ fn print_evaluation(args: &EvaluateArgs, e: &crate::metrics::Evaluation) {
         let value = crate::summary::evaluation_json(e, &args.model, &data_dir(&args.data), split);
         outln!("{value:#}");
     } else {
-        out!("{}", e.report(None));
+        let names: Option<Vec<&str>> = names.map(|n| n.iter().map(String::as_str).collect());
+        out!("{}", e.report(names.as_deref()));
     }
 }
 
@@ -676,7 +817,13 @@ fn train_command(args: &TrainArgs) -> Result<()> {
                 );
                 outln!("data: {}", data::describe(&config.data_dir));
                 outln!("outputs: {}", out_dir.display());
-                outln!("each epoch: loss and accuracy (training/validation), learning rate, time");
+                if config.validation == Some(0) {
+                    outln!("each epoch: loss and accuracy (training; no validation set), learning rate, time");
+                } else {
+                    outln!(
+                        "each epoch: loss and accuracy (training/validation), learning rate, time"
+                    );
+                }
             }
         }
     }
@@ -842,6 +989,12 @@ fn quantize_command(args: &QuantizeArgs) -> Result<()> {
 }
 
 fn predict(args: &PredictArgs) -> Result<()> {
+    if let Some(rows) = &args.rows {
+        return predict_rows(args, rows);
+    }
+    if args.data.is_some() || args.table.given() {
+        bail!("--data, --test, --label, --test-fraction and --split-seed go with --rows");
+    }
     let model = match crate::quantize::AnyModel::load(&args.model)? {
         crate::quantize::AnyModel::Int8(model) => return predict_int8(args, model),
         crate::quantize::AnyModel::F32(model) => model,
@@ -866,6 +1019,62 @@ fn predict(args: &PredictArgs) -> Result<()> {
         }
     }
     predict_result(failures, total)
+}
+
+/// `predict --rows`: classifies every row of a CSV file with the normalization of the
+/// training file's training split, and prints each row's class and probabilities.
+fn predict_rows(args: &PredictArgs, rows: &Path) -> Result<()> {
+    let model = match crate::quantize::AnyModel::load(&args.model)? {
+        crate::quantize::AnyModel::F32(model) => model,
+        crate::quantize::AnyModel::Int8(_) => bail!(
+            "{}: an int8 model takes pixel bytes; CSV rows need an f32 model",
+            args.model.display()
+        ),
+    };
+    let train = data_dir(&args.data);
+    let Some(source) = args.table.source(&train, None)? else {
+        bail!(
+            "--rows needs the CSV training file in --data; {} is not a .csv file",
+            train.display()
+        );
+    };
+    let t = data::load_table_splits(&train, &source, Some(0), None)?;
+    if model.inputs() != t.table.features() {
+        bail!(
+            "{}: model takes {} inputs but the data has {} feature columns",
+            args.model.display(),
+            model.inputs(),
+            t.table.features()
+        );
+    }
+    model.check_fits(&args.model, t.table.features(), t.table.classes.count())?;
+    let read = mlp_data::table::read_rows(rows, &t.table)?;
+    let mut values = read.values.clone();
+    t.normalization.apply(&mut values);
+    let names = t.table.classes.names();
+    let name = |c: usize| names.map_or_else(|| c.to_string(), |n| n[c].clone());
+    for (x, row) in values
+        .chunks_exact(read.features().max(1))
+        .zip(&read.row_numbers)
+    {
+        let logits = model.logits_one(x)?;
+        let class = mlp_core::loss::argmax(&logits);
+        let mut probs = vec![0.0f32; logits.len()];
+        mlp_core::loss::softmax(&logits, &mut probs);
+        let listed: Vec<String> = probs
+            .iter()
+            .enumerate()
+            .map(|(c, p)| format!("{}:{p:.3}", name(c)))
+            .collect();
+        outln!(
+            "{} row {row}: {} ({:.1}%)  probabilities {}",
+            rows.display(),
+            name(class),
+            100.0 * probs[class],
+            listed.join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// Records an image `predict` could not classify; with several images, reports it
@@ -985,6 +1194,40 @@ fn print_prediction(path: &Path, logits: &[f32], class: usize) {
         100.0 * probs[class],
         listed.join(" ")
     );
+}
+
+/// `split`: the training file's test split, as `train` takes it, written out as
+/// `train.csv` and `test.csv` (every value in the shortest form that reads back to the
+/// same `f32`; labels as in the file).
+fn split_command(args: &SplitArgs) -> Result<()> {
+    if args.table.test.is_some() {
+        bail!("--test: split makes the test file; give --test-fraction");
+    }
+    let Some(source) = args.table.source(&args.data, None)? else {
+        bail!("{}: split takes a .csv file", args.data.display());
+    };
+    let table = mlp_data::table::read_training(&args.data, &source.label, 2)?;
+    let (kept, taken) = mlp_data::table::stratified_split(
+        &table.labels,
+        table.classes.count(),
+        mlp_data::table::Share::PartsPerMillion(source.test_ppm),
+        source.split_seed,
+    );
+    let outputs = [("train.csv", kept), ("test.csv", taken)];
+    for (name, _) in &outputs {
+        crate::fsio::refuse_overwriting_input(
+            &args.out.join(name),
+            std::slice::from_ref(&args.data),
+        )?;
+    }
+    crate::fsio::create_output_dir(&args.out)?;
+    for (name, rows) in &outputs {
+        let path = args.out.join(name);
+        crate::fsio::write_bytes_atomic(&path, &table.select(rows).to_csv())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        outln!("wrote {} ({})", path.display(), plural(rows.len(), "row"));
+    }
+    Ok(())
 }
 
 fn show(args: &ShowArgs) -> Result<()> {

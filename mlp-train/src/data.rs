@@ -1,12 +1,17 @@
 //! Data sets for training: finding the four IDX files of an MNIST-format directory,
 //! splitting the training file into train and validation parts, scaling pixels to
-//! `[0, 1]`, and the bundled default data set.
+//! `[0, 1]`, and the bundled default data set; and tabular data from CSV files
+//! ([`load_table_splits`]): any number of features and classes, the features
+//! standardized with the training split's mean and standard deviation
+//! ([`Normalization`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
 use crate::idx;
+use mlp_data::table::{self, Share};
+pub use mlp_data::table::{LabelColumn, Table};
 
 /// Number of classes of every MNIST-format data set (digits, clothes, kana).
 pub const CLASSES: usize = 10;
@@ -73,18 +78,26 @@ pub fn data_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A labelled set of images, kept as their pixel bytes: the kernels convert them to
-/// inputs (`pixel / 255`, [`pixel_value`]) once, as they read them.
+/// A labelled set of examples: images kept as their pixel bytes (the kernels convert
+/// them to inputs, `pixel / 255` ([`pixel_value`]), once, as they read them), or the
+/// rows of a CSV file as their normalized `f32` inputs ([`Dataset::values`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dataset {
-    /// Values per image (784 for 28×28).
+    /// Inputs per example (784 for 28×28 images).
     pub features: usize,
-    /// Image side lengths `(rows, cols)`.
+    /// Image side lengths `(rows, cols)`; `(1, features)` for tabular data.
     pub shape: (usize, usize),
-    /// `len × features` pixel bytes, row-major.
+    /// `len × features` pixel bytes, row-major (empty for tabular data).
     pub pixels: Vec<u8>,
-    /// One label per image.
+    /// Tabular data's inputs, normalized, `len × features`, row-major (`None` for
+    /// images).
+    pub values: Option<Vec<f32>>,
+    /// One label per example.
     pub labels: Vec<u8>,
+    /// The number of classes (10 for MNIST-format data).
+    pub classes: usize,
+    /// The classes' names, for CSV files whose labels are names.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -98,28 +111,47 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// The pixel bytes of image `index`.
+    /// True for tabular data (inputs as values), false for images.
+    pub fn is_table(&self) -> bool {
+        self.values.is_some()
+    }
+
+    /// The pixel bytes of image `index` (images only).
     pub fn image(&self, index: usize) -> &[u8] {
         &self.pixels[index * self.features..(index + 1) * self.features]
     }
 
-    /// The inputs of image `index`: its pixels as `pixel / 255`.
+    /// The inputs of example `index`: an image's pixels as `pixel / 255`, a row's
+    /// normalized values.
     pub fn input(&self, index: usize) -> Vec<f32> {
-        self.image(index).iter().map(|&p| pixel_value(p)).collect()
+        match &self.values {
+            Some(v) => v[index * self.features..(index + 1) * self.features].to_vec(),
+            None => self.image(index).iter().map(|&p| pixel_value(p)).collect(),
+        }
     }
 
-    /// Every image, as the kernels read them.
+    /// Every example, as the kernels read them.
     pub fn inputs(&self) -> mlp_kernels::Inputs<'_> {
-        mlp_kernels::Inputs::Pixels(&self.pixels)
+        match &self.values {
+            Some(v) => mlp_kernels::Inputs::Values(v),
+            None => mlp_kernels::Inputs::Pixels(&self.pixels),
+        }
     }
 
-    /// The images `range` of this set as a new set.
+    /// The examples `range` of this set as a new set.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Dataset {
+        let values = range.start * self.features..range.end * self.features;
         Dataset {
             features: self.features,
             shape: self.shape,
-            pixels: self.pixels[range.start * self.features..range.end * self.features].to_vec(),
+            pixels: match self.values {
+                Some(_) => Vec::new(),
+                None => self.pixels[values.clone()].to_vec(),
+            },
+            values: self.values.as_ref().map(|v| v[values].to_vec()),
             labels: self.labels[range].to_vec(),
+            classes: self.classes,
+            class_names: self.class_names.clone(),
         }
     }
 
@@ -129,7 +161,25 @@ impl Dataset {
             features: images.pixels_per_image(),
             shape: (images.rows, images.cols),
             pixels: images.pixels,
+            values: None,
             labels,
+            classes: CLASSES,
+            class_names: None,
+        }
+    }
+
+    /// A set of a table's rows, normalized with `normalization`.
+    pub fn from_table(table: &Table, normalization: &Normalization) -> Dataset {
+        let mut values = table.values.clone();
+        normalization.apply(&mut values);
+        Dataset {
+            features: table.features(),
+            shape: (1, table.features()),
+            pixels: Vec::new(),
+            values: Some(values),
+            labels: table.labels.clone(),
+            classes: table.classes.count(),
+            class_names: table.classes.names().map(<[String]>::to_vec),
         }
     }
 }
@@ -200,6 +250,12 @@ fn bundled_file(name: &str) -> Result<(PathBuf, &'static [u8])> {
 /// Reads one images/labels pair (`train` or `t10k`) and checks that they agree. `dir`
 /// may be [`BUNDLED`].
 pub fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset> {
+    if is_table_path(dir) {
+        bail!(
+            "{}: a CSV file; this command takes an MNIST-format directory of images",
+            dir.display()
+        );
+    }
     let images_stem = format!("{prefix}-images-idx3-ubyte");
     let labels_stem = format!("{prefix}-labels-idx1-ubyte");
     let (images_path, labels_path, images, labels) = if is_bundled(dir) {
@@ -391,5 +447,270 @@ pub fn load_split(dir: &Path, split: Split, validation: Option<usize>) -> Result
                 full.slice(n - v..n)
             })
         }
+    }
+}
+
+/// True when `path` names a CSV file (its extension is `csv`, in any case) rather
+/// than an MNIST-format directory.
+pub fn is_table_path(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// The default share of a single CSV file's rows kept apart as its test split.
+pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
+
+/// The default seed of the test and validation splits of a CSV file.
+pub const DEFAULT_SPLIT_SEED: u64 = 1;
+
+/// How a CSV training file is read and split: the settings of a run on tabular data
+/// besides the file itself (which is [`crate::train::TrainConfig::data_dir`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TableSource {
+    /// The test file, with the training file's header; `None`: the test split is
+    /// taken from the training file.
+    #[serde(with = "crate::checkpoint::opt_path_bytes")]
+    pub test: Option<PathBuf>,
+    /// The label column.
+    pub label: LabelColumn,
+    /// Without a test file, the share of the rows that is the test split, in parts
+    /// per million (the fraction rounded once; see [`Share::fraction`]).
+    pub test_ppm: u32,
+    /// The seed of the stratified test and validation splits
+    /// ([`table::stratified_split`]); the validation split uses `split_seed + 1`.
+    pub split_seed: u64,
+}
+
+impl Default for TableSource {
+    fn default() -> Self {
+        TableSource {
+            test: None,
+            label: LabelColumn::Last,
+            test_ppm: 200_000,
+            split_seed: DEFAULT_SPLIT_SEED,
+        }
+    }
+}
+
+/// Per-feature normalization of the inputs: `input[i] = (x[i] - offset[i]) *
+/// scale[i]`, in `f32`, the difference rounded to `f32` and then the product (never
+/// fused). For CSV data, `offset` is the training split's mean and `scale` the inverse
+/// of its population standard deviation, both computed in `f64` and rounded once to
+/// `f32`; a feature that does not vary (standard deviation 0, or so small that its
+/// inverse is not a finite `f32`) gets scale 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalization {
+    /// What is subtracted from each feature.
+    pub offset: Vec<f32>,
+    /// What each difference is multiplied by.
+    pub scale: Vec<f32>,
+}
+
+impl Normalization {
+    /// The standardization of `values` (`rows × features`, row-major): the mean and
+    /// the population standard deviation of every column, summed in row order.
+    pub fn standardize(values: &[f32], features: usize) -> Normalization {
+        let rows = values.len().checked_div(features).unwrap_or(0);
+        let mut mean = vec![0.0f64; features];
+        for row in values.chunks_exact(features.max(1)) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += f64::from(v);
+            }
+        }
+        let n = rows.max(1) as f64;
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0.0f64; features];
+        for row in values.chunks_exact(features.max(1)) {
+            for ((s, &v), &m) in var.iter_mut().zip(row).zip(&mean) {
+                let d = f64::from(v) - m;
+                *s += d * d;
+            }
+        }
+        let scale = var
+            .iter()
+            .map(|&s| {
+                let inverse = (1.0 / (s / n).sqrt()) as f32;
+                if inverse.is_finite() {
+                    inverse
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Normalization {
+            offset: mean.iter().map(|&m| m as f32).collect(),
+            scale,
+        }
+    }
+
+    /// Normalizes `values` (`rows × features`) in place.
+    pub fn apply(&self, values: &mut [f32]) {
+        for row in values.chunks_exact_mut(self.offset.len().max(1)) {
+            for ((v, &o), &s) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
+                // Two roundings: Rust never contracts this into a fused multiply-add.
+                let d = *v - o;
+                *v = d * s;
+            }
+        }
+    }
+}
+
+/// The splits of a CSV file, and what they were made with.
+#[derive(Clone, Debug)]
+pub struct TableSplits {
+    /// Train, validation and test sets, normalized.
+    pub splits: Splits,
+    /// The normalization of every set: the training split's (the training file less
+    /// its test rows).
+    pub normalization: Normalization,
+    /// The training file as read (every row, before any split).
+    pub table: Table,
+}
+
+/// Reads a CSV training file (and its test file, if any) and splits it:
+/// - **test**: the test file's rows, or a stratified share of the training file's
+///   rows (`source.test_ppm`, seed `source.split_seed`);
+/// - **validation**: `validation` rows (default: a sixth) of what is left, stratified,
+///   seed `source.split_seed + 1`; 0 for none;
+/// - **train**: the rest, the first `train_limit` of them when given (in file order).
+///
+/// The normalization ([`Normalization::standardize`]) is that of the training split
+/// (train and validation rows, never the test rows), applied to every set.
+///
+/// # Errors
+/// Any problem of the files ([`table::TableError`]); a split that leaves no
+/// training rows.
+pub fn load_table_splits(
+    path: &Path,
+    source: &TableSource,
+    validation: Option<usize>,
+    train_limit: Option<usize>,
+) -> Result<TableSplits> {
+    let table = table::read_training(path, &source.label, 2)?;
+    let classes = table.classes.count();
+    let (kept, test) = match &source.test {
+        Some(test) => ((0..table.len()).collect(), table::read_test(test, &table)?),
+        None => {
+            let (kept, taken) = table::stratified_split(
+                &table.labels,
+                classes,
+                Share::PartsPerMillion(source.test_ppm),
+                source.split_seed,
+            );
+            if taken.is_empty() {
+                bail!(
+                    "{}: a test fraction of {} of {} rows takes no row; give a larger --test-fraction or a --test file",
+                    path.display(),
+                    f64::from(source.test_ppm) / 1e6,
+                    table.len()
+                );
+            }
+            (kept, table.select(&taken))
+        }
+    };
+    let learn = table.select(&kept);
+    let v = validation.unwrap_or(learn.len() / 6);
+    if v >= learn.len() {
+        bail!(
+            "{}: a validation split of {v} rows leaves no training rows (the training split has {})",
+            path.display(),
+            learn.len()
+        );
+    }
+    let (train_rows, val_rows) = if v == 0 {
+        ((0..learn.len()).collect(), Vec::new())
+    } else {
+        table::stratified_split(
+            &learn.labels,
+            classes,
+            Share::Rows(v),
+            source.split_seed.wrapping_add(1),
+        )
+    };
+    let mut train_rows = train_rows;
+    if let Some(limit) = train_limit {
+        if limit == 0 {
+            bail!("{}: --limit 0 leaves no training rows", path.display());
+        }
+        train_rows.truncate(limit);
+    }
+    let normalization = Normalization::standardize(&learn.values, learn.features());
+    Ok(TableSplits {
+        splits: Splits {
+            train: Dataset::from_table(&learn.select(&train_rows), &normalization),
+            validation: Dataset::from_table(&learn.select(&val_rows), &normalization),
+            test: Dataset::from_table(&test, &normalization),
+        },
+        normalization,
+        table,
+    })
+}
+
+/// One split of a CSV file, as [`load_table_splits`] makes it.
+///
+/// # Errors
+/// As [`load_table_splits`].
+pub fn load_table_split(
+    path: &Path,
+    source: &TableSource,
+    split: Split,
+    validation: Option<usize>,
+) -> Result<Dataset> {
+    let mut s = load_table_splits(path, source, validation, None)?.splits;
+    Ok(match split {
+        Split::Train => s.train,
+        Split::Validation => std::mem::take(&mut s.validation),
+        Split::Test => s.test,
+    })
+}
+
+impl DataFiles {
+    /// Digests a CSV training file and its test file, if any.
+    ///
+    /// # Errors
+    /// If a file cannot be read.
+    pub fn of_table(path: &Path, source: &TableSource) -> Result<DataFiles> {
+        let mut files = vec![digest_file(path)?];
+        if let Some(test) = &source.test {
+            files.push(digest_file(test)?);
+        }
+        Ok(DataFiles { files })
+    }
+}
+
+/// The SHA-256 of one file, under its file name.
+fn digest_file(path: &Path) -> Result<DataFile> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    Ok(DataFile {
+        name: path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        sha256: format!("{:x}", hasher.finalize()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardization_is_the_training_splits() {
+        // Column 0 holds 1 and 3: mean 2, population standard deviation 1.
+        let values = [1.0f32, 5.0, 3.0, 5.0];
+        let n = Normalization::standardize(&values, 2);
+        assert_eq!(n.offset, [2.0, 5.0]);
+        // Column 1 never varies: scale 1, so it becomes 0.
+        assert_eq!(n.scale, [1.0, 1.0]);
+        let mut v = values;
+        n.apply(&mut v);
+        assert_eq!(v, [-1.0, 0.0, 1.0, 0.0]);
+        let n = Normalization::standardize(&[0.0, 1.0, 2.0, 3.0], 1);
+        assert_eq!(n.offset, [1.5]);
+        assert_eq!(n.scale, [(1.0 / 1.25f64.sqrt()) as f32]);
     }
 }

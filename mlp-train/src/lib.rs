@@ -1,11 +1,12 @@
-//! The desktop side of the project: loads MNIST-format data, trains `mlp-core`
+//! The desktop side of the project: loads MNIST-format data or CSV tables, trains `mlp-core`
 //! networks with the host kernels of `mlp-kernels`, writes model files the firmware
 //! loads, and uses them (evaluate, predict, inspect).
 //!
 //! # Modules
 //! - [`idx`], [`image_input`]: the IDX file reader and the image path of `predict`,
 //!   from `mlp-data` (re-exported).
-//! - [`data`]: data directories, train/validation/test splits, the bundled digits.
+//! - [`data`]: data directories, train/validation/test splits, the bundled digits; CSV
+//!   tables, their stratified splits and standardization.
 //! - [`download`]: fetching full MNIST with SHA-256 checks.
 //! - [`model`]: the network's parameters in model-file order; loading and saving.
 //! - [`augment`]: random shifts, rotations and scalings of the training images

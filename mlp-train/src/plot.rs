@@ -61,7 +61,12 @@ fn draw_panel<DB: DrawingBackend>(
             .iter()
             .zip(&values)
             .map(|(m, v)| (m.epoch as i64, if validation { v.1 } else { v.0 }))
+            // A run without a validation set has no validation figures (NaN).
+            .filter(|p| p.1.is_finite())
             .collect();
+        if points.is_empty() {
+            continue;
+        }
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(|e| anyhow!("{e}"))?

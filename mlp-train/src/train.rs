@@ -78,6 +78,9 @@ pub struct TrainConfig {
     /// Augmentation of the training images, if any: each epoch trains on transformed
     /// copies drawn from the seed, the epoch and the image's index.
     pub augment: Option<Augment>,
+    /// For a CSV training file in `data_dir`: its test file or test split, its label
+    /// column and the splits' seed (`None`: `data_dir` is an MNIST-format directory).
+    pub table: Option<data::TableSource>,
 }
 
 impl Default for TrainConfig {
@@ -97,6 +100,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             early_stopping: None,
             augment: None,
+            table: None,
         }
     }
 }
@@ -195,11 +199,18 @@ pub struct TrainReport {
     pub interrupted: Option<usize>,
 }
 
-/// The layer sizes a configuration gives for data with `features` inputs.
+/// The layer sizes a configuration gives for MNIST-format data with `features`
+/// inputs (and its 10 classes).
 pub fn layer_sizes(config: &TrainConfig, features: usize) -> Vec<usize> {
+    layer_sizes_for(config, features, CLASSES)
+}
+
+/// The layer sizes a configuration gives for data with `features` inputs and
+/// `classes` classes.
+pub fn layer_sizes_for(config: &TrainConfig, features: usize, classes: usize) -> Vec<usize> {
     let mut sizes = vec![features];
     sizes.extend(&config.hidden);
-    sizes.push(CLASSES);
+    sizes.push(classes);
     sizes
 }
 
@@ -269,6 +280,12 @@ pub fn check_config(c: &TrainConfig) -> Result<()> {
         if e.patience == 0 {
             bail!("--patience must be at least 1");
         }
+        if c.validation == Some(0) {
+            bail!("--validation 0 leaves early stopping (--patience) nothing to watch");
+        }
+    }
+    if c.table.is_some() && c.augment.is_some() {
+        bail!("--augment transforms images; a CSV file's rows are not images");
     }
     Ok(())
 }
@@ -354,6 +371,22 @@ pub fn check_resume(saved: &TrainConfig, wanted: &TrainConfig, epochs_done: usiz
         };
         check("--monitor", name(w.monitor).into(), name(s.monitor).into());
     }
+    // The label column and the splits decide what the network learns from.
+    let table = |t: &Option<data::TableSource>| match t {
+        None => ("none".to_owned(), "none".to_owned(), "none".to_owned()),
+        Some(t) => (
+            t.label.to_string(),
+            match &t.test {
+                Some(_) => "a file".to_owned(),
+                None => format!("{}", f64::from(t.test_ppm) / 1e6),
+            },
+            t.split_seed.to_string(),
+        ),
+    };
+    let (wt, st) = (table(&wanted.table), table(&saved.table));
+    check("--label", wt.0, st.0);
+    check("--test/--test-fraction", wt.1, st.1);
+    check("--split-seed", wt.2, st.2);
     // Augmentation decides which images every later epoch sees: changing it would
     // make the resumed run neither the old one nor the new one.
     let augment = |a: Option<Augment>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
@@ -513,6 +546,17 @@ pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
     } else {
         format!("{:.0} s", m.seconds)
     };
+    if m.val_accuracy.is_nan() {
+        // No validation set: the training figures alone.
+        return format!(
+            "epoch {:>3}/{}  loss {}  acc {:.2}%  lr {}  {seconds}",
+            m.epoch,
+            epochs,
+            short_loss(m.train_loss),
+            100.0 * m.train_accuracy,
+            short_rate(m.learning_rate),
+        );
+    }
     format!(
         "epoch {:>3}/{}  loss {}/{}  acc {:.2}%/{:.2}%  lr {}  {seconds}",
         m.epoch,
@@ -620,8 +664,21 @@ impl Training {
     /// # Errors
     /// If the configuration is invalid or the kernels do not run on this CPU.
     pub fn new(config: TrainConfig, features: usize, compute: Compute) -> Result<Training> {
+        Training::with_classes(config, features, CLASSES, compute)
+    }
+
+    /// [`Training::new`] for data of `classes` classes.
+    ///
+    /// # Errors
+    /// As [`Training::new`].
+    pub fn with_classes(
+        config: TrainConfig,
+        features: usize,
+        classes: usize,
+        compute: Compute,
+    ) -> Result<Training> {
         check_config(&config)?;
-        let sizes = layer_sizes(&config, features);
+        let sizes = layer_sizes_for(&config, features, classes);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let model = Mlp::xavier(&sizes, &mut || rng.next_u64())?;
         let optimizer = Optimizer::new(config.optimizer, model.params.len());
@@ -652,18 +709,19 @@ impl Training {
         self.stop = Some(flag);
     }
 
-    /// The run a checkpoint saved, on data with `features` inputs, ready to continue
-    /// where it stopped; `name` names the checkpoint in errors.
+    /// The run a checkpoint saved, on data with `features` inputs and `classes`
+    /// classes, ready to continue where it stopped; `name` names the checkpoint in
+    /// errors.
     ///
     /// # Errors
     /// If the checkpoint does not fit the data or its own configuration.
     pub fn resume(
         ck: Checkpoint,
-        features: usize,
+        (features, classes): (usize, usize),
         compute: Compute,
         name: &str,
     ) -> Result<Training> {
-        let mut t = Training::new(ck.config.clone(), features, compute)?;
+        let mut t = Training::with_classes(ck.config.clone(), features, classes, compute)?;
         if ck.sizes != t.sizes {
             bail!(
                 "{name}: checkpoint layer sizes {:?} do not fit the data ({:?})",
@@ -866,7 +924,17 @@ impl Training {
     ) -> Result<EpochMetrics> {
         let started = Instant::now();
         let pass = self.pass(train, progress)?;
-        let val = self.compute.evaluate(&self.model, validation)?;
+        // No validation set (`--validation 0` on a CSV file): no validation figures.
+        let val = if validation.is_empty() {
+            Evaluation {
+                loss: f64::NAN,
+                accuracy: f64::NAN,
+                count: 0,
+                confusion: Vec::new(),
+            }
+        } else {
+            self.compute.evaluate(&self.model, validation)?
+        };
         let m = EpochMetrics {
             epoch: self.epochs_done() + 1,
             learning_rate: pass.learning_rate,
@@ -978,16 +1046,32 @@ pub fn run_with(
         ck.config.data_dir == config.data_dir
             || std::path::absolute(&ck.config.data_dir).ok() == Some(config.data_dir.clone())
     });
-    let splits = data::load_splits(&config.data_dir, config.validation, config.train_limit)
-        .map_err(|e| {
-            if from_checkpoint {
-                e.context("the data directory the checkpoint names cannot be used; if the data moved, pass --data with where it is now")
-            } else {
-                e
-            }
-        })?;
+    if let Some(test) = config.table.as_mut().and_then(|t| t.test.as_mut()) {
+        if let Ok(absolute) = std::path::absolute(&*test) {
+            *test = absolute;
+        }
+    }
+    let splits = match &config.table {
+        Some(source) => data::load_table_splits(
+            &config.data_dir,
+            source,
+            config.validation,
+            config.train_limit,
+        )
+        .map(|t| t.splits),
+        None => data::load_splits(&config.data_dir, config.validation, config.train_limit),
+    }
+    .map_err(|e| match (from_checkpoint, config.table.is_some()) {
+        (false, _) => e,
+        (true, false) => e.context("the data directory the checkpoint names cannot be used; if the data moved, pass --data with where it is now"),
+        (true, true) => e.context("the CSV files the checkpoint names cannot be used; if they moved, pass --data (and --test) with where they are now"),
+    })?;
     // The run's files must not overwrite its data (a link or another spelling of it).
-    let inputs = data::data_files(&config.data_dir);
+    let mut inputs = data::data_files(&config.data_dir);
+    if let Some(t) = &config.table {
+        inputs.push(config.data_dir.clone());
+        inputs.extend(t.test.clone());
+    }
     for name in [
         files::MODEL,
         files::METRICS,
@@ -996,7 +1080,10 @@ pub fn run_with(
     ] {
         crate::fsio::refuse_overwriting_input(&out.join(name), &inputs)?;
     }
-    let data_files = data::DataFiles::of_dir(&config.data_dir)?;
+    let data_files = match &config.table {
+        Some(source) => data::DataFiles::of_table(&config.data_dir, source)?,
+        None => data::DataFiles::of_dir(&config.data_dir)?,
+    };
     if let Some(ck) = &resumed {
         match &ck.data {
             Some(expected) => {
@@ -1014,7 +1101,7 @@ pub fn run_with(
             None => {}
         }
     }
-    let features = splits.train.features;
+    let (features, classes) = (splits.train.features, splits.train.classes);
     // The state after the last finished epoch, for a Ctrl-C mid-epoch.
     let last_finished = resumed.clone();
     let mut training = match resumed {
@@ -1033,9 +1120,9 @@ pub fn run_with(
                 );
             }
             ck.config = config.clone();
-            Training::resume(ck, features, compute, &name)?
+            Training::resume(ck, (features, classes), compute, &name)?
         }
-        None => Training::new(config, features, compute)?,
+        None => Training::with_classes(config, features, classes, compute)?,
     };
     training.stop_on(crate::interrupt::flag());
     let created = crate::fsio::create_output_dir(out)?;

@@ -135,6 +135,34 @@ const COMMANDS: &[Cmd] = &[
         expect: [1, 1, 1, 1, 0, 0],
     },
     Cmd {
+        name: "split --out",
+        args: |e, out| {
+            let mut a = os(["split", "--data"]);
+            a.push(e.table.clone().into());
+            a.extend(os(["--out"]));
+            a.push(out.into());
+            a
+        },
+        writes: Writes::Dir(&["test.csv", "train.csv"]),
+        expect: [1, 1, 1, 1, 0, 0],
+    },
+    Cmd {
+        name: "predict --rows",
+        args: |e, _| {
+            os([
+                OsStr::new("predict"),
+                "--model".as_ref(),
+                e.table_model.as_os_str(),
+                "--rows".as_ref(),
+                e.table.as_os_str(),
+                "--data".as_ref(),
+                e.table.as_os_str(),
+            ])
+        },
+        writes: Writes::Nothing,
+        expect: [0, 0, 1, 0, 0, 0],
+    },
+    Cmd {
         name: "evaluate",
         args: |e, _| {
             os([
@@ -289,6 +317,9 @@ struct Env {
     data: PathBuf,
     model: PathBuf,
     image: PathBuf,
+    /// A CSV table (the bundled breast-cancer training file) and a model that fits it.
+    table: PathBuf,
+    table_model: PathBuf,
     /// The device node or FIFO that outputs go to, if the case has one.
     special: Option<PathBuf>,
     /// An existing output directory holding a sentinel (cases without a special).
@@ -331,7 +362,17 @@ fn is_root() -> bool {
 
 /// Copies the inputs into `dir`: the bundled data, a small model, one digit as PNG,
 /// a sentinel file and an output directory with a sentinel in it.
-fn fill(dir: &Path, out_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+/// The inputs of every command in `dir`: a data directory, a model, an image, a CSV
+/// table and a model for it.
+struct Inputs {
+    data: PathBuf,
+    model: PathBuf,
+    image: PathBuf,
+    table: PathBuf,
+    table_model: PathBuf,
+}
+
+fn fill(dir: &Path, out_dir: &Path) -> Inputs {
     let data = dir.join("data");
     fs::create_dir_all(&data).unwrap();
     for f in fs::read_dir(bundled()).unwrap() {
@@ -353,10 +394,27 @@ fn fill(dir: &Path, out_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "--png".as_ref(),
         image.as_os_str(),
     ]));
+    let table = dir.join("table.csv");
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/breast-cancer/train.csv"),
+        &table,
+    )
+    .unwrap();
+    let table_model = dir.join("table.mlp");
+    mlp_train::model::Mlp::zeroed(&[30, 8, 2])
+        .unwrap()
+        .save(&table_model)
+        .unwrap();
     fs::write(dir.join("keep.txt"), b"a file that was here before").unwrap();
     fs::create_dir_all(out_dir).unwrap();
     fs::write(out_dir.join("keep.txt"), b"an earlier output").unwrap();
-    (data, model, image)
+    Inputs {
+        data,
+        model,
+        image,
+        table,
+        table_model,
+    }
 }
 
 fn setup(case: Case, root: &Path, mounts: &mut Vec<Mount>) -> Env {
@@ -383,7 +441,13 @@ fn setup(case: Case, root: &Path, mounts: &mut Vec<Mount>) -> Env {
         Case::NonUtf8 => dir.join(OsStr::from_bytes(b"out-\xff")),
         _ => dir.join("out"),
     };
-    let (data, model, image) = fill(&dir, &out_dir);
+    let Inputs {
+        data,
+        model,
+        image,
+        table,
+        table_model,
+    } = fill(&dir, &out_dir);
     let special = match case {
         Case::DevNull => Some(device_node(&dir, "null")),
         Case::DevFull => Some(device_node(&dir, "full")),
@@ -422,6 +486,8 @@ fn setup(case: Case, root: &Path, mounts: &mut Vec<Mount>) -> Env {
         data,
         model,
         image,
+        table,
+        table_model,
         special,
         out_dir,
     }
