@@ -96,11 +96,13 @@ aarch64_bin=
 build_train() {
     local t0
     if [ -z "$aarch64_bin" ]; then
-        step "build mlp-train for $target (release)"
+        step "build mlp-train for $target (profile golden: the workspace as in release)"
         t0=$(now)
-        cargo_aarch64 build --locked --release -p mlp-train --bin mlp-train
+        # Without the `download` feature: its HTTPS stack (C and assembly built for
+        # the target) is a large part of a cross build and no golden run uses it.
+        cargo_aarch64 build --locked --profile golden -p mlp-train --bin mlp-train --no-default-features
         echo "mlp-train build for $target: $(since "$t0") s"
-        aarch64_bin=$target_dir/$target/release/mlp-train
+        aarch64_bin=$target_dir/$target/golden/mlp-train
     fi
     if [ "${1:-}" = native ] && [ -z "$native_bin" ]; then
         step "build mlp-train natively (release)"

@@ -44,16 +44,33 @@ grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && isas+=" avx2"
 grep -qw avx512f /proc/cpuinfo && isas+=" avx512"
 echo "host kernels tested natively on this CPU: core, $isas"
 
-step "cargo test --workspace"
-cargo test --workspace --locked
+# --- the tests ------------------------------------------------------------------
+# Every test binary is built first, with both cores. Then the host crates' tests run;
+# then the tests that drive QEMU (tests/: firmware against the host, bit for bit, and
+# the board crates' protocol) run beside Miri: both are mostly one core each (an
+# emulator, an interpreter, fat-LTO firmware links), so together they keep the two
+# cores busy where either alone would leave one idle.
+step "build every test binary (cargo test --workspace --no-run)"
+cargo test --workspace --locked --no-run
 
-# Later checks (firmware in QEMU, fuzzing, benchmarks' smoke runs) are added below.
+step "cargo test, host crates (every crate but tests/)"
+cargo test --workspace --locked --exclude mlp-workspace-tests
 
-# --- firmware in QEMU (mlp-embedded/firmware) ----------------------------------
-# The bit-exact host/device test ran above (tests/tests/device_parity.rs). Here: boot,
-# predict, panic and HardFault exit statuses on both boards, a separately flashed
-# model, the panic-never link check, then the flash/RAM/instructions-per-MAC figures,
-# which fail if the Cortex-M4F misses its goals. Every QEMU run is inside `timeout`.
+# --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------
+step "mlp-kernels under Miri (in the background, beside the QEMU section)"
+miri_log=$(mktemp)
+scripts/miri.sh >"$miri_log" 2>&1 &
+miri_pid=$!
+trap 'kill "$miri_pid" 2>/dev/null || true; rm -f "$miri_log"' EXIT
+
+# --- firmware in QEMU -----------------------------------------------------------------
+step "cargo test -p mlp-workspace-tests (firmware in QEMU: device parity, board protocol)"
+cargo test --locked -p mlp-workspace-tests
+
+# Boot, predict, panic and HardFault exit statuses on both boards, a separately
+# flashed model, the panic-never link check, then the flash/RAM/instructions-per-MAC
+# figures, which fail if the Cortex-M4F misses its goals. Every QEMU run is inside
+# `timeout`.
 step "firmware checks in QEMU (Cortex-M4F mps2-an386, v6-M on mps2-an385)"
 scripts/firmware.sh check
 
@@ -68,14 +85,14 @@ step "board firmware (boards/): release builds, flash, RAM, figures in QEMU"
 BOARD_N=10 MLP_TRAIN=target/debug/mlp-train scripts/firmware.sh boards-bench
 # --- end of the firmware section ------------------------------------------------
 
-# --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------
-# The interpreter runs on one core, so it goes in the background beside the AArch64
-# section (whose QEMU runs use one core too); its output is shown when it is done.
-step "mlp-kernels under Miri (in the background, beside the AArch64 section)"
-miri_log=$(mktemp)
-scripts/miri.sh >"$miri_log" 2>&1 &
-miri_pid=$!
-trap 'kill "$miri_pid" 2>/dev/null || true; rm -f "$miri_log"' EXIT
+step "mlp-kernels under Miri: its result"
+miri_status=0
+wait "$miri_pid" || miri_status=$?
+cat "$miri_log"
+if [ "$miri_status" -ne 0 ]; then
+    echo "FAIL: mlp-kernels under Miri (exit status $miri_status)" >&2
+    exit "$miri_status"
+fi
 
 # --- AArch64 under QEMU user mode (scripts/aarch64.sh) ---------------------------
 # mlp-kernels' tests cross-built and run by qemu-aarch64: the NEON path against the
@@ -91,15 +108,6 @@ scripts/aarch64.sh test
 step "golden training runs on AArch64 under QEMU (committed SHA-256s)"
 scripts/aarch64.sh golden
 # --- end of the AArch64 section ---------------------------------------------------
-
-step "mlp-kernels under Miri: its result"
-miri_status=0
-wait "$miri_pid" || miri_status=$?
-cat "$miri_log"
-if [ "$miri_status" -ne 0 ]; then
-    echo "FAIL: mlp-kernels under Miri (exit status $miri_status)" >&2
-    exit "$miri_status"
-fi
 
 # --- fuzzing (fuzz/, cargo-fuzz on the nightly toolchain) -------------------------
 # Every parser of untrusted bytes, time-boxed: the core's format decoder, the device's

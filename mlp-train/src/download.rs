@@ -10,7 +10,6 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -114,11 +113,7 @@ pub fn download_all(
 ) -> Result<Vec<Fetched>> {
     fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot create cache directory: {e}", dir.display()))?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = http::Agent::new();
     let base = if mirror.ends_with('/') {
         mirror.to_owned()
     } else {
@@ -147,7 +142,7 @@ pub fn download_all(
     Ok(done)
 }
 
-fn fetch_one(agent: &ureq::Agent, url: &str, dest: &Path, sha256: &str) -> Result<()> {
+fn fetch_one(agent: &http::Agent, url: &str, dest: &Path, sha256: &str) -> Result<()> {
     // Replace only a regular file: a link is followed to the file it names.
     let dest = match crate::fsio::output_target(dest) {
         Ok(crate::fsio::Target::Replace(path)) => path,
@@ -161,11 +156,7 @@ fn fetch_one(agent: &ureq::Agent, url: &str, dest: &Path, sha256: &str) -> Resul
     let temp = crate::fsio::temp_path_for(dest);
     crate::fsio::track_temporary(&temp, true);
     let result = (|| -> Result<()> {
-        let response = agent.get(url).call().map_err(|e| match e {
-            ureq::Error::StatusCode(code) => anyhow::anyhow!("{url}: server answered HTTP {code}"),
-            other => anyhow::anyhow!("{url}: {other}"),
-        })?;
-        let mut reader = response.into_body().into_reader();
+        let mut reader = agent.get(url)?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -203,4 +194,60 @@ fn fetch_one(agent: &ureq::Agent, url: &str, dest: &Path, sha256: &str) -> Resul
     }
     crate::fsio::track_temporary(&temp, false);
     result
+}
+
+/// The HTTP client behind `download`, or, in a build without the `download` feature,
+/// a stand-in that says so when a file has to be fetched (cached files still pass).
+mod http {
+    use anyhow::Result;
+
+    /// An HTTPS client with connect and receive time limits.
+    #[cfg(feature = "download")]
+    pub struct Agent(ureq::Agent);
+
+    #[cfg(feature = "download")]
+    impl Agent {
+        /// A client that gives up on a silent server rather than hang.
+        pub fn new() -> Self {
+            use std::time::Duration;
+            Self(
+                ureq::Agent::config_builder()
+                    .timeout_connect(Some(Duration::from_secs(20)))
+                    .timeout_recv_body(Some(Duration::from_secs(60)))
+                    .build()
+                    .into(),
+            )
+        }
+
+        /// The body of a successful GET of `url`.
+        pub fn get(&self, url: &str) -> Result<impl std::io::Read> {
+            let response = self.0.get(url).call().map_err(|e| match e {
+                ureq::Error::StatusCode(code) => {
+                    anyhow::anyhow!("{url}: server answered HTTP {code}")
+                }
+                other => anyhow::anyhow!("{url}: {other}"),
+            })?;
+            Ok(response.into_body().into_reader())
+        }
+    }
+
+    /// No client: this build leaves out the HTTPS stack.
+    #[cfg(not(feature = "download"))]
+    pub struct Agent;
+
+    #[cfg(not(feature = "download"))]
+    impl Agent {
+        /// The stand-in.
+        pub fn new() -> Self {
+            Self
+        }
+
+        /// Always an error that names the missing feature.
+        pub fn get(&self, url: &str) -> Result<std::io::Empty> {
+            anyhow::bail!(
+                "{url}: this mlp-train was built without the `download` feature \
+                 (cargo build --features download)"
+            )
+        }
+    }
 }
