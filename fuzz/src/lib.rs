@@ -26,7 +26,9 @@ pub mod protocol;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use mlp_core::format::{encode, encoded_len, ElementType, ModelView};
+use mlp_core::format::{
+    encode_model, encoded_model_len, ElementType, InputSpec, InputTransform, ModelParts, ModelView,
+};
 use mlp_core::network::{forward_one, LayerParams};
 
 pub mod reference;
@@ -121,20 +123,77 @@ fn run_int8(view: &ModelView<'_>) {
 /// point of decode+encode, and equal the input when the input was canonical.
 pub fn check_reencode(data: &[u8], view: &ModelView<'_>, canonical: bool) {
     let sizes = view.layer_sizes();
-    let len = encoded_len(sizes, view.payload().len()).expect("encoded_len of a decoded model");
+    // The parts of the decoded model, as `encode_model` takes them.
+    let (offsets, scales): (Vec<f32>, Vec<f32>) = match view.input_transform() {
+        InputTransform::Standardized(norm) => norm.pairs().unzip(),
+        _ => Default::default(),
+    };
+    let input = match view.input_transform() {
+        InputTransform::Features => InputSpec::Features,
+        InputTransform::Pixels => InputSpec::Pixels,
+        InputTransform::Standardized(_) => InputSpec::Standardized {
+            offsets: &offsets,
+            scales: &scales,
+        },
+    };
+    let names: Vec<&str> = view
+        .class_names()
+        .map(|n| n.iter().collect())
+        .unwrap_or_default();
+    let mut parameters = Vec::new();
+    if let Some(quantization) = view.input_quantization() {
+        parameters.extend_from_slice(&quantization.scale.to_le_bytes());
+    }
+    // Where the layers start: an f32 layer with its weights, an int8 one with its output
+    // scale, 4 bytes before its biases.
+    let first_layer = match view.layers().next() {
+        Some(layer) => layer.weights.as_ptr() as usize,
+        None => view.int8_layers().next().expect("a layer").bias.as_ptr() as usize - 4,
+    };
+    let layers_start = first_layer - view.payload().as_ptr() as usize;
+    let names_len: usize = names.iter().map(|n| n.len() + 1).sum();
+    parameters.extend_from_slice(&view.payload()[layers_start..view.payload().len() - names_len]);
+    let parts = ModelParts {
+        layer_sizes: sizes,
+        element_type: view.element_type(),
+        parameters: &parameters,
+        input,
+        input_zero_point: view.input_quantization().map_or(0, |q| q.zero_point),
+        class_names: (!names.is_empty()).then_some(&names[..]),
+    };
+    let len = encoded_model_len(&parts).expect("encoded_model_len of a decoded model");
     let mut out = vec![0u8; len];
-    let used = encode(sizes, view.element_type(), view.payload(), &mut out)
-        .expect("encode of a decoded model");
-    assert_eq!(used, len, "encode wrote encoded_len bytes");
+    let used = encode_model(&parts, &mut out).expect("encode of a decoded model");
+    assert_eq!(used, len, "encode wrote encoded_model_len bytes");
     out.truncate(used);
     let again = ModelView::decode(&out).expect("a re-encoded model decodes");
-    // The writer uses the oldest version that holds the element type, so an f32 model
-    // in a version-2 file comes back as version 1.
-    assert_eq!(again.version(), view.element_type().version());
+    // The writer uses the oldest version that holds the parts, so an f32 model of
+    // pixels in a version-2 file comes back as version 1.
+    assert_eq!(again.version(), parts.version());
     assert_eq!(again.element_type(), view.element_type());
     assert_eq!(again.layer_sizes(), sizes);
-    assert_eq!(again.payload_crc(), view.payload_crc());
-    assert_eq!(again.payload(), view.payload());
+    assert_eq!(again.input_transform(), view.input_transform());
+    let names_of = |v: &ModelView<'_>| {
+        v.class_names()
+            .map(|n| n.iter().map(str::to_owned).collect::<Vec<_>>())
+    };
+    assert_eq!(names_of(&again), names_of(view));
+    assert_eq!(again.input_quantization(), view.input_quantization());
+    // An int8 model of pixels in a version-3 file comes back as version 2, without the
+    // zero point's 4 bytes: the same parameters, another payload.
+    if again.version() == view.version() || view.element_type() == ElementType::F32 {
+        assert_eq!(again.payload_crc(), view.payload_crc());
+        assert_eq!(again.payload(), view.payload());
+    }
+    let int8_fields = |v: &ModelView<'_>| {
+        v.int8_layers()
+            .map(|l| {
+                let fields = [l.bias, l.multiplier, l.shift, l.weights];
+                (l.output_scale.to_bits(), fields.map(<[u8]>::to_vec))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(int8_fields(&again), int8_fields(view));
     assert_eq!(
         (again.payload().as_ptr() as usize - out.as_ptr() as usize) % 4,
         0,
@@ -143,8 +202,8 @@ pub fn check_reencode(data: &[u8], view: &ModelView<'_>, canonical: bool) {
     if canonical {
         assert_eq!(out, data, "a canonical file re-encodes to the same bytes");
     }
-    // The payload is the file's tail in both: only the header may differ.
-    assert!(data.ends_with(view.payload()) && out.ends_with(view.payload()));
+    // The payload is the file's tail in both.
+    assert!(data.ends_with(view.payload()) && out.ends_with(again.payload()));
 }
 
 /// The firmware shapes the embedded loader is fuzzed with: `(IN, OUT, WIDTH)`. Seeds are
