@@ -598,6 +598,12 @@ pub struct Normalization<'a> {
 }
 
 impl<'a> Normalization<'a> {
+    /// Offsets and scales as little-endian `f32` bytes held elsewhere (a trainer's
+    /// vectors); `None` unless there are as many of each. Not validated: a file's are.
+    pub fn from_le_bytes(offsets: &'a [[u8; 4]], scales: &'a [[u8; 4]]) -> Option<Self> {
+        (offsets.len() == scales.len()).then_some(Self { offsets, scales })
+    }
+
     /// Offsets then scales, `8 × features` bytes, as the payload holds them.
     fn from_bytes(bytes: &'a [u8]) -> Self {
         let (chunks, _) = bytes.as_chunks::<4>();
@@ -657,8 +663,9 @@ impl InputTransform<'_> {
         }
     }
 
-    /// The first layer's inputs from the caller's features: `out[i]` from `x[i]` for
-    /// every `i` both have (the lengths are the caller's to match).
+    /// The first layer's inputs from one feature vector: `out[i]` from `x[i]` for
+    /// every `i` both have (the lengths are the caller's to match; feature `i` gets
+    /// offset and scale `i`, so a batch goes one row at a time).
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
         match self {
             Self::Features => {
@@ -679,8 +686,8 @@ impl InputTransform<'_> {
         }
     }
 
-    /// [`apply`](Self::apply) to byte features (`x as f32`): for pixels, the same bits
-    /// as [`crate::network::pixel_value`].
+    /// [`apply`](Self::apply) to one vector of byte features (`x as f32`): for pixels,
+    /// the same bits as [`crate::network::pixel_value`].
     pub fn apply_to_bytes(&self, x: &[u8], out: &mut [f32]) {
         for (o, &v) in out.iter_mut().zip(x) {
             *o = f32::from(v);
