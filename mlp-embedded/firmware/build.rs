@@ -136,7 +136,13 @@ fn main() {
         tabular_sizes.len() >= 2,
         "MLP_TABULAR_LAYERS needs at least two sizes"
     );
-    stage(&out, &tabular, "MLP_TABULAR_MODEL", "model.mlp", "tabular-model.mlp");
+    stage(
+        &out,
+        &tabular,
+        "MLP_TABULAR_MODEL",
+        "model.mlp",
+        "tabular-model.mlp",
+    );
     stage(
         &out,
         &tabular,
