@@ -219,6 +219,14 @@ pub enum AnyModel {
 }
 
 impl AnyModel {
+    /// The class names the file holds.
+    pub fn class_names(&self) -> Option<Vec<String>> {
+        match self {
+            AnyModel::F32(mlp) => mlp.class_names.clone(),
+            AnyModel::Int8(int8) => int8.class_names(),
+        }
+    }
+
     /// Reads the model file at `path`, with errors that name it.
     pub fn load(path: &Path) -> Result<AnyModel> {
         let bytes = crate::model::read_model_file(path)?;

@@ -1141,7 +1141,8 @@ fn train_and_save(
     let best_epoch = training.best_epoch();
     let stopped_early = training.stopped_early();
     let history = training.history().to_vec();
-    let model = training.finish();
+    let mut model = training.finish();
+    model.class_names = Some(data::class_names(&config.data_dir)?);
     let model_path = out.join(files::MODEL);
     model.save(&model_path)?;
     // A fresh run's chart and log exist after epoch 1; make sure they do even if a
@@ -1193,6 +1194,7 @@ fn save_interrupted(
     } else {
         ck.params.clone()
     };
+    model.class_names = Some(data::class_names(&ck.config.data_dir)?);
     let model_path = out.join(files::MODEL);
     model.save(&model_path)?;
     Ok(TrainReport {
