@@ -258,15 +258,29 @@ fn load_and_predict<const IN: usize, const OUT: usize, const WIDTH: usize>(data:
     }
     let by_pixels = model.predict_pixels(&pixels, &mut scratch);
     assert!(by_pixels.class < OUT);
-    let inputs: [f32; IN] = core::array::from_fn(|i| f32::from(pixels[i]) / 255.0);
+    // The bytes through the model's input transform (pixel / 255 for a model of
+    // pixels), by the host's code.
+    let transform = view.input_transform();
+    let mut inputs = [0.0f32; IN];
+    transform.apply_to_bytes(&pixels, &mut inputs);
     let by_values = model.predict(&inputs, &mut scratch);
     assert!(by_values.class < OUT);
     // Same input, same bits, whichever entry point (NaN logits compare by bits too).
     let bits = |p: &mlp_embedded::Prediction<OUT>| p.logits.map(f32::to_bits);
     assert_eq!(bits(&by_pixels), bits(&by_values));
     let _ = by_values.probabilities();
-    // Extreme inputs must not panic either.
-    for value in [0.0, -1.0, f32::MAX, f32::NAN] {
+    // Feature vectors: the stored transform, then the layers, the same bits as the
+    // host's transform followed by `predict`; extreme features must not panic either.
+    for value in [0.0, -1.0, 3.7e3, f32::MAX, f32::NAN] {
+        let features: [f32; IN] = core::array::from_fn(|i| value * (i % 5) as f32 - 2.0);
+        let mut transformed = [0.0f32; IN];
+        transform.apply(&features, &mut transformed);
+        let by_features = model.predict_features(&features, &mut scratch);
+        assert!(by_features.class < OUT);
+        assert_eq!(
+            bits(&by_features),
+            bits(&model.predict(&transformed, &mut scratch))
+        );
         let prediction = model.predict(&[value; IN], &mut scratch);
         assert!(prediction.class < OUT);
     }
@@ -334,9 +348,33 @@ fn load_and_predict_int8<const IN: usize, const OUT: usize, const WIDTH: usize>(
         });
         let prediction = model.predict_pixels(&pixels, &mut scratch);
         assert!(prediction.class < OUT);
+        // A model that is not of pixels takes the bytes as features: transformed and
+        // quantized by the host's code first.
+        let quantization = view.input_quantization().expect("an int8 model");
+        let quantized: [u8; IN] = match view.input_kind() {
+            mlp_core::format::InputKind::Pixels => pixels,
+            _ => {
+                let mut q = [0u8; IN];
+                let features = pixels.map(f32::from);
+                mlp_core::quant::quantize_features(
+                    &view.input_transform(),
+                    quantization,
+                    &features,
+                    &mut q,
+                );
+                q
+            }
+        };
+        assert_eq!(
+            model
+                .predict_features(&pixels.map(f32::from), &mut scratch)
+                .logits,
+            prediction.logits,
+            "byte inputs are features"
+        );
         let host = mlp_core::quant::forward_one_i8(
             view.int8_layers().map(|l| l.params()),
-            &pixels,
+            &quantized,
             &mut a,
             &mut b,
             &mut acc,
