@@ -219,7 +219,9 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
     /// quantization, `clamp(round(x / scale) + zero_point, 0, 255)`
     /// (`mlp_core::quant::quantize_features`; for a model of pixels, `x` rounded and
     /// clamped to `0..=255`), then the integer layers. The only floating point of the
-    /// prediction; the quantized input takes `IN` bytes of stack.
+    /// prediction; the quantized input takes `IN` bytes of stack, in a frame of its
+    /// own (not inlined).
+    #[inline(never)]
     pub fn predict_features(
         &self,
         features: &[f32; IN],
@@ -254,7 +256,18 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
         if self.view.input_kind() == InputKind::Pixels {
             return self.predict_quantized(pixels, scratch);
         }
-        self.predict_features(&pixels.map(f32::from), scratch)
+        self.predict_byte_features(pixels, scratch)
+    }
+
+    /// Byte features as `f32` (`4 × IN` bytes of stack, in a frame a prediction of
+    /// pixels never enters), then [`predict_features`](Self::predict_features).
+    #[inline(never)]
+    fn predict_byte_features(
+        &self,
+        bytes: &[u8; IN],
+        scratch: &mut Int8Scratch<WIDTH>,
+    ) -> Int8Prediction<OUT> {
+        self.predict_features(&bytes.map(f32::from), scratch)
     }
 
     /// The integer layers on quantized inputs.

@@ -299,7 +299,10 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     /// `x[i] / 255`; otherwise the features as they are. Bit-identical to the host's
     /// `mlp_core::format::InputTransform::apply` followed by its forward pass.
     ///
-    /// The transformed inputs take `4 × IN` bytes of stack.
+    /// The transformed inputs take `4 × IN` bytes of stack, in a frame of its own (not
+    /// inlined), so that firmware which never predicts feature vectors does not
+    /// reserve them.
+    #[inline(never)]
     pub fn predict_features(
         &self,
         features: &[f32; IN],

@@ -387,6 +387,9 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
         ))
     }
 
+    // Not inlined into the server's loop: the `4 × IN` bytes of features are reserved
+    // only while a feature request is answered.
+    #[inline(never)]
     fn classify_features(&mut self, features: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
         let input = features_of::<IN>(features)?;
         let prediction = self.model.predict_features(&input, &mut self.scratch);
@@ -418,6 +421,9 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
         ))
     }
 
+    // Not inlined into the server's loop: the `4 × IN` bytes of features are reserved
+    // only while a feature request is answered.
+    #[inline(never)]
     fn classify_features(&mut self, features: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
         let input = features_of::<IN>(features)?;
         let prediction = self.model.predict_features(&input, &mut self.scratch);

@@ -367,10 +367,10 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
     bad_magic[..4].copy_from_slice(b"MLPX");
     let mut new_version = setup.model.clone();
     new_version[4] = 9;
-    let mut payload = setup.model[payload_start..].to_vec();
-    payload[..4].copy_from_slice(&f32::NAN.to_le_bytes());
-    // Re-encoded: the checksum is right, only the value is wrong.
-    let nan = encode_model(&LAYERS, &payload);
+    // Re-encoded with its class names: the checksum is right, only the value is wrong.
+    let mut with_nan = Mlp::from_bytes(&setup.model).unwrap();
+    with_nan.params[0] = f32::NAN;
+    let nan = with_nan.to_bytes().unwrap();
     let foreign_layers = [784, 64, 10];
     let foreign = encode_model(
         &foreign_layers,
