@@ -19,9 +19,7 @@
 
 use core::mem::size_of;
 
-use mlp_core::format::{
-    encoded_len, ElementType, FormatError, InputKind, LayerBytes, LayerSizes, ModelView,
-};
+use mlp_core::format::{encoded_len, ElementType, FormatError, LayerBytes, LayerSizes, ModelView};
 use mlp_core::loss::{argmax, softmax};
 use mlp_core::network::{forward, DenseKernel, PingPong};
 
@@ -279,8 +277,7 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
         }
     }
 
-    /// Predicts the class of one input given as the first layer's inputs themselves:
-    /// no input transform (see [`predict_features`](Self::predict_features)).
+    /// Predicts the class of one input.
     ///
     /// # Shapes
     /// `input: [IN]`; the result's `logits: [OUT]`.
@@ -288,50 +285,15 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
         self.forward(input, scratch)
     }
 
-    /// What the model's first layer is given: pixels, standardized or plain features.
-    pub fn input_kind(&self) -> InputKind {
-        self.view.input_kind()
-    }
-
-    /// Predicts the class of one feature vector: the model's input transform, then the
-    /// layers. For a standardized model, `(x[i] - offset[i]) × scale[i]` in `f32` with
-    /// the offsets and scales read in place from the file; for a model of pixels,
-    /// `x[i] / 255`; otherwise the features as they are. Bit-identical to the host's
-    /// `mlp_core::format::InputTransform::apply` followed by its forward pass.
-    ///
-    /// The transformed inputs take `4 × IN` bytes of stack, in a frame of its own (not
-    /// inlined), so that firmware which never predicts feature vectors does not
-    /// reserve them.
-    #[inline(never)]
-    pub fn predict_features(
-        &self,
-        features: &[f32; IN],
-        scratch: &mut Scratch<WIDTH>,
-    ) -> Prediction<OUT> {
-        let mut input = [0.0f32; IN];
-        self.view.input_transform().apply(features, &mut input);
-        self.forward(&input, scratch)
-    }
-
-    /// Predicts the class of an input given as one byte per input. For a model of
-    /// pixels (every version-1 file), the bytes are scaled to `[0, 1]` as the trainer
-    /// does, `pixel as f32 / 255.0`: bit-identical to converting the pixels and calling
-    /// [`predict`](Self::predict), without the `4 × IN` bytes of RAM. For another
-    /// model, the bytes are integer features: [`predict_features`](Self::predict_features)
-    /// of `byte as f32`.
+    /// Predicts the class of an image given as one byte per pixel, scaled to `[0, 1]` as
+    /// the trainer does: `pixel as f32 / 255.0`. Bit-identical to converting the pixels
+    /// and calling [`predict`](Self::predict), without the `4 × IN` bytes of RAM.
     pub fn predict_pixels(
         &self,
         pixels: &[u8; IN],
         scratch: &mut Scratch<WIDTH>,
     ) -> Prediction<OUT> {
-        if self.view.input_kind() == InputKind::Pixels {
-            return self.forward(pixels, scratch);
-        }
-        let mut input = [0.0f32; IN];
-        self.view
-            .input_transform()
-            .apply_to_bytes(pixels, &mut input);
-        self.forward(&input, scratch)
+        self.forward(pixels, scratch)
     }
 
     /// The forward pass: `mlp_core::network::forward` (the loop every `f32` pass runs)

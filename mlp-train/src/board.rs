@@ -543,14 +543,6 @@ impl HostModel {
         Ok(HostModel { model, payload_crc })
     }
 
-    /// The class names the model file holds.
-    pub fn class_names(&self) -> Option<Vec<String>> {
-        match &self.model {
-            AnyModel::F32(mlp) => mlp.class_names.clone(),
-            AnyModel::Int8(int8) => int8.class_names(),
-        }
-    }
-
     /// The payload CRC-32 stored in the file, which the device reports for its model.
     pub fn payload_crc(&self) -> u32 {
         self.payload_crc
@@ -577,9 +569,10 @@ impl HostModel {
             AnyModel::F32(model) => images
                 .iter()
                 .map(|pixels| {
-                    // pixel / 255 for a model of pixels; other models' transform of
-                    // byte features, as the device's `predict_pixels`.
-                    let input = model.inputs_of_bytes(pixels);
+                    let input: Vec<f32> = pixels
+                        .iter()
+                        .map(|&p| crate::data::pixel_value(p))
+                        .collect();
                     Ok(model
                         .logits_one(&input)?
                         .iter()
@@ -748,12 +741,6 @@ pub fn run(args: &BoardArgs) -> Result<()> {
             out!("{}", board.info());
         }
         BoardAction::Predict { link, images } => {
-            // The protocol carries class indices; the host has the names when it has
-            // the model file.
-            let names = match &link.model {
-                Some(model) => AnyModel::load(model)?.class_names(),
-                None => None,
-            };
             let mut board = Board::connect(&link.target()?)?;
             let mut failed = 0;
             for path in images {
@@ -761,11 +748,7 @@ pub fn run(args: &BoardArgs) -> Result<()> {
                     board.predict_pixels(&crate::quantize::pixel_bytes(&inputs))
                 });
                 match result {
-                    Ok(answer) => outln!(
-                        "{}: {}",
-                        path.display(),
-                        describe_answer(&answer, names.as_deref())
-                    ),
+                    Ok(answer) => outln!("{}: {}", path.display(), describe_answer(&answer)),
                     Err(error) => {
                         failed += 1;
                         eprintln!("{}: {error:#}", path.display());
@@ -802,7 +785,7 @@ pub fn run(args: &BoardArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe_answer(answer: &Answer, names: Option<&[String]>) -> String {
+fn describe_answer(answer: &Answer) -> String {
     let logits: Vec<String> = match &answer.logits {
         Logits::F32(values) => values.iter().map(|v| format!("{v:.4}")).collect(),
         Logits::Int8 { logits, scale } => logits
@@ -814,11 +797,8 @@ fn describe_answer(answer: &Answer, names: Option<&[String]>) -> String {
         || "cycles not measured".to_owned(),
         |c| format!("{c} cycles"),
     );
-    let name = names
-        .and_then(|n| n.get(answer.class as usize))
-        .map_or_else(String::new, |n| format!(" {n:?}"));
     format!(
-        "class {}{name} (on the board, {cycles})  logits {}",
+        "class {} (on the board, {cycles})  logits {}",
         answer.class,
         logits.join(" ")
     )

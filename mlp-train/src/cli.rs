@@ -391,15 +391,6 @@ pub struct PredictArgs {
     /// `<input file name>.input.png` in this directory.
     #[arg(long, value_name = "DIR")]
     pub show_input: Option<PathBuf>,
-    /// Print one JSON object per image (file, class, class name, every raw logit as
-    /// the shortest decimal that reads back to the same f32, and its bits) instead of
-    /// the text line.
-    #[arg(long, conflicts_with = "logits")]
-    pub json: bool,
-    /// Print every raw logit (the shortest decimal that reads back to the same f32;
-    /// an int8 model's int32 logits as integers) instead of the probabilities.
-    #[arg(long)]
-    pub logits: bool,
 }
 
 /// Options of `split`.
@@ -695,7 +686,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Evaluate(args)) => {
             // The model is read once (it may be a FIFO), then the data.
             let model = crate::quantize::AnyModel::load(&args.model)?;
-            let names = model.class_names();
             let dir = data_dir(&args.data);
             let data = match args.table.source(&dir, None)? {
                 Some(source) => data::load_table_split(&dir, &source, args.split, args.validation)?,
@@ -729,9 +719,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     args.compute.compute().evaluate(&model, &data)?
                 }
             };
-            // The model's own names first; a CSV file's named labels otherwise.
-            let names = names.or_else(|| data.class_names.clone());
-            print_evaluation(&args, &e, names.as_deref());
+            print_evaluation(&args, &e, data.class_names.as_deref());
             Ok(())
         }
         Some(Command::Predict(args)) => predict(&args),
@@ -773,8 +761,7 @@ fn print_evaluation(args: &EvaluateArgs, e: &crate::metrics::Evaluation, names: 
             Split::Validation => "validation",
             Split::Test => "test",
         };
-        let value =
-            crate::summary::evaluation_json(e, &args.model, &data_dir(&args.data), split, names);
+        let value = crate::summary::evaluation_json(e, &args.model, &data_dir(&args.data), split);
         outln!("{value:#}");
     } else {
         let names: Option<Vec<&str>> = names.map(|n| n.iter().map(String::as_str).collect());
@@ -1022,23 +1009,12 @@ fn predict(args: &PredictArgs) -> Result<()> {
     let mut shown = ShownInputs::new(args.show_input.as_deref())?;
     let total = args.images.len();
     let mut failures = Vec::new();
-    let names = model.class_names.as_deref();
     for path in &args.images {
-        // The image's inputs are pixel / 255; a model of other features takes the
-        // pixel values through its own transform, as the device's `predict_pixels`.
-        let logits = shown.load(path).and_then(|inputs| {
-            if model.input == crate::model::Input::Pixels {
-                model.logits_one(&inputs)
-            } else {
-                model.logits_one(&model.inputs_of_bytes(&crate::quantize::pixel_bytes(&inputs)))
-            }
-        });
+        let logits = shown
+            .load(path)
+            .and_then(|inputs| model.logits_one(&inputs));
         match logits {
-            Ok(logits) => {
-                let class = mlp_core::loss::argmax(&logits);
-                let raw = RawLogits::F32(&logits);
-                print_prediction(args, path, &logits, class, names, raw);
-            }
+            Ok(logits) => print_prediction(path, &logits, mlp_core::loss::argmax(&logits)),
             Err(e) => image_failed(&mut failures, total, e),
         }
     }
@@ -1141,19 +1117,13 @@ fn predict_int8(args: &PredictArgs, model: crate::quantize::Int8Model) -> Result
         .collect();
     let total = images.len();
     let mut failures = Vec::new();
-    let names = model.class_names();
     model.with_predictor(|predict, scale| {
         for (path, pixels) in images {
             match pixels {
                 Ok(pixels) => {
                     let logits = predict(&pixels);
                     let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
-                    let class = mlp_core::quant::argmax_i32(&logits);
-                    let raw = RawLogits::Int8 {
-                        logits: &logits,
-                        scale,
-                    };
-                    print_prediction(args, path, &real, class, names.as_deref(), raw);
+                    print_prediction(path, &real, mlp_core::quant::argmax_i32(&logits));
                 }
                 Err(e) => image_failed(&mut failures, total, e),
             }
@@ -1210,76 +1180,16 @@ impl<'a> ShownInputs<'a> {
     }
 }
 
-/// A model's own logits, as `predict --logits` and `--json` print them.
-enum RawLogits<'a> {
-    /// An f32 model's.
-    F32(&'a [f32]),
-    /// An int8 model's int32 logits and the real value of one step.
-    Int8 { logits: &'a [i32], scale: f32 },
-}
-
-/// One image's prediction: the text line, `--logits`' line or `--json`'s object.
-/// `real` are the real-valued logits (an int8 model's dequantized).
-fn print_prediction(
-    args: &PredictArgs,
-    path: &Path,
-    real: &[f32],
-    class: usize,
-    names: Option<&[String]>,
-    raw: RawLogits<'_>,
-) {
-    let label = crate::model::class_label(names, class);
-    // Quoted: a name may hold spaces, and a digit's name is its index.
-    let named = match names {
-        Some(_) => format!(" {label:?}"),
-        None => String::new(),
-    };
-    if args.json {
-        let value = match raw {
-            RawLogits::F32(logits) => serde_json::json!({
-                "file": path.to_string_lossy(),
-                "class": class,
-                "name": names.and_then(|n| n.get(class)),
-                "element": "f32",
-                // Rust's `{}` of an f32 is the shortest decimal that reads back to the
-                // same f32; strings, so no JSON reader widens them to f64 first.
-                "logits": logits.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-                "logit_bits": logits.iter().map(|v| format!("{:08x}", v.to_bits())).collect::<Vec<_>>(),
-            }),
-            RawLogits::Int8 { logits, scale } => serde_json::json!({
-                "file": path.to_string_lossy(),
-                "class": class,
-                "name": names.and_then(|n| n.get(class)),
-                "element": "int8",
-                "logits": logits,
-                "scale": scale.to_string(),
-                "scale_bits": format!("{:08x}", scale.to_bits()),
-            }),
-        };
-        outln!("{value}");
-        return;
-    }
-    if args.logits {
-        let listed: Vec<String> = match raw {
-            RawLogits::F32(logits) => logits.iter().map(|v| v.to_string()).collect(),
-            RawLogits::Int8 { logits, .. } => logits.iter().map(|v| v.to_string()).collect(),
-        };
-        outln!(
-            "{}: class {class}{named}  logits {}",
-            path.display(),
-            listed.join(" ")
-        );
-        return;
-    }
-    let mut probs = vec![0.0f32; real.len()];
-    mlp_core::loss::softmax(real, &mut probs);
+fn print_prediction(path: &Path, logits: &[f32], class: usize) {
+    let mut probs = vec![0.0f32; logits.len()];
+    mlp_core::loss::softmax(logits, &mut probs);
     let listed: Vec<String> = probs
         .iter()
         .enumerate()
         .map(|(c, p)| format!("{c}:{p:.3}"))
         .collect();
     outln!(
-        "{}: class {class}{named} ({:.1}%)  probabilities {}",
+        "{}: class {class} ({:.1}%)  probabilities {}",
         path.display(),
         100.0 * probs[class],
         listed.join(" ")

@@ -46,52 +46,6 @@ pub const BUNDLED_FILES: [(&str, &[u8]); 4] = [
     ),
 ];
 
-/// The class names of Fashion-MNIST, in label order.
-pub const FASHION_NAMES: [&str; CLASSES] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
-
-/// The SHA-256 of Fashion-MNIST's training label file, decompressed
-/// (`train-labels-idx1-ubyte`): how [`class_names`] recognises the data set.
-pub const FASHION_TRAIN_LABELS_SHA256: &str =
-    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9";
-
-/// The class names a model trained on `dir` stores: Fashion-MNIST's ten names when the
-/// training labels are Fashion-MNIST's (recognised by the SHA-256 of the decompressed
-/// label file, [`FASHION_TRAIN_LABELS_SHA256`], whether the file on disk is gzipped or
-/// not), otherwise the digits `"0"`..`"9"` (the bundled digits, MNIST, and any other
-/// MNIST-format set, whose classes are numbered).
-///
-/// # Errors
-/// If the training labels cannot be read.
-pub fn class_names(dir: &Path) -> Result<Vec<String>> {
-    let digits = || (0..CLASSES).map(|c| c.to_string()).collect();
-    if is_bundled(dir) {
-        return Ok(digits());
-    }
-    use sha2::Digest;
-    let labels = idx::read_labels(&find_file(dir, "train-labels-idx1-ubyte")?, CLASSES)?;
-    // The IDX file's bytes, header included, as they are once decompressed.
-    let file = idx::encode_labels(&labels);
-    let digest: String = sha2::Sha256::digest(&file)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if digest == FASHION_TRAIN_LABELS_SHA256 {
-        return Ok(FASHION_NAMES.iter().map(|&n| n.to_owned()).collect());
-    }
-    Ok(digits())
-}
-
 /// The bundled digits, as a data directory path ([`BUNDLED`]).
 pub fn bundled_data_dir() -> PathBuf {
     PathBuf::from(BUNDLED)

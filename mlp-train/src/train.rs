@@ -1178,13 +1178,7 @@ fn train_and_save(
                     let Some(ck) = last_finished else {
                         return Err(e);
                     };
-                    return save_interrupted(
-                        ck,
-                        splits.train.class_names.as_deref(),
-                        out,
-                        epoch,
-                        started,
-                    );
+                    return save_interrupted(ck, out, epoch, started);
                 }
                 if e.is::<Diverged>() {
                     let kept = if epoch == 1 {
@@ -1234,12 +1228,7 @@ fn train_and_save(
     let best_epoch = training.best_epoch();
     let stopped_early = training.stopped_early();
     let history = training.history().to_vec();
-    let mut model = training.finish();
-    describe_inputs(
-        &mut model,
-        &config.data_dir,
-        splits.train.class_names.as_deref(),
-    )?;
+    let model = training.finish();
     let model_path = out.join(files::MODEL);
     model.save(&model_path)?;
     // A fresh run's chart and log exist after epoch 1; make sure they do even if a
@@ -1272,26 +1261,11 @@ fn train_and_save(
     })
 }
 
-/// What a model file says of its inputs and classes. Images: pixels, and the data
-/// set's class names (digits, or Fashion-MNIST's). A CSV file's features are
-/// standardized in memory before training, so its model takes standardized features as
-/// given, with the file's named labels (if any) as class names.
-fn describe_inputs(model: &mut Mlp, data_dir: &Path, table_names: Option<&[String]>) -> Result<()> {
-    if data::is_table_path(data_dir) {
-        model.input = crate::model::Input::Features;
-        model.class_names = table_names.map(<[String]>::to_vec);
-    } else {
-        model.class_names = Some(data::class_names(data_dir)?);
-    }
-    Ok(())
-}
-
 /// After a Ctrl-C during `epoch`: writes the checkpoint, log, chart and model of the
 /// last finished epoch (`ck`; the model is the best epoch's with early stopping), so
 /// that `--resume` continues to the uninterrupted run's exact bytes.
 fn save_interrupted(
     ck: Checkpoint,
-    names: Option<&[String]>,
     out: &Path,
     epoch: usize,
     started: Instant,
@@ -1306,7 +1280,6 @@ fn save_interrupted(
     } else {
         ck.params.clone()
     };
-    describe_inputs(&mut model, &ck.config.data_dir, names)?;
     let model_path = out.join(files::MODEL);
     model.save(&model_path)?;
     Ok(TrainReport {
