@@ -45,28 +45,27 @@ grep -qw avx512f /proc/cpuinfo && isas+=" avx512"
 echo "host kernels tested natively on this CPU: core, $isas"
 
 # --- the tests ------------------------------------------------------------------
-# Every test binary is built first, with both cores. Then the host crates' tests run;
-# then the tests that drive QEMU (tests/: firmware against the host, bit for bit, and
-# the board crates' protocol) run beside Miri: both are mostly one core each (an
-# emulator, an interpreter, fat-LTO firmware links), so together they keep the two
-# cores busy where either alone would leave one idle.
+# Every test binary is built first, with both cores. Then Miri starts in the
+# background and the tests run beside it: the tests that drive QEMU (tests/: firmware
+# against the host, bit for bit, and the board crates' protocol) and Miri are mostly
+# one core each (an emulator, an interpreter, fat-LTO firmware links), so together
+# they keep both cores busy where either alone would leave one idle. One package
+# selection (`--workspace`) for the build and the run: `-p` or `--exclude` would
+# resolve dev-dependency features differently and build everything a second time.
 step "build every test binary (cargo test --workspace --no-run)"
 cargo test --workspace --locked --no-run
 
-step "cargo test, host crates (every crate but tests/)"
-cargo test --workspace --locked --exclude mlp-workspace-tests
-
 # --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------
-step "mlp-kernels under Miri (in the background, beside the QEMU section)"
+step "mlp-kernels under Miri (in the background, beside the tests)"
 miri_log=$(mktemp)
 scripts/miri.sh >"$miri_log" 2>&1 &
 miri_pid=$!
 trap 'kill "$miri_pid" 2>/dev/null || true; rm -f "$miri_log"' EXIT
 
-# --- firmware in QEMU -----------------------------------------------------------------
-step "cargo test -p mlp-workspace-tests (firmware in QEMU: device parity, board protocol)"
-cargo test --locked -p mlp-workspace-tests
+step "cargo test --workspace (the firmware in QEMU included)"
+cargo test --workspace --locked
 
+# --- firmware in QEMU -----------------------------------------------------------------
 # Boot, predict, panic and HardFault exit statuses on both boards, a separately
 # flashed model, the panic-never link check, then the flash/RAM/instructions-per-MAC
 # figures, which fail if the Cortex-M4F misses its goals. Every QEMU run is inside
