@@ -30,7 +30,8 @@
 //! 10. **MNIST's normalisation**: crop to the digit's bounding box, scale it to fit
 //!     20×20 keeping its aspect ratio (area averaging when shrinking, so it is
 //!     anti-aliased; linear interpolation when enlarging), and place it in a black
-//!     28×28 frame so its centre of mass is at the centre;
+//!     28×28 frame, by whole pixels, so that its centre of mass falls on pixel
+//!     (14, 14) counting from 0 — where MNIST's digits have theirs;
 //! 11. grey levels `0..=255` (the bytes [`to_mnist_image`] returns, which `predict
 //!     --show-input` writes), divided by 255 for the model as in training.
 //!
@@ -746,7 +747,7 @@ fn normalise_stroke(digit: Digit) -> Digit {
     Digit { ink: p }
 }
 
-/// Step 10–11: crop, fit into 20×20 keeping the aspect ratio, centre by mass in 28×28.
+/// Steps 10–11: crop, fit into 20×20 keeping the aspect ratio, centre by mass in 28×28.
 fn mnist_frame(digit: &Digit) -> Result<Vec<u8>> {
     let p = &digit.ink;
     let Some(bbox) = ink_box(p) else {
@@ -760,22 +761,25 @@ fn mnist_frame(digit: &Digit) -> Result<Vec<u8>> {
     let nw = ((cw * box_side * 2 + long) / (2 * long)).clamp(1, box_side);
     let nh = ((ch * box_side * 2 + long) / (2 * long)).clamp(1, box_side);
     let small = resample(&crop, nw, nh);
+    // The centre of mass in pixel indices (pixel `x` at `x`, not at its centre
+    // `x + 0.5`), moved to index `SIDE / 2`: where MNIST's digits have theirs. Half a
+    // pixel off here is a shift of every stroke the model learnt positions of.
     let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
     for y in 0..nh {
         for x in 0..nw {
             let v = f64::from(small.at(x, y));
             mass += v;
-            mx += v * (x as f64 + 0.5);
-            my += v * (y as f64 + 0.5);
+            mx += v * x as f64;
+            my += v * y as f64;
         }
     }
     let (cx, cy) = if mass > 0.0 {
         (mx / mass, my / mass)
     } else {
-        (nw as f64 / 2.0, nh as f64 / 2.0)
+        ((nw - 1) as f64 / 2.0, (nh - 1) as f64 / 2.0)
     };
-    let half = SIDE as f64 / 2.0;
-    let (dx, dy) = ((half - cx).round() as i64, (half - cy).round() as i64);
+    let centre = (SIDE / 2) as f64;
+    let (dx, dy) = ((centre - cx).round() as i64, (centre - cy).round() as i64);
     let mut out = vec![0u8; SIDE * SIDE];
     for y in 0..nh {
         for x in 0..nw {
@@ -817,6 +821,63 @@ mod tests {
         assert!(a[14 * 28 + 14] > 0.9);
         assert_eq!(a[2 * 28 + 14], 0.0);
         assert_eq!(a[14 * 28 + 2], 0.0);
+    }
+
+    /// The bundled digits' test split, read from the repository.
+    fn test_digits() -> crate::idx::Images {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist-digits");
+        crate::idx::read_images(&dir.join("t10k-images-idx3-ubyte.gz")).unwrap()
+    }
+
+    /// Test digit `i` drawn `scale` times larger, dark ink on white paper.
+    fn drawn(images: &crate::idx::Images, i: usize, scale: u32) -> GrayImage {
+        let px = images.image(i);
+        GrayImage::from_fn(28 * scale, 28 * scale, |x, y| {
+            Luma([255 - px[(y / scale * 28 + x / scale) as usize]])
+        })
+    }
+
+    /// The centre of mass of a 28×28 image in pixel indices.
+    fn centre_of_mass(img: &GrayImage) -> (f64, f64) {
+        let (mut m, mut mx, mut my) = (0.0, 0.0, 0.0);
+        for (x, y, p) in img.enumerate_pixels() {
+            let v = f64::from(p[0]);
+            m += v;
+            mx += v * f64::from(x);
+            my += v * f64::from(y);
+        }
+        (mx / m, my / m)
+    }
+
+    /// MNIST moved each digit by whole pixels so its centre of mass fell on pixel
+    /// (14, 14): within half a pixel of it, and on average on it. Drawn digits come
+    /// out the same way; half a pixel up and left of it (the centre of mass of pixel
+    /// centres placed at 14.0) misreads digits the model reads right in the data set.
+    #[test]
+    fn the_centre_of_mass_falls_where_mnist_puts_it() {
+        let images = test_digits();
+        let (mut sx, mut sy) = (0.0, 0.0);
+        let n = 100;
+        for i in 0..n {
+            let own = GrayImage::from_raw(28, 28, images.image(i).to_vec()).unwrap();
+            let (ox, oy) = centre_of_mass(&own);
+            assert!(
+                (ox - 14.0).abs() <= 0.5 && (oy - 14.0).abs() <= 0.5,
+                "data set digit {i}: ({ox}, {oy})"
+            );
+            let (cx, cy) = centre_of_mass(&to_mnist_image(&drawn(&images, i, 5)).unwrap());
+            assert!(
+                (cx - 14.0).abs() <= 0.5 && (cy - 14.0).abs() <= 0.5,
+                "digit {i}: ({cx}, {cy})"
+            );
+            sx += cx;
+            sy += cy;
+        }
+        let (mx, my) = (sx / n as f64, sy / n as f64);
+        assert!(
+            (mx - 14.0).abs() < 0.15 && (my - 14.0).abs() < 0.15,
+            "mean ({mx}, {my})"
+        );
     }
 
     #[test]
