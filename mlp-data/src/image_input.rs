@@ -19,9 +19,11 @@
 //! 6. **ink components**: pixels whose ink strength is above both 3σ and 30% of the
 //!    picture's ink contrast, grouped into 8-connected components;
 //! 7. **the digit**: the heaviest component that neither touches the picture's edge nor
-//!    encloses other ink like a frame, and is not a speck; then the components that
-//!    belong to it (heavy enough, close to it), so a "5" whose bar is detached stays
-//!    whole while dust, page edges and frames are dropped;
+//!    encloses other ink like a frame (hollow, much larger than what it holds, and
+//!    what it holds lies in its hole or weighs a twentieth of it: a stray mark in a
+//!    digit's box does not make the digit a frame), and is not a speck; then the
+//!    components that belong to it (heavy enough, close to it), so a "5" whose bar
+//!    is detached stays whole while dust, page edges and frames are dropped;
 //! 8. **contrast**: ink strength divided by the digit's own contrast (the 90th
 //!    percentile of its ink), clamped to `[0, 1]`, so faint pencil and black marker
 //!    give the same saturated strokes MNIST has; pixels below the noise floor of
@@ -518,7 +520,7 @@ fn find_digit(img: &Plane) -> Result<Digit> {
     });
     // Noise gives thousands of one-pixel specks; only the heavy ones can matter.
     comps.truncate(256);
-    mark_frames(&mut comps);
+    mark_frames(&mut comps, w);
     // Step 7: the main component, then what belongs to it.
     let speck = 0.05 * w.max(h) as f64;
     let main = comps
@@ -604,8 +606,11 @@ fn find_digit(img: &Plane) -> Result<Digit> {
 
 /// Marks components that enclose other ink the way a frame around a page does: hollow
 /// (little ink in their box), much larger than what they hold, and holding something
-/// that is not a speck.
-fn mark_frames(comps: &mut [Component]) {
+/// that is not a speck — not a speck beside the frame's own ink either: it weighs a
+/// twentieth of the frame or more, or lies in one of the frame's holes. (A digit
+/// with a stray mark in its box is hollow and larger than the mark too; by weight
+/// alone, a heavy border round a page would not be a frame of the light digit in it.)
+fn mark_frames(comps: &mut [Component], w: usize) {
     let n = comps.len();
     for i in 0..n {
         let c = &comps[i];
@@ -622,9 +627,48 @@ fn mark_frames(comps: &mut [Component]) {
                 && d.y1 < c.y1
                 && d.size() as f64 >= 0.05 * c.size() as f64
                 && c.box_area() >= 3 * d.box_area()
+                && (d.mass >= 0.05 * c.mass || in_hole(c, d, w))
         });
         comps[i].encloses = holds;
     }
+}
+
+/// Whether `inner` lies in a hole of `outer`: no 4-connected path off `outer`'s ink
+/// (the background's connectivity for 8-connected ink) leads from it to the edge of
+/// `outer`'s box. `w` is the picture's width.
+fn in_hole(outer: &Component, inner: &Component, w: usize) -> bool {
+    let (bw, bh) = (outer.width(), outer.height());
+    let local = |i: usize| (i / w - outer.y0) * bw + i % w - outer.x0;
+    let mut wall = vec![false; bw * bh];
+    for &i in &outer.pixels {
+        wall[local(i)] = true;
+    }
+    // Flood from the box's edge over everything that is not `outer`'s ink.
+    let mut seen = vec![false; bw * bh];
+    let mut stack = Vec::new();
+    for k in 0..bw * bh {
+        let (x, y) = (k % bw, k / bw);
+        if (x == 0 || y == 0 || x + 1 == bw || y + 1 == bh) && !wall[k] {
+            seen[k] = true;
+            stack.push(k);
+        }
+    }
+    while let Some(k) = stack.pop() {
+        let (x, y) = (k % bw, k / bw);
+        let next = [
+            (x > 0).then(|| k - 1),
+            (x + 1 < bw).then(|| k + 1),
+            (y > 0).then(|| k - bw),
+            (y + 1 < bh).then(|| k + bw),
+        ];
+        for m in next.into_iter().flatten() {
+            if !wall[m] && !seen[m] {
+                seen[m] = true;
+                stack.push(m);
+            }
+        }
+    }
+    !inner.pixels.iter().any(|&i| seen[local(i)])
 }
 
 /// MNIST's pens, as step 9 measures them (the lower quartile along the strokes'
@@ -1427,6 +1471,55 @@ mod tests {
         // A dark band where the photo ran past the page's edge.
         let edge = bar_on(220, 0, |x, _| (x < 12).then_some(15));
         assert_eq!(to_mnist_image(&edge).unwrap(), clean);
+    }
+
+    /// A digit is hollow and larger than a stray mark inside its box, as a frame is
+    /// of the digit it holds; it is still the digit (test digit 17, a "6" with a mark
+    /// left of its stem, drawn small or faint, became a blurred blob of the mark).
+    /// And a heavy border round a light digit is still a frame: the digit lies in its
+    /// hole.
+    #[test]
+    fn a_mark_in_a_digits_box_does_not_make_the_digit_a_frame() {
+        let pen = drawn_plane(200, SEVEN, 4.0, &[]);
+        let seven = |x: u32, y: u32| (255.0 * (1.0 - pen.at(x as usize, y as usize))).round() as u8;
+        let clean =
+            to_mnist_image(&GrayImage::from_fn(200, 200, |x, y| Luma([seven(x, y)]))).unwrap();
+        // A 9-pixel mark in the empty lower left of the "7"'s box, a thirtieth of the
+        // digit's ink.
+        let marked = GrayImage::from_fn(200, 200, |x, y| {
+            let mark = (50..59).contains(&x) && (130..139).contains(&y);
+            Luma([if mark { 0 } else { seven(x, y) }])
+        });
+        let out = to_mnist_image(&marked).unwrap();
+        let diff: u32 = out
+            .as_raw()
+            .iter()
+            .zip(clean.as_raw())
+            .map(|(a, b)| u32::from(a.abs_diff(*b)))
+            .sum();
+        // The mark joins the digit (it is near and heavy enough), which shifts and
+        // shrinks it a little; taken for the digit, it filled the frame, several times
+        // this.
+        assert!(
+            diff < 80 * 255,
+            "differs by {} pixels of full ink",
+            diff / 255
+        );
+
+        let bar = |x: u32, y: u32| (118..122).contains(&x) && (100..140).contains(&y);
+        let on_paper = GrayImage::from_fn(240, 240, |x, y| Luma([if bar(x, y) { 0 } else { 230 }]));
+        let bordered = GrayImage::from_fn(240, 240, |x, y| {
+            let d = x.min(y).min(239 - x).min(239 - y);
+            Luma([if bar(x, y) || (5..15).contains(&d) {
+                0
+            } else {
+                230
+            }])
+        });
+        assert_eq!(
+            to_mnist_image(&bordered).unwrap(),
+            to_mnist_image(&on_paper).unwrap()
+        );
     }
 
     #[test]
