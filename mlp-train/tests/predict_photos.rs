@@ -575,6 +575,51 @@ fn default_model_reads_a_wider_set() {
     assert!(right + 10 >= all, "{right}/{all}");
 }
 
+/// The README's best settings on the bundled digits with `--augment` (98.2% on the
+/// test split), trained once per run.
+fn augmented_model() -> &'static Path {
+    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        ok(&run([
+            "train",
+            "--quiet",
+            "--hidden",
+            "1024,512",
+            "--optimizer",
+            "nesterov",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "cosine",
+            "--epochs",
+            "30",
+            "--weight-decay",
+            "2e-4",
+            "--batch-size",
+            "64",
+            "--augment",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        (dir, out.join("model.mlp"))
+    });
+    path
+}
+
+/// The pictures read by a model trained with `--augment` (shifts, rotations and
+/// scalings of the training digits). Its training takes a minute or more.
+#[test]
+#[ignore = "trains a 1024-512 model for 30 epochs; run by hand for the README's figures"]
+fn augmented_model_reads_the_photo_like_set() {
+    let model = mlp_train::model::Mlp::load(augmented_model()).unwrap();
+    for per_class in [2, 10] {
+        let reading = Reading::of(&model, chosen_digits(per_class));
+        reading.print(&format!("augmented model, {} digits", 10 * per_class));
+    }
+}
+
 /// Pictures that were read wrong before the preprocessing was mended, each of a digit
 /// the model reads right from the data set.
 macro_rules! picture_cases {
