@@ -2,11 +2,13 @@
 //! paper, faint or bold, framed, dusty, noisy, huge or tiny, in colour or on a
 //! transparent layer. The tests make every picture themselves from the bundled digits'
 //! **test split** (digits the model never trained on), each with its true label, and
-//! check that the default model reads them. The cases that once failed are kept as
-//! named regression tests.
+//! check that the default model reads every picture of every digit that it reads
+//! right straight from the data set: what is left to get wrong is the preprocessing's.
+//! The cases that once failed are kept as named regression tests.
 //!
 //! `cargo test -p mlp-train --test predict_photos -- --nocapture` prints the count per
-//! kind that the README quotes.
+//! kind that the README quotes; `-- --ignored --nocapture` adds a wider set of 100
+//! digits and a model trained with `--augment`.
 
 mod common;
 use common::*;
@@ -410,52 +412,242 @@ fn save(dir: &Path, name: &str, image: &DynamicImage) -> PathBuf {
     path
 }
 
+/// What a model makes of the pictures of some test digits, and of the same digits as
+/// the data set gives them.
+struct Reading {
+    digits: Vec<usize>,
+    /// `(digit, class)` for the digits the model reads wrong from the data set.
+    wrong_directly: Vec<(usize, usize)>,
+    kinds: Vec<KindReading>,
+}
+
+/// The pictures of one kind.
+struct KindReading {
+    kind: &'static str,
+    /// `(digit, class)` for the pictures read wrong.
+    wrong: Vec<(usize, usize)>,
+    /// The mean over the digits of `Σ |input - data set's digit| / 255` over the 784
+    /// pixels: how far the preprocessing is from the data set's own digit, in pixels
+    /// of full ink.
+    difference: f64,
+}
+
+impl Reading {
+    fn of(model: &mlp_train::model::Mlp, digits: Vec<usize>) -> Reading {
+        let set = test_split();
+        let dir = tempfile::tempdir().unwrap();
+        let class_of = |inputs: &[f32]| mlp_core::loss::argmax(&model.logits_one(inputs).unwrap());
+        let wrong_directly = digits
+            .iter()
+            .map(|&i| (i, class_of(&set.input(i))))
+            .filter(|&(i, class)| class != usize::from(set.labels[i]))
+            .collect();
+        let kinds = KINDS
+            .iter()
+            .map(|&kind| {
+                let (mut wrong, mut difference) = (Vec::new(), 0.0);
+                for &i in &digits {
+                    let s = scene(kind, i);
+                    let path = save(dir.path(), &format!("{kind}-{i}"), &s.image);
+                    let seen = mlp_train::image_input::load_mnist_image(&path).unwrap();
+                    difference += seen
+                        .as_raw()
+                        .iter()
+                        .zip(set.image(i))
+                        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+                        .sum::<f64>()
+                        / 255.0;
+                    let class = class_of(&mlp_train::image_input::inputs_of(&seen));
+                    if class != usize::from(s.label) {
+                        wrong.push((i, class));
+                    }
+                }
+                KindReading {
+                    kind,
+                    wrong,
+                    difference: difference / digits.len() as f64,
+                }
+            })
+            .collect();
+        Reading {
+            digits,
+            wrong_directly,
+            kinds,
+        }
+    }
+
+    fn read_directly(&self, i: usize) -> bool {
+        !self.wrong_directly.iter().any(|&(d, _)| d == i)
+    }
+
+    /// Pictures of the digits the model reads right from the data set: how many there
+    /// are, and how many it reads right.
+    fn of_digits_read_directly(&self) -> (usize, usize) {
+        let per_kind = self.digits.len() - self.wrong_directly.len();
+        let wrong: usize = self
+            .kinds
+            .iter()
+            .map(|k| {
+                k.wrong
+                    .iter()
+                    .filter(|&&(i, _)| self.read_directly(i))
+                    .count()
+            })
+            .sum();
+        let all = per_kind * self.kinds.len();
+        (all - wrong, all)
+    }
+
+    /// The table the README quotes.
+    fn print(&self, what: &str) {
+        let set = test_split();
+        let n = self.digits.len();
+        let named =
+            |&(i, class): &(usize, usize)| format!("#{i} ({} read as {class})", set.labels[i]);
+        let directly: Vec<String> = self.wrong_directly.iter().map(named).collect();
+        println!(
+            "{what}: the {n} test digits as the data set gives them: {} right{}",
+            n - directly.len(),
+            if directly.is_empty() {
+                String::new()
+            } else {
+                format!("; wrong: {}", directly.join(", "))
+            }
+        );
+        println!("{:>18}  right  difference  wrong", "kind of picture");
+        let mut right = 0;
+        for KindReading {
+            kind,
+            wrong,
+            difference,
+        } in &self.kinds
+        {
+            right += n - wrong.len();
+            let names: Vec<String> = wrong.iter().map(named).collect();
+            println!(
+                "{kind:>18}  {:>3}/{n}  {difference:>10.1}  {}",
+                n - wrong.len(),
+                names.join(", ")
+            );
+        }
+        let (of_direct, all_direct) = self.of_digits_read_directly();
+        println!(
+            "{what}: {right}/{} pictures right; of the pictures of digits read right from the data set, {of_direct}/{all_direct}",
+            n * self.kinds.len()
+        );
+    }
+}
+
+/// The issue's goal, measured on the preprocessing: every picture of a digit that the
+/// default model reads right from the data set is read right. The digit it reads
+/// wrong from the data set (test digit 7, a 5, taken for a 6) is reported, not
+/// counted against the pictures.
 #[test]
 fn default_model_reads_the_photo_like_set() {
     let model = mlp_train::model::Mlp::load(model()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let digits = chosen_digits(2);
-    let set = test_split();
-    // The same digits as the model sees them in the data set, for comparison.
-    let direct = digits
-        .iter()
-        .filter(|&&i| {
-            mlp_core::loss::argmax(&model.logits_one(&set.input(i)).unwrap())
-                == usize::from(set.labels[i])
-        })
-        .count();
-    println!(
-        "the chosen {} test digits given directly: {direct} right",
-        digits.len()
-    );
-    let (mut right, mut total) = (0, 0);
-    let mut weak = Vec::new();
-    for &kind in KINDS {
-        let mut wrong = Vec::new();
-        for &i in &digits {
-            let s = scene(kind, i);
-            let path = save(dir.path(), &format!("{kind}-{i}"), &s.image);
-            let class = classify(&model, &path);
-            if class != usize::from(s.label) {
-                wrong.push(format!("#{i} ({} read as {class})", s.label));
-            }
-        }
-        let ok = digits.len() - wrong.len();
-        right += ok;
-        total += digits.len();
-        println!("{kind:>18}: {ok:>2}/{}  {}", digits.len(), wrong.join(", "));
-        // One digit (test #7) is wrong from the data set itself; allow one more.
-        if ok + 2 < digits.len() {
-            weak.push(kind);
-        }
-    }
-    println!("all kinds: {right}/{total}");
-    // The README states 320/340 for the default model.
+    let reading = Reading::of(&model, chosen_digits(2));
+    reading.print("default model");
+    // The default model's bytes are pinned (tests/golden): a drop here is training's,
+    // and it would shrink the goal below, so it fails too.
     assert!(
-        right >= 318,
-        "only {right}/{total} photo-like pictures read right"
+        reading.wrong_directly.len() <= 1,
+        "the data set's own digits read wrong: {:?}",
+        reading.wrong_directly
     );
-    assert!(weak.is_empty(), "kinds with more than two wrong: {weak:?}");
+    let (right, all) = reading.of_digits_read_directly();
+    assert_eq!(
+        right, all,
+        "pictures of digits the model reads right from the data set, read wrong"
+    );
+}
+
+/// The same on 100 test digits (the first 10 of each class): a check beyond the 20
+/// digits the preprocessing was worked on. About 40 s; `cargo test -p mlp-train
+/// --test predict_photos -- --ignored --nocapture` prints its table.
+#[test]
+#[ignore = "1,700 pictures; run by hand for the README's figures"]
+fn default_model_reads_a_wider_set() {
+    let model = mlp_train::model::Mlp::load(model()).unwrap();
+    let reading = Reading::of(&model, chosen_digits(10));
+    reading.print("default model, 100 digits");
+    let (right, all) = reading.of_digits_read_directly();
+    // 1,626 of 1,632 when written; the few wrong ones are listed in the README.
+    assert!(right + 10 >= all, "{right}/{all}");
+}
+
+/// The README's best settings on the bundled digits with `--augment` (98.2% on the
+/// test split), trained once per run.
+fn augmented_model() -> &'static Path {
+    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        ok(&run([
+            "train",
+            "--quiet",
+            "--hidden",
+            "1024,512",
+            "--optimizer",
+            "nesterov",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "cosine",
+            "--epochs",
+            "30",
+            "--weight-decay",
+            "2e-4",
+            "--batch-size",
+            "64",
+            "--augment",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        (dir, out.join("model.mlp"))
+    });
+    path
+}
+
+/// The pictures read by a model trained with `--augment` (shifts, rotations and
+/// scalings of the training digits). Its training takes a minute or more.
+#[test]
+#[ignore = "trains a 1024-512 model for 30 epochs; run by hand for the README's figures"]
+fn augmented_model_reads_the_photo_like_set() {
+    let model = mlp_train::model::Mlp::load(augmented_model()).unwrap();
+    for per_class in [2, 10] {
+        let reading = Reading::of(&model, chosen_digits(per_class));
+        reading.print(&format!("augmented model, {} digits", 10 * per_class));
+    }
+}
+
+/// Pictures that were read wrong before the preprocessing was mended, each of a digit
+/// the model reads right from the data set.
+macro_rules! picture_cases {
+    ($($test:ident: $kind:literal, $index:literal;)*) => {$(
+        #[test]
+        fn $test() {
+            let model = mlp_train::model::Mlp::load(model()).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let s = scene($kind, $index);
+            let path = save(dir.path(), stringify!($test), &s.image);
+            assert_eq!(classify(&model, &path), usize::from(s.label), "{} #{}", $kind, $index);
+        }
+    )*};
+}
+
+picture_cases! {
+    // Half a pixel off MNIST's centring, then an erosion by half of what it needed.
+    thick_strokes_of_test_digit_3: "thick strokes", 3;
+    // A hairline stem under a filled loop: the area-weighted measure saw no thin pen.
+    thin_strokes_of_test_digit_16: "thin strokes", 16;
+    // Strokes thinned by the noise floor, and the centring.
+    photo_noise_of_test_digit_19: "photo noise", 19;
+    // A stray mark in the digit's box made the digit a "frame" (test digit 17 is
+    // outside the table's 20; the wider set found it).
+    faint_test_digit_17: "low contrast", 17;
+    small_test_digit_17: "small 20×20", 17;
+    noisy_test_digit_17: "photo noise", 17;
+    chalk_test_digit_17: "chalk on a board", 17;
 }
 
 /// The cases the issue reported, each read wrong with high confidence before the
