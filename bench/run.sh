@@ -27,7 +27,6 @@ cd "$(dirname "$0")/.."
 
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 PYTHON=${PYTHON:-python3}
-venv=${BENCH_VENV:-$PWD/.venv-bench}
 
 need_debs=()
 if ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then
@@ -51,19 +50,8 @@ if [ ${#need_debs[@]} -gt 0 ]; then
     fi
 fi
 
-# The virtual environment: (re)created when missing, broken, or made with another
-# Python version than $PYTHON's; numpy and threadpoolctl installed when missing.
-version='import sys; print("%d.%d" % sys.version_info[:2])'
-want_version=$("$PYTHON" -c "$version")
-if [ "$("$venv/bin/python" -c "$version" 2>/dev/null || true)" != "$want_version" ]; then
-    echo "bench: creating the virtual environment $venv with $PYTHON ($want_version)"
-    "$PYTHON" -m venv --clear "$venv"
-fi
-py=$venv/bin/python
-if ! "$py" -c "import numpy, threadpoolctl" 2>/dev/null; then
-    echo "bench: installing numpy and threadpoolctl into $venv"
-    "$py" -m pip install --quiet --disable-pip-version-check numpy threadpoolctl
-fi
+source bench/venv.sh
+bench_venv numpy threadpoolctl
 
 # Which NumPy, which BLAS, and which of its kernels (threadpoolctl asks the library).
 "$py" - <<'EOF'

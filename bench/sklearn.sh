@@ -19,7 +19,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-venv=${BENCH_VENV:-$PWD/.venv-bench}
 
 if ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -31,17 +30,8 @@ if ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then
     fi
 fi
 
-version='import sys; print("%d.%d" % sys.version_info[:2])'
-want_version=$("$PYTHON" -c "$version")
-if [ "$("$venv/bin/python" -c "$version" 2>/dev/null || true)" != "$want_version" ]; then
-    echo "bench: creating the virtual environment $venv with $PYTHON ($want_version)"
-    "$PYTHON" -m venv --clear "$venv"
-fi
-py=$venv/bin/python
-if ! "$py" -c "import numpy, sklearn, threadpoolctl" 2>/dev/null; then
-    echo "bench: installing numpy, scikit-learn and threadpoolctl into $venv"
-    "$py" -m pip install --quiet --disable-pip-version-check numpy scikit-learn threadpoolctl
-fi
+source bench/venv.sh
+bench_venv numpy sklearn=scikit-learn threadpoolctl
 
 echo "uptime: $(uptime)"
 cargo build --release -q -p mlp-train

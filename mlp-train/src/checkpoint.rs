@@ -186,22 +186,12 @@ impl ConfigV2 {
     }
 }
 
-/// A version 3 checkpoint's configuration: [`TrainConfig`] before CSV data (postcard
-/// has no field names: every field is spelled out in order).
+/// A version 3 checkpoint's configuration: [`TrainConfig`] before CSV data. Postcard
+/// writes a nested struct's fields in order with nothing around them, so version 2's
+/// fields followed by `augment` are exactly version 3's bytes.
 #[derive(Deserialize)]
 struct ConfigV3 {
-    #[serde(with = "path_bytes")]
-    data_dir: PathBuf,
-    validation: Option<usize>,
-    train_limit: Option<usize>,
-    hidden: Vec<usize>,
-    epochs: usize,
-    batch_size: usize,
-    learning_rate: f32,
-    seed: u64,
-    optimizer: crate::optim::OptimizerConfig,
-    schedule: crate::optim::Schedule,
-    early_stopping: Option<crate::train::EarlyStopping>,
+    before_augment: ConfigV2,
     augment: Option<crate::augment::Augment>,
 }
 
@@ -209,19 +199,8 @@ impl ConfigV3 {
     /// The same settings on MNIST-format data, which version 3 was limited to.
     fn upgrade(self) -> TrainConfig {
         TrainConfig {
-            data_dir: self.data_dir,
-            validation: self.validation,
-            train_limit: self.train_limit,
-            hidden: self.hidden,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            seed: self.seed,
-            optimizer: self.optimizer,
-            schedule: self.schedule,
-            early_stopping: self.early_stopping,
             augment: self.augment,
-            table: None,
+            ..self.before_augment.upgrade()
         }
     }
 }

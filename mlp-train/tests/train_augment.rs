@@ -49,15 +49,6 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     }
 }
 
-/// The metrics log without its wall-time column.
-fn metrics_without_time(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_owned())
-        .collect()
-}
-
 #[test]
 fn resumed_augmented_run_equals_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,16 +3,6 @@
 
 mod common;
 use common::*;
-use std::path::Path;
-
-/// The metrics log without its wall-time column.
-fn metrics_without_time(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_owned())
-        .collect()
-}
 
 fn check_resume(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();

@@ -155,3 +155,12 @@ pub fn quick_fashion(out: &Path, limit: usize, epochs: usize) -> Vec<String> {
         out.display().to_string(),
     ]
 }
+
+/// The metrics log without its wall-time column.
+pub fn metrics_without_time(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_owned())
+        .collect()
+}
