@@ -283,8 +283,9 @@ boards() {
         [ -f "$dir/src/main.rs" ] || continue
         local name
         name=$(basename "$dir")
-        # Every board crate builds into boards/target (their .cargo/config.toml).
-        (cd "$dir" && unset CARGO_TARGET_DIR && cargo fmt --check \
+        # Every board crate builds into boards/target (their .cargo/config.toml), for
+        # the default model shape (no MLP_LAYERS): the figures are the default build's.
+        (cd "$dir" && unset CARGO_TARGET_DIR MLP_LAYERS && cargo fmt --check \
             && cargo clippy --quiet --release --locked -- -D warnings \
             && cargo build --quiet --release --locked)
         elf=$(find "$root/boards/target" -maxdepth 3 -path '*/release/*' -type f -name "mlp-board-$name" | head -n 1)

@@ -27,7 +27,9 @@ pub mod protocol;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use mlp_core::format::{encode, encoded_len, ElementType, ModelView};
+use mlp_core::format::{
+    encode_model, encoded_model_len, ElementType, InputSpec, InputTransform, ModelParts, ModelView,
+};
 use mlp_core::network::{forward_one, LayerParams};
 
 pub mod reference;
@@ -122,20 +124,77 @@ fn run_int8(view: &ModelView<'_>) {
 /// point of decode+encode, and equal the input when the input was canonical.
 pub fn check_reencode(data: &[u8], view: &ModelView<'_>, canonical: bool) {
     let sizes = view.layer_sizes();
-    let len = encoded_len(sizes, view.payload().len()).expect("encoded_len of a decoded model");
+    // The parts of the decoded model, as `encode_model` takes them.
+    let (offsets, scales): (Vec<f32>, Vec<f32>) = match view.input_transform() {
+        InputTransform::Standardized(norm) => norm.pairs().unzip(),
+        _ => Default::default(),
+    };
+    let input = match view.input_transform() {
+        InputTransform::Features => InputSpec::Features,
+        InputTransform::Pixels => InputSpec::Pixels,
+        InputTransform::Standardized(_) => InputSpec::Standardized {
+            offsets: &offsets,
+            scales: &scales,
+        },
+    };
+    let names: Vec<&str> = view
+        .class_names()
+        .map(|n| n.iter().collect())
+        .unwrap_or_default();
+    let mut parameters = Vec::new();
+    if let Some(quantization) = view.input_quantization() {
+        parameters.extend_from_slice(&quantization.scale.to_le_bytes());
+    }
+    // Where the layers start: an f32 layer with its weights, an int8 one with its output
+    // scale, 4 bytes before its biases.
+    let first_layer = match view.layers().next() {
+        Some(layer) => layer.weights.as_ptr() as usize,
+        None => view.int8_layers().next().expect("a layer").bias.as_ptr() as usize - 4,
+    };
+    let layers_start = first_layer - view.payload().as_ptr() as usize;
+    let names_len: usize = names.iter().map(|n| n.len() + 1).sum();
+    parameters.extend_from_slice(&view.payload()[layers_start..view.payload().len() - names_len]);
+    let parts = ModelParts {
+        layer_sizes: sizes,
+        element_type: view.element_type(),
+        parameters: &parameters,
+        input,
+        input_zero_point: view.input_quantization().map_or(0, |q| q.zero_point),
+        class_names: (!names.is_empty()).then_some(&names[..]),
+    };
+    let len = encoded_model_len(&parts).expect("encoded_model_len of a decoded model");
     let mut out = vec![0u8; len];
-    let used = encode(sizes, view.element_type(), view.payload(), &mut out)
-        .expect("encode of a decoded model");
-    assert_eq!(used, len, "encode wrote encoded_len bytes");
+    let used = encode_model(&parts, &mut out).expect("encode of a decoded model");
+    assert_eq!(used, len, "encode wrote encoded_model_len bytes");
     out.truncate(used);
     let again = ModelView::decode(&out).expect("a re-encoded model decodes");
-    // The writer uses the oldest version that holds the element type, so an f32 model
-    // in a version-2 file comes back as version 1.
-    assert_eq!(again.version(), view.element_type().version());
+    // The writer uses the oldest version that holds the parts, so an f32 model of
+    // pixels in a version-2 file comes back as version 1.
+    assert_eq!(again.version(), parts.version());
     assert_eq!(again.element_type(), view.element_type());
     assert_eq!(again.layer_sizes(), sizes);
-    assert_eq!(again.payload_crc(), view.payload_crc());
-    assert_eq!(again.payload(), view.payload());
+    assert_eq!(again.input_transform(), view.input_transform());
+    let names_of = |v: &ModelView<'_>| {
+        v.class_names()
+            .map(|n| n.iter().map(str::to_owned).collect::<Vec<_>>())
+    };
+    assert_eq!(names_of(&again), names_of(view));
+    assert_eq!(again.input_quantization(), view.input_quantization());
+    // An int8 model of pixels in a version-3 file comes back as version 2, without the
+    // zero point's 4 bytes: the same parameters, another payload.
+    if again.version() == view.version() || view.element_type() == ElementType::F32 {
+        assert_eq!(again.payload_crc(), view.payload_crc());
+        assert_eq!(again.payload(), view.payload());
+    }
+    let int8_fields = |v: &ModelView<'_>| {
+        v.int8_layers()
+            .map(|l| {
+                let fields = [l.bias, l.multiplier, l.shift, l.weights];
+                (l.output_scale.to_bits(), fields.map(<[u8]>::to_vec))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(int8_fields(&again), int8_fields(view));
     assert_eq!(
         (again.payload().as_ptr() as usize - out.as_ptr() as usize) % 4,
         0,
@@ -144,8 +203,8 @@ pub fn check_reencode(data: &[u8], view: &ModelView<'_>, canonical: bool) {
     if canonical {
         assert_eq!(out, data, "a canonical file re-encodes to the same bytes");
     }
-    // The payload is the file's tail in both: only the header may differ.
-    assert!(data.ends_with(view.payload()) && out.ends_with(view.payload()));
+    // The payload is the file's tail in both.
+    assert!(data.ends_with(view.payload()) && out.ends_with(again.payload()));
 }
 
 /// The firmware shapes the embedded loader is fuzzed with: `(IN, OUT, WIDTH)`. Seeds are
@@ -200,15 +259,29 @@ fn load_and_predict<const IN: usize, const OUT: usize, const WIDTH: usize>(data:
     }
     let by_pixels = model.predict_pixels(&pixels, &mut scratch);
     assert!(by_pixels.class < OUT);
-    let inputs: [f32; IN] = core::array::from_fn(|i| f32::from(pixels[i]) / 255.0);
+    // The bytes through the model's input transform (pixel / 255 for a model of
+    // pixels), by the host's code.
+    let transform = view.input_transform();
+    let mut inputs = [0.0f32; IN];
+    transform.apply_to_bytes(&pixels, &mut inputs);
     let by_values = model.predict(&inputs, &mut scratch);
     assert!(by_values.class < OUT);
     // Same input, same bits, whichever entry point (NaN logits compare by bits too).
     let bits = |p: &mlp_embedded::Prediction<OUT>| p.logits.map(f32::to_bits);
     assert_eq!(bits(&by_pixels), bits(&by_values));
     let _ = by_values.probabilities();
-    // Extreme inputs must not panic either.
-    for value in [0.0, -1.0, f32::MAX, f32::NAN] {
+    // Feature vectors: the stored transform, then the layers, the same bits as the
+    // host's transform followed by `predict`; extreme features must not panic either.
+    for value in [0.0, -1.0, 3.7e3, f32::MAX, f32::NAN] {
+        let features: [f32; IN] = core::array::from_fn(|i| value * (i % 5) as f32 - 2.0);
+        let mut transformed = [0.0f32; IN];
+        transform.apply(&features, &mut transformed);
+        let by_features = model.predict_features(&features, &mut scratch);
+        assert!(by_features.class < OUT);
+        assert_eq!(
+            bits(&by_features),
+            bits(&model.predict(&transformed, &mut scratch))
+        );
         let prediction = model.predict(&[value; IN], &mut scratch);
         assert!(prediction.class < OUT);
     }
@@ -276,9 +349,33 @@ fn load_and_predict_int8<const IN: usize, const OUT: usize, const WIDTH: usize>(
         });
         let prediction = model.predict_pixels(&pixels, &mut scratch);
         assert!(prediction.class < OUT);
+        // A model that is not of pixels takes the bytes as features: transformed and
+        // quantized by the host's code first.
+        let quantization = view.input_quantization().expect("an int8 model");
+        let quantized: [u8; IN] = match view.input_kind() {
+            mlp_core::format::InputKind::Pixels => pixels,
+            _ => {
+                let mut q = [0u8; IN];
+                let features = pixels.map(f32::from);
+                mlp_core::quant::quantize_features(
+                    &view.input_transform(),
+                    quantization,
+                    &features,
+                    &mut q,
+                );
+                q
+            }
+        };
+        assert_eq!(
+            model
+                .predict_features(&pixels.map(f32::from), &mut scratch)
+                .logits,
+            prediction.logits,
+            "byte inputs are features"
+        );
         let host = mlp_core::quant::forward_one_i8(
             view.int8_layers().map(|l| l.params()),
-            &pixels,
+            &quantized,
             &mut a,
             &mut b,
             &mut acc,

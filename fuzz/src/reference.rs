@@ -3,8 +3,9 @@
 //! file both accept everything it decoded, with `mlp_core::format::ModelView::decode`
 //! on every input.
 //!
-//! It reads every version the format has: 1 (f32) and 2 (f32 or int8, with the int8
-//! payload split into its fields and their range checks). Any other version is
+//! It reads every version the format has: 1 (f32), 2 (f32 or int8, with the int8
+//! payload split into its fields and their range checks) and 3 (the input transform,
+//! the normalization, the int8 zero point and the class names). Any other version is
 //! rejected, as the spec says a reader must.
 
 use std::ops::Range;
@@ -14,8 +15,17 @@ use mlp_core::format::ModelView;
 /// What the spec says a valid file holds. Ranges are byte offsets into the file.
 #[derive(Debug)]
 pub struct Model {
-    /// The format version: 1 or 2.
+    /// The format version: 1, 2 or 3.
     pub version: u16,
+    /// The input transform's code: 0 features, 1 pixels (versions 1 and 2), 2
+    /// standardized.
+    pub input: u8,
+    /// A standardized model's `(offset, scale)` bits, feature by feature.
+    pub normalization: Vec<(u32, u32)>,
+    /// An int8 model's input zero point (0 before version 3).
+    pub zero_point: i32,
+    /// The class names (none: empty).
+    pub class_names: Vec<String>,
     /// The element type's code: 0 (f32) or 1 (int8, version 2 only).
     pub element_type: u8,
     /// Layer sizes, input first.
@@ -61,6 +71,27 @@ impl Model {
             "element type"
         );
         assert_eq!(view.layer_sizes(), &self.sizes[..], "layer sizes");
+        assert_eq!(view.input_kind().code(), self.input, "input transform");
+        let normalization: Vec<(u32, u32)> = match view.input_transform() {
+            mlp_core::format::InputTransform::Standardized(norm) => norm
+                .pairs()
+                .map(|(o, s)| (o.to_bits(), s.to_bits()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        assert_eq!(normalization, self.normalization, "offsets and scales");
+        let names: Vec<String> = view
+            .class_names()
+            .map(|n| n.iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        assert_eq!(names, self.class_names, "class names");
+        if self.int8.is_some() {
+            assert_eq!(
+                view.input_quantization().map(|q| q.zero_point),
+                Some(self.zero_point),
+                "zero point"
+            );
+        }
         assert_eq!(view.payload_crc(), self.crc, "checksum");
         let at = |bytes: &[u8]| {
             let start = bytes.as_ptr() as usize - file.as_ptr() as usize;
@@ -125,12 +156,16 @@ pub fn parse(bytes: &[u8]) -> Result<Model, &'static str> {
     }
     r.pos = 4;
     let version = r.varint(16)? as u16;
-    // Version 1 knows f32 (0); version 2 adds int8 (1). No other version exists.
+    // Version 1 knows f32 (0); versions 2 and 3 add int8 (1). No other version exists.
     let element_type = r.byte()?;
     match (version, element_type) {
-        (1 | 2, 0) | (2, 1) => {}
-        (1 | 2, _) => return Err("element type unknown to the version"),
+        (1..=3, 0) | (2 | 3, 1) => {}
+        (1..=3, _) => return Err("element type unknown to the version"),
         _ => return Err("unsupported version"),
+    }
+    let input = if version == 3 { r.byte()? } else { 1 };
+    if input > 2 {
+        return Err("unknown input transform");
     }
     let count = r.varint(usize::BITS)?;
     if !(2..=17).contains(&count) {
@@ -144,6 +179,14 @@ pub fn parse(bytes: &[u8]) -> Result<Model, &'static str> {
         }
         sizes.push(size as u32);
     }
+    let names_len = if version == 3 {
+        r.varint(usize::BITS)?
+    } else {
+        0
+    };
+    if names_len > 16_384 {
+        return Err("class names longer than 16,384 bytes");
+    }
     let crc = u32::from_le_bytes([r.byte()?, r.byte()?, r.byte()?, r.byte()?]);
     let padding = r.varint(usize::BITS)?;
     if padding > 3 {
@@ -155,11 +198,23 @@ pub fn parse(bytes: &[u8]) -> Result<Model, &'static str> {
         }
     }
     let declared = r.varint(usize::BITS)?;
-    let expected = if element_type == 0 {
+    let normalization_len = if input == 2 {
+        8 * u64::from(sizes[0])
+    } else {
+        0
+    };
+    // Version 3 follows the int8 input scale with a 4-byte zero point.
+    let zero_point_len = if element_type == 1 && version == 3 {
+        4
+    } else {
+        0
+    };
+    let parameters_len = if element_type == 0 {
         f32_payload_len(&sizes)
     } else {
         int8_payload_len(&sizes)
     };
+    let expected = normalization_len + zero_point_len + parameters_len + names_len;
     if declared != expected {
         return Err("payload length does not match the sizes");
     }
@@ -174,15 +229,74 @@ pub fn parse(bytes: &[u8]) -> Result<Model, &'static str> {
     if bitwise_crc32(payload) != crc {
         return Err("checksum mismatch");
     }
-    let (f32_layers, int8) = if element_type == 0 {
-        (f32_layers(&sizes, start), None)
+    let word =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let features = sizes[0] as usize;
+    let mut normalization = Vec::new();
+    for i in 0..features * usize::from(input == 2) {
+        let (offset, scale) = (word(start + 4 * i), word(start + 4 * (features + i)));
+        let (o, s) = (f32::from_bits(offset), f32::from_bits(scale));
+        if !o.is_finite() || !s.is_finite() || s == 0.0 {
+            return Err("bad offset or scale");
+        }
+        normalization.push((offset, scale));
+    }
+    let parameters_start = start + normalization_len as usize;
+    let names_start = bytes.len() - names_len as usize;
+    let (f32_layers, int8, zero_point) = if element_type == 0 {
+        (f32_layers(&sizes, parameters_start), None, 0)
     } else {
-        (Vec::new(), Some(int8_layers(bytes, &sizes, start)?))
+        let zero_point = if version == 3 {
+            word(parameters_start + 4) as i32
+        } else {
+            0
+        };
+        let allowed = if input == 1 { 0..=0 } else { 0..=255 };
+        if !allowed.contains(&zero_point) {
+            return Err("input zero point out of range");
+        }
+        let layers = int8_layers(
+            &bytes[..names_start],
+            &sizes,
+            parameters_start,
+            zero_point_len as usize,
+        )?;
+        (Vec::new(), Some(layers), zero_point)
     };
-    // The writer puts f32 models in version 1 and int8 models in version 2.
-    let writers_version = 1 + u16::from(element_type);
+    let mut class_names = Vec::new();
+    let mut at = names_start;
+    while at < bytes.len() {
+        let len = usize::from(bytes[at]);
+        if len == 0 || len > 64 {
+            return Err("class name length outside 1..=64");
+        }
+        let name = bytes
+            .get(at + 1..at + 1 + len)
+            .ok_or("class name cut short")?;
+        let name = std::str::from_utf8(name).map_err(|_| "class name not UTF-8")?;
+        if name.chars().any(char::is_control) {
+            return Err("control character in a class name");
+        }
+        class_names.push(name.to_owned());
+        at += 1 + len;
+    }
+    if names_len > 0 && class_names.len() != *sizes.last().unwrap() as usize {
+        return Err("not one class name per class");
+    }
+    // The writer puts f32 models in version 1 and int8 models in version 2 unless they
+    // need version 3's fields.
+    let plain = input == 1 && names_len == 0 && zero_point == 0;
+    let writers_version = if plain {
+        1 + u16::from(element_type)
+    } else {
+        3
+    };
     Ok(Model {
         version,
+        input,
+        normalization,
+        zero_point,
+        class_names,
         element_type,
         sizes,
         crc,
@@ -225,13 +339,15 @@ fn f32_layers(sizes: &[u32], mut at: usize) -> Vec<(Range<usize>, Range<usize>)>
     layers
 }
 
-/// The int8 payload from `start` (its length already checked), field by field, with
-/// the spec's checks: every scale positive and finite, multipliers ≥ 0, shifts in
-/// 0..=62, padding zero.
+/// The int8 parameters from `start` (their length already checked; `file` ends where
+/// they do), field by field, with the spec's checks: every scale positive and finite,
+/// multipliers ≥ 0, shifts in 0..=62, padding zero. `zero_point_len` bytes follow the
+/// input scale (4 in version 3).
 fn int8_layers(
     file: &[u8],
     sizes: &[u32],
     start: usize,
+    zero_point_len: usize,
 ) -> Result<(u32, Vec<Int8Layer>), &'static str> {
     let word = |at: usize| u32::from_le_bytes([file[at], file[at + 1], file[at + 2], file[at + 3]]);
     let scale_ok = |bits: u32| {
@@ -242,7 +358,7 @@ fn int8_layers(
     if !scale_ok(input_scale) {
         return Err("input scale not positive and finite");
     }
-    let mut at = start + 4;
+    let mut at = start + 4 + zero_point_len;
     let mut layers = Vec::new();
     for p in sizes.windows(2) {
         let (inputs, outputs) = (p[0] as usize, p[1] as usize);

@@ -18,6 +18,14 @@
 //! as `f32` in place. The payload holds, for each layer in order, `W: [inputs,
 //! outputs]` then `b: [outputs]`, as little-endian `f32`.
 //!
+//! Version 3 adds two header fields, the input transform after `element_type` and the
+//! length of the class names after `layer_sizes`, and lays the payload out in sections:
+//! a standardized model's offsets and scales, an int8 model's input scale and zero
+//! point, the layers, the class names. [`encode_model`] writes them
+//! ([`ModelParts`]); [`ModelView::input_transform`] and [`ModelView::class_names`]
+//! read them in place. Models of pixels without class names are still written as
+//! versions 1 (f32) and 2 (int8).
+//!
 //! [`ModelView::decode`] validates a file once, field by field, each failure with its
 //! own [`FormatError`] variant, and borrows the payload without copying it. After
 //! that, reading layers cannot fail.
@@ -51,23 +59,34 @@
 //! assert_eq!(last_bias, &[0, 0, 0, 0, 0x00, 0x00, 0xc0, 0x3f][..]); // [0.0, 1.5]
 //! ```
 
-use serde::Serialize;
-
 /// The four bytes every model file starts with.
 pub const MAGIC: [u8; 4] = *b"MLPW";
 
-/// The newest format version this crate reads (and writes, for int8 models).
+/// The newest format version this crate reads and writes.
 ///
-/// Version 1 holds f32 models; version 2 added int8 models. The writer uses the oldest
-/// version that can express a model, so f32 models remain version-1 files that every
-/// reader understands.
-pub const FORMAT_VERSION: u16 = 2;
+/// Version 1 holds f32 models of images; version 2 added int8 models; version 3 added
+/// the input transform (per-feature standardization), the int8 input's zero point and
+/// class names. The writer uses the oldest version that can express a model, so an f32
+/// model of images without class names remains a version-1 file that every reader
+/// understands.
+pub const FORMAT_VERSION: u16 = 3;
 
 /// The version an f32 model is written with.
 pub const F32_VERSION: u16 = 1;
 
 /// The version an int8 model is written with.
 pub const INT8_VERSION: u16 = 2;
+
+/// The version a model is written with when it has class names, an input transform
+/// other than pixels, or (int8) an input zero point other than 0.
+pub const METADATA_VERSION: u16 = 3;
+
+/// The longest class name, in bytes of UTF-8.
+pub const MAX_CLASS_NAME_LEN: usize = 64;
+
+/// The longest class-name section, in bytes (one length byte and the name's bytes per
+/// class): 252 names of 64 bytes fit.
+pub const MAX_CLASS_NAMES_LEN: usize = 16_384;
 
 /// The most Dense layers a file may hold (it then has one more layer size).
 pub const MAX_LAYERS: usize = 16;
@@ -106,13 +125,71 @@ impl ElementType {
         }
     }
 
-    /// The format version a model of this type is written with.
+    /// The format version a model of this type is written with when it has no
+    /// version-3 field (see [`ModelParts`]).
     pub const fn version(self) -> u16 {
         match self {
             Self::F32 => F32_VERSION,
             Self::Int8 => INT8_VERSION,
         }
     }
+}
+
+/// What a model's first layer is given, computed from the caller's features: the
+/// input transform (format version 3; versions 1 and 2 are all [`InputKind::Pixels`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u8)]
+pub enum InputKind {
+    /// The features as given.
+    Features = 0,
+    /// Pixels: each input is `pixel / 255` (`crate::network::pixel_value`).
+    Pixels = 1,
+    /// Standardized features: `(x[i] - offset[i]) × scale[i]`, with one offset and one
+    /// scale per feature stored in the payload.
+    Standardized = 2,
+}
+
+impl InputKind {
+    /// The byte that stands for this kind in a file.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind a file's byte stands for, if this reader knows it.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Features),
+            1 => Some(Self::Pixels),
+            2 => Some(Self::Standardized),
+            _ => None,
+        }
+    }
+
+    /// How a user would call it: `features`, `pixels` or `standardized`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Features => "features",
+            Self::Pixels => "pixels",
+            Self::Standardized => "standardized",
+        }
+    }
+}
+
+/// What is wrong with a class name ([`FormatError::BadClassName`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClassNameProblem {
+    /// Its length byte is 0 or above [`MAX_CLASS_NAME_LEN`].
+    Length,
+    /// It is not valid UTF-8.
+    NotUtf8,
+    /// It holds a control character (a line break, an escape sequence, ...).
+    ControlCharacter,
+    /// The section ends before this class's name.
+    Missing,
+    /// Bytes follow the last class's name.
+    TrailingBytes,
 }
 
 /// Why a model file could not be read or written.
@@ -138,6 +215,11 @@ pub enum FormatError {
         /// The byte in the file.
         found: u8,
     },
+    /// The input transform byte (format version 3) is not one this reader knows.
+    UnknownInputKind {
+        /// The byte in the file.
+        found: u8,
+    },
     /// A header field is not a valid postcard value (for example an overlong varint).
     MalformedHeader,
     /// Fewer than two layer sizes: the file holds no layer.
@@ -153,6 +235,12 @@ pub enum FormatError {
         index: usize,
         /// The size found.
         size: u32,
+    },
+    /// The class-name section (format version 3) is declared longer than
+    /// [`MAX_CLASS_NAMES_LEN`].
+    ClassNamesTooLong {
+        /// The length declared.
+        found: usize,
     },
     /// The padding is longer than 3 bytes or not all zero.
     BadPadding,
@@ -177,12 +265,27 @@ pub enum FormatError {
         /// The CRC-32 of the payload present.
         computed: u32,
     },
+    /// A standardized model's offset or scale for a feature is not finite, or the
+    /// scale is zero.
+    BadNormalization {
+        /// The feature (from 0).
+        feature: usize,
+    },
     /// An int8 model's quantization parameters are invalid: a scale that is not a
-    /// positive finite number, a negative multiplier, a shift above 62, or non-zero
-    /// padding. `layer` is `None` for the input scale.
+    /// positive finite number, a negative multiplier, a shift above 62, non-zero
+    /// padding, or an input zero point outside `0..=255` (or not 0 for pixels).
+    /// `layer` is `None` for the input's scale and zero point.
     BadQuantization {
-        /// The layer (from 0) with the bad parameter, `None` for the input scale.
+        /// The layer (from 0) with the bad parameter, `None` for the input's.
         layer: Option<usize>,
+    },
+    /// A class name is invalid, or there are not exactly as many names as classes.
+    BadClassName {
+        /// The class (from 0) whose name is bad or missing, or the number of classes
+        /// for [`ClassNameProblem::TrailingBytes`].
+        class: usize,
+        /// What is wrong.
+        problem: ClassNameProblem,
     },
     /// Bytes follow the payload.
     TrailingBytes {
@@ -216,6 +319,7 @@ impl core::fmt::Display for FormatError {
                 "model format version {found} is not supported (this build reads up to {FORMAT_VERSION})"
             ),
             Self::UnknownElementType { found } => write!(f, "unknown element type {found}"),
+            Self::UnknownInputKind { found } => write!(f, "unknown input transform {found}"),
             Self::MalformedHeader => f.write_str("malformed model header"),
             Self::NoLayers => f.write_str("the model has no layers"),
             Self::TooManyLayers { found } => {
@@ -224,6 +328,10 @@ impl core::fmt::Display for FormatError {
             Self::BadLayerSize { index, size } => {
                 write!(f, "layer size {index} is {size}, outside 1..={MAX_WIDTH}")
             }
+            Self::ClassNamesTooLong { found } => write!(
+                f,
+                "the class names take {found} bytes, more than the {MAX_CLASS_NAMES_LEN} allowed"
+            ),
             Self::BadPadding => f.write_str("bad padding before the payload"),
             Self::PayloadLengthMismatch { expected, found } => write!(
                 f,
@@ -240,7 +348,27 @@ impl core::fmt::Display for FormatError {
             Self::BadQuantization { layer: Some(layer) } => {
                 write!(f, "layer {layer} has invalid quantization parameters")
             }
-            Self::BadQuantization { layer: None } => f.write_str("the model's input scale is invalid"),
+            Self::BadQuantization { layer: None } => {
+                f.write_str("the model's input scale or zero point is invalid")
+            }
+            Self::BadNormalization { feature } => write!(
+                f,
+                "feature {feature}'s normalization is invalid (an offset or scale that is not finite, or a zero scale)"
+            ),
+            Self::BadClassName { class, problem } => match problem {
+                ClassNameProblem::Length => write!(
+                    f,
+                    "class {class}'s name is empty or longer than {MAX_CLASS_NAME_LEN} bytes"
+                ),
+                ClassNameProblem::NotUtf8 => write!(f, "class {class}'s name is not UTF-8"),
+                ClassNameProblem::ControlCharacter => {
+                    write!(f, "class {class}'s name holds a control character")
+                }
+                ClassNameProblem::Missing => write!(f, "class {class} has no name"),
+                ClassNameProblem::TrailingBytes => {
+                    write!(f, "bytes follow the names of the {class} classes")
+                }
+            },
             Self::TrailingBytes { count: 1 } => f.write_str("1 unexpected byte after the payload"),
             Self::TrailingBytes { count } => write!(f, "{count} unexpected bytes after the payload"),
             Self::BufferTooSmall { needed, available } => write!(
@@ -411,13 +539,9 @@ fn positive_finite(value: f32) -> bool {
     value.is_finite() && value > 0.0
 }
 
-/// Checks every quantization parameter of an int8 payload whose length already matches.
-fn validate_int8(payload: &[u8], sizes: &LayerSizes) -> Result<(), FormatError> {
-    let bad_input = FormatError::BadQuantization { layer: None };
-    let (input_scale, mut rest) = payload.split_first_chunk::<4>().ok_or(bad_input)?;
-    if !positive_finite(f32::from_le_bytes(*input_scale)) {
-        return Err(bad_input);
-    }
+/// Checks every quantization parameter of an int8 model's layers (the payload's
+/// layer section, whose length already matches the sizes).
+fn validate_int8_layers(mut rest: &[u8], sizes: &LayerSizes) -> Result<(), FormatError> {
     for (index, pair) in sizes.as_slice().windows(2).enumerate() {
         let bad = FormatError::BadQuantization { layer: Some(index) };
         let (layer, padding, after) =
@@ -460,14 +584,299 @@ pub struct LayerBytes<'a> {
     pub bias: &'a [u8],
 }
 
+/// The per-feature offsets and scales of a standardized model, read in place from the
+/// file (little-endian `f32`, whatever the alignment).
+///
+/// Input `i` of the first layer is `(x[i] - offset[i]) × scale[i]`
+/// ([`crate::network::standardize`]): the subtraction rounded to `f32`, then the
+/// product rounded to `f32`, never fused. A validated file's offsets and scales are
+/// finite and its scales non-zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Normalization<'a> {
+    offsets: &'a [[u8; 4]],
+    scales: &'a [[u8; 4]],
+}
+
+impl<'a> Normalization<'a> {
+    /// Offsets and scales as little-endian `f32` bytes held elsewhere (a trainer's
+    /// vectors); `None` unless there are as many of each. Not validated: a file's are.
+    pub fn from_le_bytes(offsets: &'a [[u8; 4]], scales: &'a [[u8; 4]]) -> Option<Self> {
+        (offsets.len() == scales.len()).then_some(Self { offsets, scales })
+    }
+
+    /// Offsets then scales, `8 × features` bytes, as the payload holds them.
+    fn from_bytes(bytes: &'a [u8]) -> Self {
+        let (chunks, _) = bytes.as_chunks::<4>();
+        let (offsets, scales) = chunks.split_at(chunks.len() / 2);
+        Self { offsets, scales }
+    }
+
+    /// Features (the model's inputs).
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Whether there are no features (never, in a validated file).
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Feature `i`'s offset (0 past the end).
+    pub fn offset(&self, i: usize) -> f32 {
+        self.offsets.get(i).map_or(0.0, |b| f32::from_le_bytes(*b))
+    }
+
+    /// Feature `i`'s scale (1 past the end).
+    pub fn scale(&self, i: usize) -> f32 {
+        self.scales.get(i).map_or(1.0, |b| f32::from_le_bytes(*b))
+    }
+
+    /// Every `(offset, scale)` pair, feature by feature.
+    pub fn pairs(&self) -> impl ExactSizeIterator<Item = (f32, f32)> + 'a {
+        let scales = self.scales;
+        self.offsets
+            .iter()
+            .zip(scales)
+            .map(|(o, s)| (f32::from_le_bytes(*o), f32::from_le_bytes(*s)))
+    }
+}
+
+/// What a model's first layer is given, as a model file states it: the transform
+/// from the caller's features to the first layer's inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputTransform<'a> {
+    /// The features as given.
+    Features,
+    /// Pixels: `x / 255`, a division in `f32`.
+    Pixels,
+    /// `(x[i] - offset[i]) × scale[i]`.
+    Standardized(Normalization<'a>),
+}
+
+impl InputTransform<'_> {
+    /// Which transform this is.
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Self::Features => InputKind::Features,
+            Self::Pixels => InputKind::Pixels,
+            Self::Standardized(_) => InputKind::Standardized,
+        }
+    }
+
+    /// The first layer's inputs from one feature vector: `out[i]` from `x[i]` for
+    /// every `i` both have (the lengths are the caller's to match; feature `i` gets
+    /// offset and scale `i`, so a batch goes one row at a time).
+    pub fn apply(&self, x: &[f32], out: &mut [f32]) {
+        match self {
+            Self::Features => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = v;
+                }
+            }
+            Self::Pixels => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = v / 255.0;
+                }
+            }
+            Self::Standardized(norm) => {
+                for ((o, &v), (offset, scale)) in out.iter_mut().zip(x).zip(norm.pairs()) {
+                    *o = crate::network::standardize(v, offset, scale);
+                }
+            }
+        }
+    }
+
+    /// [`apply`](Self::apply) to one vector of byte features (`x as f32`): for pixels,
+    /// the same bits as [`crate::network::pixel_value`].
+    pub fn apply_to_bytes(&self, x: &[u8], out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = f32::from(v);
+        }
+        // In place: each input depends only on its own feature.
+        let mut i = 0;
+        while let Some(o) = out.get_mut(i) {
+            let v = *o;
+            *o = match self {
+                Self::Features => v,
+                Self::Pixels => v / 255.0,
+                Self::Standardized(norm) => {
+                    crate::network::standardize(v, norm.offset(i), norm.scale(i))
+                }
+            };
+            i += 1;
+        }
+    }
+}
+
+/// How an int8 model's input is quantized: a real input `r` is the uint8 `q` with
+/// `r = scale × (q - zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputQuantization {
+    /// The real value of one step.
+    pub scale: f32,
+    /// The uint8 value that stands for 0 (`0..=255`; 0 for pixels).
+    pub zero_point: i32,
+}
+
+/// A model's class names (format version 3), one UTF-8 string per class in class
+/// order, read in place. A validated file's names are 1 to [`MAX_CLASS_NAME_LEN`]
+/// bytes of UTF-8 without control characters, exactly one per class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassNames<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl<'a> ClassNames<'a> {
+    /// Classes named.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are no names (never, in a validated file).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The names, in class order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let mut rest = self.bytes;
+        core::iter::from_fn(move || {
+            let (&len, after) = rest.split_first()?;
+            let (name, after) = after.split_at_checked(usize::from(len))?;
+            rest = after;
+            Some(core::str::from_utf8(name).unwrap_or_default())
+        })
+    }
+
+    /// Class `class`'s name.
+    pub fn get(&self, class: usize) -> Option<&'a str> {
+        self.iter().nth(class)
+    }
+}
+
+/// Checks a class-name section: exactly `classes` names, each valid.
+fn validate_class_names(mut rest: &[u8], classes: usize) -> Result<(), FormatError> {
+    for class in 0..classes {
+        let bad = |problem| FormatError::BadClassName { class, problem };
+        let (&len, after) = rest.split_first().ok_or(bad(ClassNameProblem::Missing))?;
+        let len = usize::from(len);
+        if len == 0 || len > MAX_CLASS_NAME_LEN {
+            return Err(bad(ClassNameProblem::Length));
+        }
+        let (name, after) = after
+            .split_at_checked(len)
+            .ok_or(bad(ClassNameProblem::Missing))?;
+        check_name_text(name).map_err(bad)?;
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(FormatError::BadClassName {
+            class: classes,
+            problem: ClassNameProblem::TrailingBytes,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a class name is UTF-8 ([`ClassNameProblem::NotUtf8`] otherwise) without a
+/// control character, C0, DEL or C1 ([`ClassNameProblem::ControlCharacter`]): what
+/// `core::str::from_utf8` and `char::is_control` decide, in that order of precedence,
+/// in one loop a fraction the size of theirs (every device that loads a model links it).
+fn check_name_text(name: &[u8]) -> Result<(), ClassNameProblem> {
+    let mut control = false;
+    let mut i = 0;
+    while let Some(&lead) = name.get(i) {
+        // The sequence's length and the lead byte's payload bits; 0 for a byte that
+        // cannot start one (a continuation byte, or above 0xF7).
+        let (len, mut point) = match lead {
+            0x00..=0x7F => (1, u32::from(lead)),
+            0xC0..=0xDF => (2, u32::from(lead & 0x1F)),
+            0xE0..=0xEF => (3, u32::from(lead & 0x0F)),
+            0xF0..=0xF7 => (4, u32::from(lead & 0x07)),
+            _ => return Err(ClassNameProblem::NotUtf8),
+        };
+        for k in 1..len {
+            match name.get(i + k) {
+                Some(&next) if next & 0xC0 == 0x80 => point = (point << 6) | u32::from(next & 0x3F),
+                _ => return Err(ClassNameProblem::NotUtf8),
+            }
+        }
+        // Overlong forms, surrogates and points past U+10FFFF are not UTF-8.
+        let smallest = [0, 0, 0x80, 0x800, 0x1_0000][len];
+        if point < smallest || (0xD800..=0xDFFF).contains(&point) || point > 0x10_FFFF {
+            return Err(ClassNameProblem::NotUtf8);
+        }
+        control |= point < 0x20 || (0x7F..=0x9F).contains(&point);
+        i += len;
+    }
+    if control {
+        return Err(ClassNameProblem::ControlCharacter);
+    }
+    Ok(())
+}
+
+/// The lengths of a payload's sections, in file order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sections {
+    normalization: usize,
+    input_quantization: usize,
+    layers: usize,
+    names: usize,
+}
+
+impl Sections {
+    // Inlined, so that a reader of one element type keeps only its arm.
+    #[inline(always)]
+    fn new(
+        version: u16,
+        element_type: ElementType,
+        input: InputKind,
+        sizes: &LayerSizes,
+        names: usize,
+    ) -> Self {
+        let inputs = sizes.as_slice().first().copied().unwrap_or(0) as usize;
+        let input_quantization = match (element_type, version) {
+            (ElementType::F32, _) => 0,
+            (ElementType::Int8, ..=2) => INT8_INPUT_SCALE_LEN,
+            (ElementType::Int8, _) => INT8_INPUT_SCALE_LEN + 4,
+        };
+        let parameters = sizes.payload_len(element_type);
+        Self {
+            normalization: match input {
+                InputKind::Standardized => inputs.saturating_mul(8),
+                _ => 0,
+            },
+            input_quantization,
+            layers: match element_type {
+                ElementType::Int8 => parameters.saturating_sub(INT8_INPUT_SCALE_LEN),
+                ElementType::F32 => parameters,
+            },
+            names,
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.normalization
+            .saturating_add(self.input_quantization)
+            .saturating_add(self.layers)
+            .saturating_add(self.names)
+    }
+}
+
 /// A validated model file, borrowing its payload in place.
 #[derive(Clone, Copy, Debug)]
 pub struct ModelView<'a> {
     version: u16,
     element_type: ElementType,
+    input: InputKind,
     sizes: LayerSizes,
     payload_crc: u32,
     payload: &'a [u8],
+    normalization: &'a [u8],
+    input_quantization: &'a [u8],
+    layers: &'a [u8],
+    names: &'a [u8],
 }
 
 /// Reads one postcard value from the front of `bytes`.
@@ -481,10 +890,33 @@ fn take<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]),
 impl<'a> ModelView<'a> {
     /// Validates a whole model file and borrows its payload.
     ///
-    /// Checks, in order: magic, version, element type, layer sizes, padding, payload
-    /// length against the sizes, that the payload is all there, nothing after it, and
-    /// the CRC-32. Never panics; never copies the payload.
+    /// Checks, in order: magic, version, element type, input transform (version 3),
+    /// layer sizes, the class-name section's length (version 3), padding, payload
+    /// length against the sizes, that the payload is all there, nothing after it, the
+    /// CRC-32, and then the payload's sections in file order: the normalization, the
+    /// int8 quantization, the class names. Never panics; never copies the payload.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        // `None`: every element type is read, so this is always `Ok(view)`.
+        Self::decode_inner(bytes, None)?.map_err(|_| FormatError::MalformedHeader)
+    }
+
+    /// [`decode`](Self::decode) for a reader of one element type: a file of another
+    /// type is `Ok(Err(found))` as soon as its magic, version and element type are
+    /// read; a file of this type gets every check of `decode`.
+    ///
+    /// A device that runs `f32` models refuses an int8 one this way, and never links
+    /// the int8 layout and parameter checks it has no use for.
+    pub fn decode_element(
+        bytes: &'a [u8],
+        expected: ElementType,
+    ) -> Result<Result<Self, ElementType>, FormatError> {
+        Self::decode_inner(bytes, Some(expected))
+    }
+
+    fn decode_inner(
+        bytes: &'a [u8],
+        wanted: Option<ElementType>,
+    ) -> Result<Result<Self, ElementType>, FormatError> {
         let (magic, rest) = match bytes {
             [a, b, c, d, rest @ ..] => ([*a, *b, *c, *d], rest),
             _ => return Err(FormatError::TruncatedHeader),
@@ -499,6 +931,17 @@ impl<'a> ModelView<'a> {
         let (code, rest) = take::<u8>(rest)?;
         let element_type = ElementType::from_code(code, version)
             .ok_or(FormatError::UnknownElementType { found: code })?;
+        if wanted.is_some_and(|wanted| wanted != element_type) {
+            return Ok(Err(element_type));
+        }
+        let (input, rest) = if version >= METADATA_VERSION {
+            let (code, rest) = take::<u8>(rest)?;
+            let input =
+                InputKind::from_code(code).ok_or(FormatError::UnknownInputKind { found: code })?;
+            (input, rest)
+        } else {
+            (InputKind::Pixels, rest)
+        };
         let (count, mut rest) = take::<usize>(rest)?;
         if count < 2 {
             return Err(FormatError::NoLayers);
@@ -511,6 +954,14 @@ impl<'a> ModelView<'a> {
             (*slot, rest) = take::<u32>(rest)?;
         }
         let sizes = LayerSizes::new(raw_sizes.get(..count).unwrap_or_default())?;
+        let (names_len, rest) = if version >= METADATA_VERSION {
+            take::<usize>(rest)?
+        } else {
+            (0, rest)
+        };
+        if names_len > MAX_CLASS_NAMES_LEN {
+            return Err(FormatError::ClassNamesTooLong { found: names_len });
+        }
         let (crc_bytes, rest) = take::<[u8; 4]>(rest)?;
         let payload_crc = u32::from_le_bytes(crc_bytes);
         let (padding, rest) = take::<&[u8]>(rest)?;
@@ -518,7 +969,8 @@ impl<'a> ModelView<'a> {
             return Err(FormatError::BadPadding);
         }
         let (declared, rest) = take::<usize>(rest)?;
-        let expected = sizes.payload_len(element_type);
+        let sections = Sections::new(version, element_type, input, &sizes, names_len);
+        let expected = sections.total();
         if declared != expected {
             return Err(FormatError::PayloadLengthMismatch {
                 expected,
@@ -546,16 +998,54 @@ impl<'a> ModelView<'a> {
                 computed,
             });
         }
-        if element_type == ElementType::Int8 {
-            validate_int8(payload, &sizes)?;
-        }
-        Ok(Self {
+        // The lengths add up to the payload's (checked above): these splits succeed.
+        let split = |bytes: &'a [u8], at: usize| bytes.split_at_checked(at).unwrap_or_default();
+        let (normalization, rest) = split(payload, sections.normalization);
+        let (input_quantization, rest) = split(rest, sections.input_quantization);
+        let (layers, names) = split(rest, sections.layers);
+        let view = Self {
             version,
             element_type,
+            input,
             sizes,
             payload_crc,
             payload,
-        })
+            normalization,
+            input_quantization,
+            layers,
+            names,
+        };
+        if let InputTransform::Standardized(norm) = view.input_transform() {
+            for (feature, (offset, scale)) in norm.pairs().enumerate() {
+                if !offset.is_finite() || !scale.is_finite() || scale == 0.0 {
+                    return Err(FormatError::BadNormalization { feature });
+                }
+            }
+        }
+        // An f32 file has no quantization section; testing the type first also lets a
+        // reader of f32 models drop these checks (`decode_element`).
+        if let Some(quantization) = view
+            .input_quantization()
+            .filter(|_| element_type == ElementType::Int8)
+        {
+            let zero_points = match input {
+                InputKind::Pixels => 0..=0,
+                _ => 0..=255,
+            };
+            if !positive_finite(quantization.scale)
+                || !zero_points.contains(&quantization.zero_point)
+            {
+                return Err(FormatError::BadQuantization { layer: None });
+            }
+            validate_int8_layers(layers, &sizes)?;
+        }
+        if !names.is_empty() {
+            validate_class_names(
+                names,
+                sizes.as_slice().last().copied().unwrap_or(0) as usize,
+            )?;
+        }
+        Ok(Ok(view))
     }
 
     /// The file's format version.
@@ -566,6 +1056,34 @@ impl<'a> ModelView<'a> {
     /// How the parameters are stored.
     pub fn element_type(&self) -> ElementType {
         self.element_type
+    }
+
+    /// What the first layer is given (pixels for format versions 1 and 2).
+    pub fn input_kind(&self) -> InputKind {
+        self.input
+    }
+
+    /// The transform from the caller's features to the first layer's inputs, with a
+    /// standardized model's offsets and scales read in place.
+    pub fn input_transform(&self) -> InputTransform<'a> {
+        match self.input {
+            InputKind::Features => InputTransform::Features,
+            InputKind::Pixels => InputTransform::Pixels,
+            InputKind::Standardized => {
+                InputTransform::Standardized(Normalization::from_bytes(self.normalization))
+            }
+        }
+    }
+
+    /// The class names, if the file has them (format version 3).
+    pub fn class_names(&self) -> Option<ClassNames<'a>> {
+        if self.names.is_empty() {
+            return None;
+        }
+        Some(ClassNames {
+            bytes: self.names,
+            count: self.sizes.as_slice().last().copied().unwrap_or(0) as usize,
+        })
     }
 
     /// Layer sizes, input first, logits last (e.g. `[784, 100, 200, 10]`).
@@ -598,7 +1116,7 @@ impl<'a> ModelView<'a> {
     /// slices, which the layer loop refuses, rather than end the iteration early.
     pub fn layers(&self) -> impl ExactSizeIterator<Item = LayerBytes<'a>> + '_ {
         let (sizes, mut rest) = match self.element_type {
-            ElementType::F32 => (self.sizes.as_slice(), self.payload),
+            ElementType::F32 => (self.sizes.as_slice(), self.layers),
             ElementType::Int8 => (&[][..], &[][..]),
         };
         sizes.windows(2).map(move |pair| {
@@ -624,13 +1142,20 @@ impl<'a> ModelView<'a> {
 impl<'a> ModelView<'a> {
     /// The real value of one step of an int8 model's input (`None` for f32 models).
     pub fn input_scale(&self) -> Option<f32> {
-        match self.element_type {
-            ElementType::Int8 => self
-                .payload
-                .first_chunk::<4>()
-                .map(|b| f32::from_le_bytes(*b)),
-            ElementType::F32 => None,
-        }
+        self.input_quantization().map(|q| q.scale)
+    }
+
+    /// How an int8 model's input is quantized (`None` for f32 models); the zero point
+    /// is 0 in format version 2.
+    pub fn input_quantization(&self) -> Option<InputQuantization> {
+        let (scale, rest) = self.input_quantization.split_first_chunk::<4>()?;
+        let zero_point = rest
+            .first_chunk::<4>()
+            .map_or(0, |z| i32::from_le_bytes(*z));
+        Some(InputQuantization {
+            scale: f32::from_le_bytes(*scale),
+            zero_point,
+        })
     }
 
     /// The layers' parameters of an int8 model, in order, borrowed from the file
@@ -641,10 +1166,7 @@ impl<'a> ModelView<'a> {
     /// would come with empty slices, which the layer loop refuses.
     pub fn int8_layers(&self) -> impl ExactSizeIterator<Item = Int8LayerBytes<'a>> + '_ {
         let (sizes, mut rest) = match self.element_type {
-            ElementType::Int8 => (
-                self.sizes.as_slice(),
-                self.payload.get(INT8_INPUT_SCALE_LEN..).unwrap_or_default(),
-            ),
+            ElementType::Int8 => (self.sizes.as_slice(), self.layers),
             ElementType::F32 => (&[][..], &[][..]),
         };
         sizes.windows(2).map(move |pair| {
@@ -684,42 +1206,72 @@ impl<'a> LayerBytes<'a> {
     }
 }
 
-/// The header fields before the padding, as serialized (versions 1 and 2 share it).
-#[derive(Serialize)]
+/// The header fields before the padding, as serialized. Versions 1 and 2 have no
+/// `input` and `names_len` (`None` serializes as nothing here: see [`Header::write`]).
 struct Header<'a> {
-    magic: [u8; 4],
     version: u16,
     element_type: u8,
+    input: Option<u8>,
     layer_sizes: &'a [u32],
+    names_len: Option<usize>,
     payload_crc: [u8; 4],
 }
 
-/// The whole file as serialized: postcard writes a struct as its fields one after the
-/// other, so this is the header, then the padding, then the payload.
-#[derive(Serialize)]
-struct File<'a> {
-    header: Header<'a>,
-    padding: &'a [u8],
-    payload: &'a [u8],
+impl Header<'_> {
+    /// Postcard-encodes the header's fields one after the other into `out` (or only
+    /// counts them, with `out` empty and `count_only`), returning the bytes used.
+    fn write(&self, out: &mut [u8], count_only: bool) -> Result<usize, FormatError> {
+        let mut at = 0;
+        let mut put = |value: &dyn erased::Put| -> Result<(), FormatError> {
+            let used = if count_only {
+                value.size()
+            } else {
+                value.put(out.get_mut(at..).unwrap_or_default())?
+            };
+            at += used;
+            Ok(())
+        };
+        put(&MAGIC)?;
+        put(&self.version)?;
+        put(&self.element_type)?;
+        if let Some(input) = &self.input {
+            put(input)?;
+        }
+        put(&self.layer_sizes)?;
+        if let Some(names_len) = &self.names_len {
+            put(names_len)?;
+        }
+        put(&self.payload_crc)?;
+        Ok(at)
+    }
 }
 
-/// Where the payload starts and how much padding puts it there.
-struct Layout {
-    padding: usize,
-    total: usize,
-}
+/// Postcard encoding of one header field at a time, through one object-safe trait.
+mod erased {
+    use super::FormatError;
+    use serde::Serialize;
 
-fn layout(header: &Header<'_>, payload_len: usize) -> Result<Layout, FormatError> {
-    let header_len =
-        postcard::serialize_with_flavor(header, postcard::ser_flavors::Size::default())
-            .map_err(|_| FormatError::MalformedHeader)?;
-    // One byte for the padding's length (always < 128), then the payload's length.
-    let unpadded = header_len + 1 + varint_len(payload_len);
-    let padding = (PAYLOAD_ALIGN - unpadded % PAYLOAD_ALIGN) % PAYLOAD_ALIGN;
-    Ok(Layout {
-        padding,
-        total: unpadded + padding + payload_len,
-    })
+    pub(super) trait Put {
+        fn size(&self) -> usize;
+        fn put(&self, out: &mut [u8]) -> Result<usize, FormatError>;
+    }
+
+    impl<T: Serialize> Put for T {
+        fn size(&self) -> usize {
+            postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+                .unwrap_or(0)
+        }
+
+        fn put(&self, out: &mut [u8]) -> Result<usize, FormatError> {
+            let available = out.len();
+            postcard::to_slice(self, out)
+                .map(|used| used.len())
+                .map_err(|_| FormatError::BufferTooSmall {
+                    needed: self.size(),
+                    available,
+                })
+        }
+    }
 }
 
 fn varint_len(value: usize) -> usize {
@@ -732,7 +1284,8 @@ fn varint_len(value: usize) -> usize {
     len
 }
 
-/// Payload bytes for an `int8` model with these layer sizes.
+/// Payload bytes for an `int8` model with these layer sizes in format version 2 (the
+/// input scale, then the layers).
 pub fn int8_payload_len(layer_sizes: &[u32]) -> Result<usize, FormatError> {
     Ok(LayerSizes::new(layer_sizes)?.payload_len(ElementType::Int8))
 }
@@ -746,63 +1299,302 @@ pub fn f32_payload_len(layer_sizes: &[u32]) -> Result<usize, FormatError> {
 pub fn encoded_len(layer_sizes: &[u32], payload_len: usize) -> Result<usize, FormatError> {
     LayerSizes::new(layer_sizes)?;
     let header = Header {
-        magic: MAGIC,
         version: F32_VERSION,
         element_type: 0,
+        input: None,
         layer_sizes,
+        names_len: None,
         payload_crc: [0; 4],
     };
     Ok(layout(&header, payload_len)?.total)
 }
 
-/// Writes a model file into `out` and returns the number of bytes written
-/// ([`encoded_len`] tells how many beforehand).
+/// Where the payload starts and how much padding puts it there.
+struct Layout {
+    header: usize,
+    padding: usize,
+    /// Where the payload's first byte goes.
+    payload: usize,
+    total: usize,
+}
+
+fn layout(header: &Header<'_>, payload_len: usize) -> Result<Layout, FormatError> {
+    let header_len = header.write(&mut [], true)?;
+    // One byte for the padding's length (always < 128), then the payload's length.
+    let unpadded = header_len + 1 + varint_len(payload_len);
+    let padding = (PAYLOAD_ALIGN - unpadded % PAYLOAD_ALIGN) % PAYLOAD_ALIGN;
+    Ok(Layout {
+        header: header_len,
+        padding,
+        payload: unpadded + padding,
+        total: unpadded + padding + payload_len,
+    })
+}
+
+/// The input of a model being written: how its first layer's inputs come from the
+/// caller's features ([`InputTransform`], with the offsets and scales as `f32`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InputSpec<'p> {
+    /// The features as given.
+    Features,
+    /// Pixels, `x / 255`.
+    Pixels,
+    /// `(x[i] - offsets[i]) × scales[i]`: one offset and one scale per input.
+    Standardized {
+        /// Subtracted from each feature.
+        offsets: &'p [f32],
+        /// Then multiplied with it.
+        scales: &'p [f32],
+    },
+}
+
+impl InputSpec<'_> {
+    /// Which transform this is.
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Self::Features => InputKind::Features,
+            Self::Pixels => InputKind::Pixels,
+            Self::Standardized { .. } => InputKind::Standardized,
+        }
+    }
+}
+
+/// Everything a model file holds, for [`encode_model`].
+#[derive(Clone, Copy, Debug)]
+pub struct ModelParts<'p> {
+    /// Layer sizes, input first.
+    pub layer_sizes: &'p [u32],
+    /// How the parameters are stored.
+    pub element_type: ElementType,
+    /// The parameters as format version 2 lays them out for `element_type` (f32: each
+    /// layer's `W` then `b`; int8: the input scale, then the layers).
+    pub parameters: &'p [u8],
+    /// The input transform.
+    pub input: InputSpec<'p>,
+    /// An int8 model's input zero point (`0..=255`; 0 for pixels). Ignored for f32.
+    pub input_zero_point: i32,
+    /// One name per class, or none.
+    pub class_names: Option<&'p [&'p str]>,
+}
+
+impl ModelParts<'_> {
+    /// The oldest format version that holds these parts.
+    pub fn version(&self) -> u16 {
+        let plain = self.input == InputSpec::Pixels
+            && self.class_names.is_none()
+            && (self.element_type == ElementType::F32 || self.input_zero_point == 0);
+        if plain {
+            self.element_type.version()
+        } else {
+            METADATA_VERSION
+        }
+    }
+
+    fn names_len(&self) -> usize {
+        self.class_names
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.len().saturating_add(1))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Checks everything [`ModelView::decode`] would, before anything is written.
+    fn check(&self) -> Result<(LayerSizes, Sections), FormatError> {
+        let sizes = LayerSizes::new(self.layer_sizes)?;
+        let version = self.version();
+        let sections = Sections::new(
+            version,
+            self.element_type,
+            self.input.kind(),
+            &sizes,
+            self.names_len(),
+        );
+        let expected = sizes.payload_len(self.element_type);
+        if self.parameters.len() != expected {
+            return Err(FormatError::PayloadLengthMismatch {
+                expected,
+                found: self.parameters.len(),
+            });
+        }
+        let inputs = self.layer_sizes.first().copied().unwrap_or(0) as usize;
+        if let InputSpec::Standardized { offsets, scales } = self.input {
+            let pairs = offsets.iter().zip(scales);
+            for (feature, (offset, scale)) in pairs.enumerate() {
+                if !offset.is_finite() || !scale.is_finite() || *scale == 0.0 {
+                    return Err(FormatError::BadNormalization { feature });
+                }
+            }
+            if offsets.len() != inputs || scales.len() != inputs {
+                return Err(FormatError::BadNormalization {
+                    feature: offsets.len().min(scales.len()).min(inputs),
+                });
+            }
+        }
+        if self.element_type == ElementType::Int8 {
+            let allowed = match self.input {
+                InputSpec::Pixels => 0..=0,
+                _ => 0..=255,
+            };
+            if !allowed.contains(&self.input_zero_point) {
+                return Err(FormatError::BadQuantization { layer: None });
+            }
+        }
+        if let Some(names) = self.class_names {
+            let classes = self.layer_sizes.last().copied().unwrap_or(0) as usize;
+            for (class, name) in names.iter().enumerate() {
+                let problem = if name.is_empty() || name.len() > MAX_CLASS_NAME_LEN {
+                    Some(ClassNameProblem::Length)
+                } else if name.chars().any(char::is_control) {
+                    Some(ClassNameProblem::ControlCharacter)
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(FormatError::BadClassName { class, problem });
+                }
+            }
+            if names.len() < classes {
+                return Err(FormatError::BadClassName {
+                    class: names.len(),
+                    problem: ClassNameProblem::Missing,
+                });
+            }
+            if names.len() > classes {
+                return Err(FormatError::BadClassName {
+                    class: classes,
+                    problem: ClassNameProblem::TrailingBytes,
+                });
+            }
+            if sections.names > MAX_CLASS_NAMES_LEN {
+                return Err(FormatError::ClassNamesTooLong {
+                    found: sections.names,
+                });
+            }
+        }
+        Ok((sizes, sections))
+    }
+
+    fn header(&self, sections: &Sections, payload_crc: [u8; 4]) -> Header<'_> {
+        let version = self.version();
+        let v3 = version >= METADATA_VERSION;
+        Header {
+            version,
+            element_type: self.element_type.code(),
+            input: v3.then_some(self.input.kind().code()),
+            layer_sizes: self.layer_sizes,
+            names_len: v3.then_some(sections.names),
+            payload_crc,
+        }
+    }
+}
+
+/// Bytes [`encode_model`] writes for `parts` (an error for parts it would refuse).
+pub fn encoded_model_len(parts: &ModelParts<'_>) -> Result<usize, FormatError> {
+    let (_, sections) = parts.check()?;
+    Ok(layout(&parts.header(&sections, [0; 4]), sections.total())?.total)
+}
+
+/// Writes a model file with every part a file can hold into `out` and returns the
+/// number of bytes written ([`encoded_model_len`] tells how many beforehand).
+///
+/// The file gets the oldest format version that holds the parts
+/// ([`ModelParts::version`]): version 1 or 2 for a model of pixels without class names
+/// (and, for int8, a zero point of 0), version 3 otherwise. Refuses, with the error
+/// [`ModelView::decode`] would give the file, a parameter section whose length does
+/// not match the sizes, a non-finite offset or scale or a zero scale, a zero point out
+/// of range, and class names that are empty, longer than [`MAX_CLASS_NAME_LEN`] bytes,
+/// hold a control character, are not one per class or together exceed
+/// [`MAX_CLASS_NAMES_LEN`]. The parameters' own values (an int8 model's scales,
+/// multipliers and shifts) are not checked here: the decoder checks them.
+pub fn encode_model(parts: &ModelParts<'_>, out: &mut [u8]) -> Result<usize, FormatError> {
+    let (_, sections) = parts.check()?;
+    let payload_len = sections.total();
+    let provisional = layout(&parts.header(&sections, [0; 4]), payload_len)?;
+    let total = provisional.total;
+    let available = out.len();
+    let too_small = FormatError::BufferTooSmall {
+        needed: total,
+        available,
+    };
+    let file = out.get_mut(..total).ok_or(too_small)?;
+    // The payload first, in its final place: the header needs its CRC.
+    let (head, payload) = file.split_at_mut(provisional.payload);
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        if let Some(slot) = payload.get_mut(at..at + bytes.len()) {
+            slot.copy_from_slice(bytes);
+        }
+        at += bytes.len();
+    };
+    if let InputSpec::Standardized { offsets, scales } = parts.input {
+        for value in offsets.iter().chain(scales) {
+            put(&value.to_le_bytes());
+        }
+    }
+    let parameters = match parts.element_type {
+        ElementType::Int8 => {
+            let (scale, layers) = parts.parameters.split_at(INT8_INPUT_SCALE_LEN);
+            put(scale);
+            if sections.input_quantization > INT8_INPUT_SCALE_LEN {
+                put(&parts.input_zero_point.to_le_bytes());
+            }
+            layers
+        }
+        ElementType::F32 => parts.parameters,
+    };
+    put(parameters);
+    for name in parts.class_names.unwrap_or_default() {
+        // `check` bounded every name's length by MAX_CLASS_NAME_LEN.
+        put(&[name.len() as u8]);
+        put(name.as_bytes());
+    }
+    debug_assert_eq!(at, payload_len);
+    let crc = crc32(payload).to_le_bytes();
+    let header = parts.header(&sections, crc);
+    let used = header.write(head, false)?;
+    debug_assert_eq!(used, provisional.header);
+    let rest = head.get_mut(used..).unwrap_or_default();
+    // The padding's length, its zero bytes, then the payload's length as a varint.
+    let mut fields = [0u8; 1 + PAYLOAD_ALIGN + 10];
+    let (first, lengths) = fields.split_at_mut(1);
+    first[0] = provisional.padding as u8;
+    let tail = lengths.get_mut(provisional.padding..).unwrap_or_default();
+    let varint = postcard::to_slice(&payload_len, tail)
+        .map_err(|_| too_small)?
+        .len();
+    let fields = fields
+        .get(..1 + provisional.padding + varint)
+        .unwrap_or_default();
+    rest.get_mut(..fields.len())
+        .ok_or(too_small)?
+        .copy_from_slice(fields);
+    Ok(total)
+}
+
+/// Writes a model file of pixels without class names into `out` and returns the
+/// number of bytes written ([`encoded_len`] tells how many beforehand).
 ///
 /// `payload` is the parameters in file order, laid out as `docs/FORMAT.md` says for
 /// `element_type` (for f32: each layer's `W` then `b`); its length must match the layer
-/// sizes. The file gets the oldest format version that can hold `element_type`.
+/// sizes. The file gets the oldest format version that can hold `element_type`
+/// (1 or 2); [`encode_model`] writes the other parts a file can hold.
 pub fn encode(
     layer_sizes: &[u32],
     element_type: ElementType,
     payload: &[u8],
     out: &mut [u8],
 ) -> Result<usize, FormatError> {
-    let sizes = LayerSizes::new(layer_sizes)?;
-    let expected = sizes.payload_len(element_type);
-    if payload.len() != expected {
-        return Err(FormatError::PayloadLengthMismatch {
-            expected,
-            found: payload.len(),
-        });
-    }
-    let header = Header {
-        magic: MAGIC,
-        version: element_type.version(),
-        element_type: element_type.code(),
-        layer_sizes,
-        payload_crc: crc32(payload).to_le_bytes(),
-    };
-    let Layout { padding, total } = layout(&header, payload.len())?;
-    if out.len() < total {
-        return Err(FormatError::BufferTooSmall {
-            needed: total,
-            available: out.len(),
-        });
-    }
-    let file = File {
-        header,
-        padding: &[0; PAYLOAD_ALIGN][..padding],
-        payload,
-    };
-    let available = out.len();
-    let used = postcard::to_slice(&file, out)
-        .map_err(|_| FormatError::BufferTooSmall {
-            needed: total,
-            available,
-        })?
-        .len();
-    debug_assert_eq!(used, total);
-    Ok(used)
+    encode_model(
+        &ModelParts {
+            layer_sizes,
+            element_type,
+            parameters: payload,
+            input: InputSpec::Pixels,
+            input_zero_point: 0,
+            class_names: None,
+        },
+        out,
+    )
 }
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial `0xEDB88320`, as zlib and PNG use).
@@ -834,3 +1626,66 @@ const CRC_TABLE: [u32; 256] = {
     }
     table
 };
+
+#[cfg(test)]
+mod tests {
+    use super::{check_name_text, ClassNameProblem};
+
+    /// What the core's own UTF-8 decoder and `char::is_control` decide.
+    fn reference(bytes: &[u8]) -> Result<(), ClassNameProblem> {
+        let text = core::str::from_utf8(bytes).map_err(|_| ClassNameProblem::NotUtf8)?;
+        if text.chars().any(char::is_control) {
+            return Err(ClassNameProblem::ControlCharacter);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn name_text_check_agrees_with_the_core_on_every_short_sequence() {
+        // Every sequence of one and two bytes, every three-byte one that starts with a
+        // lead byte or a byte that cannot lead, and every four-byte one that starts
+        // where four-byte sequences do, after a printable and a control prefix.
+        for a in 0..=255u8 {
+            assert_eq!(check_name_text(&[a]), reference(&[a]), "{a:02x}");
+            for b in 0..=255u8 {
+                assert_eq!(
+                    check_name_text(&[a, b]),
+                    reference(&[a, b]),
+                    "{a:02x} {b:02x}"
+                );
+                if a >= 0x80 {
+                    for c in 0..=255u8 {
+                        let bytes = [a, b, c];
+                        assert_eq!(check_name_text(&bytes), reference(&bytes), "{bytes:02x?}");
+                    }
+                }
+            }
+        }
+        for a in 0xF0..=0xF8u8 {
+            for b in 0x80..=0xC0u8 {
+                for c in [0x7F, 0x80, 0xBF, 0xC0] {
+                    for d in [0x00, 0x7F, 0x80, 0x9F, 0xBF, 0xC0] {
+                        for prefix in [&b"x"[..], &[0x1F], &[0xC2, 0x85]] {
+                            let mut bytes = [0u8; 7];
+                            bytes[..prefix.len()].copy_from_slice(prefix);
+                            bytes[prefix.len()..prefix.len() + 4].copy_from_slice(&[a, b, c, d]);
+                            let bytes = &bytes[..prefix.len() + 4];
+                            assert_eq!(check_name_text(bytes), reference(bytes), "{bytes:02x?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_control_character_before_bad_utf8_is_reported_as_bad_utf8() {
+        assert_eq!(check_name_text(b"a\nb\xff"), Err(ClassNameProblem::NotUtf8));
+        assert_eq!(
+            check_name_text(b"a\nb"),
+            Err(ClassNameProblem::ControlCharacter)
+        );
+        assert_eq!(check_name_text("T-shirt/top".as_bytes()), Ok(()));
+        assert_eq!(check_name_text("café \u{10FFFF}".as_bytes()), Ok(()));
+    }
+}

@@ -41,6 +41,14 @@ pub fn pixel_value(pixel: u8) -> f32 {
     f32::from(pixel) / 255.0
 }
 
+/// The input a standardized feature becomes: `(x - offset) × scale`, the difference
+/// rounded to `f32` and then the product rounded to `f32` (two roundings, never a fused
+/// multiply-add), so every target computes the same value.
+#[inline(always)]
+pub fn standardize(x: f32, offset: f32, scale: f32) -> f32 {
+    (x - offset) * scale
+}
+
 /// Where one layer's parameters are in a model's flat parameter list, which is the
 /// f32 payload's order (`docs/FORMAT.md`): per layer `W: [inputs, outputs]`
 /// row-major, then `b: [outputs]`.

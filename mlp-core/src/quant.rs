@@ -22,6 +22,7 @@
 //! step is integer arithmetic with one defined rounding, so any two machines that run
 //! these functions get identical results, in any summation order.
 
+use crate::format::{InputQuantization, InputTransform};
 use crate::loss::argmax;
 use crate::network::Layer;
 
@@ -418,6 +419,50 @@ pub fn forward_one_i8<'s, 'a, W: Int8 + 'a, I: Le32 + 'a>(
         scratch_b,
         acc,
     )
+}
+
+/// The uint8 an int8 model is given for the real input `value`:
+/// `clamp(round(value / scale) + zero_point, 0, 255)`, where the division is rounded
+/// to `f32`, `round` rounds halves away from zero (`libm::roundf`), the addition is in
+/// `f32` and NaN becomes 0. Every step is one correctly rounded `f32` operation, so
+/// every target computes the same byte.
+#[inline]
+pub fn quantize_input(value: f32, quantization: InputQuantization) -> u8 {
+    let q = libm::roundf(value / quantization.scale) + quantization.zero_point as f32;
+    if q.is_nan() {
+        return 0;
+    }
+    // In range after the clamp: the cast is exact.
+    q.clamp(0.0, 255.0) as u8
+}
+
+/// The uint8 inputs of an int8 model from the caller's features `x`, for every `i`
+/// both `x` and `out` have: for a model of pixels, `clamp(round(x[i]), 0, 255)` (the
+/// pixel value itself, which is what the model's input steps count); otherwise the
+/// model's input transform (`transform.apply`) and then [`quantize_input`].
+pub fn quantize_features(
+    transform: &InputTransform<'_>,
+    quantization: InputQuantization,
+    x: &[f32],
+    out: &mut [u8],
+) {
+    for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+        *o = match transform {
+            InputTransform::Pixels => {
+                let q = libm::roundf(v);
+                if q.is_nan() {
+                    0
+                } else {
+                    q.clamp(0.0, 255.0) as u8
+                }
+            }
+            InputTransform::Features => quantize_input(v, quantization),
+            InputTransform::Standardized(norm) => {
+                let input = crate::network::standardize(v, norm.offset(i), norm.scale(i));
+                quantize_input(input, quantization)
+            }
+        };
+    }
 }
 
 /// The predicted class of int32 logits (ties to the lowest index).

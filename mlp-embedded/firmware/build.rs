@@ -14,8 +14,14 @@
 //!   int8 binaries (`predict_int8`, and `panic_never`'s int8 half); defaults in
 //!   `target/assets/int8/`. The int8 model has the same layer sizes (`MLP_LAYERS`).
 //!
-//! The `device_parity` test (`tests/tests/device_parity.rs`) writes the f32 defaults,
-//! `device_parity_int8` the int8 ones.
+//! - `MLP_TABULAR_LAYERS`, `MLP_TABULAR_MODEL`, `MLP_TABULAR_INT8_MODEL`,
+//!   `MLP_TABULAR_FEATURES`: the `predict_features` binary's layer sizes (default
+//!   `8,16,3`), its f32 and int8 models of feature vectors (format version 3, with a
+//!   stored input transform) and its feature vectors (`n × inputs` little-endian
+//!   `f32`); defaults in `target/assets/tabular/`.
+//!
+//! The `device_parity` test (`tests/tests/device_parity.rs`) writes the f32 and tabular
+//! defaults, `device_parity_int8` the int8 ones.
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -115,6 +121,49 @@ fn main() {
         int8_expected.len()
     );
 
+    let tabular = assets.join("tabular");
+    let tabular_layers = env::var("MLP_TABULAR_LAYERS").unwrap_or_else(|_| "8,16,3".to_owned());
+    println!("cargo:rerun-if-env-changed=MLP_TABULAR_LAYERS");
+    let tabular_sizes: Vec<u32> = tabular_layers
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("MLP_TABULAR_LAYERS: {s:?} is not a size"))
+        })
+        .collect();
+    assert!(
+        tabular_sizes.len() >= 2,
+        "MLP_TABULAR_LAYERS needs at least two sizes"
+    );
+    stage(
+        &out,
+        &tabular,
+        "MLP_TABULAR_MODEL",
+        "model.mlp",
+        "tabular-model.mlp",
+    );
+    stage(
+        &out,
+        &tabular,
+        "MLP_TABULAR_INT8_MODEL",
+        "int8-model.mlp",
+        "tabular-int8-model.mlp",
+    );
+    let tabular_features = stage(
+        &out,
+        &tabular,
+        "MLP_TABULAR_FEATURES",
+        "features.bin",
+        "tabular-features.bin",
+    );
+    let tabular_inputs = tabular_sizes[0] as usize;
+    assert!(
+        tabular_features.len().is_multiple_of(4 * tabular_inputs),
+        "tabular features: {} bytes is not a whole number of {tabular_inputs}-feature vectors",
+        tabular_features.len()
+    );
+
     let config = format!(
         "/// Layer sizes this firmware is built for (`MLP_LAYERS`).\n\
          pub const LAYER_SIZES: [u32; {n}] = {sizes:?};\n\
@@ -127,8 +176,19 @@ fn main() {
          /// Test images embedded.\n\
          pub const IMAGE_COUNT: usize = {count};\n\
          /// Test images embedded for the int8 binaries.\n\
-         pub const INT8_IMAGE_COUNT: usize = {int8_count};\n",
+         pub const INT8_IMAGE_COUNT: usize = {int8_count};\n\
+         /// Layer sizes of the `predict_features` binary (`MLP_TABULAR_LAYERS`).\n\
+         pub const TABULAR_LAYER_SIZES: [u32; {tn}] = {tabular_sizes:?};\n\
+         /// Features of the tabular model.\n\
+         pub const TABULAR_INPUTS: usize = {tabular_inputs};\n\
+         /// Classes of the tabular model.\n\
+         pub const TABULAR_OUTPUTS: usize = {tabular_outputs};\n\
+         /// The tabular model's widest layer output.\n\
+         pub const TABULAR_WIDTH: usize = {tabular_width};\n",
         n = sizes.len(),
+        tn = tabular_sizes.len(),
+        tabular_outputs = tabular_sizes.last().copied().unwrap_or(0),
+        tabular_width = tabular_sizes[1..].iter().copied().max().unwrap_or(0),
     );
     fs::write(out.join("config.rs"), config).expect("write config.rs");
 }

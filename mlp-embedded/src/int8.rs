@@ -22,9 +22,9 @@
 
 use core::mem::size_of;
 
-use mlp_core::format::{ElementType, ModelView};
+use mlp_core::format::{ElementType, InputKind, InputQuantization, ModelView};
 use mlp_core::loss::softmax;
-use mlp_core::quant::{argmax_i32, forward_i8};
+use mlp_core::quant::{argmax_i32, forward_i8, quantize_features};
 
 use crate::error::LoadError;
 use crate::kernel_i8;
@@ -201,8 +201,46 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
         }
     }
 
-    /// Predicts the class of one input given as uint8 values at the model's input
-    /// scale: for an image, one byte per pixel (what the quantizer calibrates for).
+    /// What the model's first layer is given: pixels, standardized or plain features.
+    pub fn input_kind(&self) -> InputKind {
+        self.view.input_kind()
+    }
+
+    /// How the model's input is quantized (scale and zero point).
+    pub fn input_quantization(&self) -> InputQuantization {
+        self.view.input_quantization().unwrap_or(InputQuantization {
+            scale: 0.0,
+            zero_point: 0,
+        })
+    }
+
+    /// Predicts the class of one feature vector: the model's input transform in `f32`
+    /// (standardization with the offsets and scales read in place), then the input's
+    /// quantization, `clamp(round(x / scale) + zero_point, 0, 255)`
+    /// (`mlp_core::quant::quantize_features`; for a model of pixels, `x` rounded and
+    /// clamped to `0..=255`), then the integer layers. The only floating point of the
+    /// prediction; the quantized input takes `IN` bytes of stack, in a frame of its
+    /// own (not inlined).
+    #[inline(never)]
+    pub fn predict_features(
+        &self,
+        features: &[f32; IN],
+        scratch: &mut Int8Scratch<WIDTH>,
+    ) -> Int8Prediction<OUT> {
+        let mut quantized = [0u8; IN];
+        quantize_features(
+            &self.view.input_transform(),
+            self.input_quantization(),
+            features,
+            &mut quantized,
+        );
+        self.predict_quantized(&quantized, scratch)
+    }
+
+    /// Predicts the class of one input given as one byte per input. For a model of
+    /// pixels, the bytes are the quantized inputs themselves (what the quantizer
+    /// calibrates for): integer arithmetic only. For another model they are integer
+    /// features: [`predict_features`](Self::predict_features) of `byte as f32`.
     /// Cannot fail and does not panic.
     ///
     /// The forward pass is `mlp_core::quant::forward_i8` (the int8 loop the host runs
@@ -211,6 +249,29 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Int8Model<'a, IN
     /// # Shapes
     /// `pixels: [IN]`; the result's `logits: [OUT]`.
     pub fn predict_pixels(
+        &self,
+        pixels: &[u8; IN],
+        scratch: &mut Int8Scratch<WIDTH>,
+    ) -> Int8Prediction<OUT> {
+        if self.view.input_kind() == InputKind::Pixels {
+            return self.predict_quantized(pixels, scratch);
+        }
+        self.predict_byte_features(pixels, scratch)
+    }
+
+    /// Byte features as `f32` (`4 × IN` bytes of stack, in a frame a prediction of
+    /// pixels never enters), then [`predict_features`](Self::predict_features).
+    #[inline(never)]
+    fn predict_byte_features(
+        &self,
+        bytes: &[u8; IN],
+        scratch: &mut Int8Scratch<WIDTH>,
+    ) -> Int8Prediction<OUT> {
+        self.predict_features(&bytes.map(f32::from), scratch)
+    }
+
+    /// The integer layers on quantized inputs.
+    fn predict_quantized(
         &self,
         pixels: &[u8; IN],
         scratch: &mut Int8Scratch<WIDTH>,

@@ -34,8 +34,8 @@
 
 use mlp_core::activation::relu_forward;
 use mlp_core::dense::{dense_forward, DenseShape, Weight};
-use mlp_core::format::LayerBytes;
-use mlp_core::network::DenseKernel;
+use mlp_core::format::{InputTransform, LayerBytes};
+use mlp_core::network::{standardize, DenseKernel};
 
 use sealed::Entry;
 
@@ -72,12 +72,29 @@ pub fn dense_layer(layer: &LayerBytes<'_>, x: &[f32], y: &mut [f32]) {
 /// # Shapes
 /// `pixels: [layer.inputs]`, `y: [layer.outputs]`; `y` is NaN for other lengths.
 pub fn dense_layer_pixels(layer: &LayerBytes<'_>, pixels: &[u8], y: &mut [f32]) {
+    dense_layer_bytes(layer, pixels, &InputTransform::Pixels, y);
+}
+
+/// `y ← x·W + b` for one sample given as one byte per input, `x[i]` the byte through
+/// `transform` ([`dense_forward_sparse_blocked_bytes`]), with `W` and `b` read in place
+/// from `layer`: the first layer of [`Model::predict_pixels`](crate::Model::predict_pixels)
+/// for every kind of model, which never holds `x` in RAM.
+///
+/// # Shapes
+/// As [`dense_layer_pixels`].
+pub fn dense_layer_bytes(
+    layer: &LayerBytes<'_>,
+    bytes: &[u8],
+    transform: &InputTransform<'_>,
+    y: &mut [f32],
+) {
     match (as_f32(layer.weights), as_f32(layer.bias)) {
         (Some(weights), Some(bias)) => {
-            dense_forward_sparse_blocked_pixels(pixels, weights, bias, y)
+            dense_forward_sparse_blocked_bytes(bytes, transform, weights, bias, y)
         }
-        _ => dense_forward_sparse_blocked_pixels(
-            pixels,
+        _ => dense_forward_sparse_blocked_bytes(
+            bytes,
+            transform,
             layer.weights.as_chunks::<4>().0,
             layer.bias.as_chunks::<4>().0,
             y,
@@ -87,13 +104,17 @@ pub fn dense_layer_pixels(layer: &LayerBytes<'_>, pixels: &[u8], y: &mut [f32]) 
 
 /// This target's kernels as `mlp-core`'s layer loop
 /// ([`mlp_core::network::forward`]) calls them: [`dense_layer`] for `f32` inputs,
-/// [`dense_layer_pixels`] for pixel bytes, then ReLU if the loop asks for it.
+/// [`dense_layer_bytes`] with `bytes` (the model's input transform) for one byte per
+/// input, then ReLU if the loop asks for it.
 ///
 /// One sample per call: the device always runs `rows = 1` (other row counts give NaN
 /// on Cortex-M, as any length the kernels do not expect).
-pub(crate) struct Device;
+pub(crate) struct Device<'t> {
+    /// What turns an input byte into the first layer's input.
+    pub(crate) bytes: InputTransform<'t>,
+}
 
-impl DenseKernel<LayerBytes<'_>> for Device {
+impl DenseKernel<LayerBytes<'_>> for Device<'_> {
     #[inline(always)]
     fn dense(
         &mut self,
@@ -110,10 +131,10 @@ impl DenseKernel<LayerBytes<'_>> for Device {
     }
 }
 
-impl DenseKernel<LayerBytes<'_>, u8> for Device {
+impl DenseKernel<LayerBytes<'_>, u8> for Device<'_> {
     #[inline(always)]
     fn dense(&mut self, layer: &LayerBytes<'_>, _rows: usize, x: &[u8], y: &mut [f32], relu: bool) {
-        dense_layer_pixels(layer, x, y);
+        dense_layer_bytes(layer, x, &self.bytes, y);
         if relu {
             relu_forward(y);
         }
@@ -149,7 +170,7 @@ pub fn dense_forward_sparse_blocked(x: &[f32], weights: &[f32], bias: &[f32], y:
         dense_forward(DenseShape::new(1, x.len(), bias.len()), x, weights, bias, y);
         return;
     }
-    sparse_blocked(x, nonzero_f32, weights, bias, y);
+    sparse_blocked(x, |_, xi| nonzero_f32(xi), weights, bias, y);
 }
 
 /// `y ← x·W + b` where `x[i] = pixels[i] as f32 / 255.0`, without materializing `x`:
@@ -166,11 +187,43 @@ pub fn dense_forward_sparse_blocked_pixels<W: Blocks>(
     bias: &[W],
     y: &mut [f32],
 ) {
+    dense_forward_sparse_blocked_bytes(pixels, &InputTransform::Pixels, weights, bias, y);
+}
+
+/// `y ← x·W + b` where `x[i]` is byte `i` through a model's input transform
+/// (`InputTransform::apply_to_bytes`: `byte / 255` for pixels, the byte itself for
+/// features, `(byte - offset[i]) × scale[i]` for standardized features), without
+/// materializing `x`: bit-identical to transforming every byte and calling
+/// [`mlp_core::dense::dense_forward`]. For pixels, exactly
+/// [`dense_forward_sparse_blocked_pixels`].
+///
+/// # Shapes
+/// As [`dense_forward_sparse_blocked_pixels`].
+pub fn dense_forward_sparse_blocked_bytes<W: Blocks>(
+    bytes: &[u8],
+    transform: &InputTransform<'_>,
+    weights: &[W],
+    bias: &[W],
+    y: &mut [f32],
+) {
     if !offsets_fit(weights.len()) {
         y.fill(f32::NAN);
         return;
     }
-    sparse_blocked(pixels, nonzero_pixel, weights, bias, y);
+    sparse_blocked(
+        bytes,
+        |i, byte| match transform {
+            // A zero byte is a zero input: skipped before any division.
+            InputTransform::Pixels => nonzero_pixel(byte),
+            InputTransform::Features => nonzero_f32(f32::from(byte)),
+            InputTransform::Standardized(norm) => {
+                nonzero_f32(standardize(f32::from(byte), norm.offset(i), norm.scale(i)))
+            }
+        },
+        weights,
+        bias,
+        y,
+    );
 }
 
 /// Whether every row offset in bytes fits in the `u32` of an [`Entry`].
@@ -204,7 +257,7 @@ fn nonzero_pixel(pixel: u8) -> Option<f32> {
 #[inline(always)]
 fn sparse_blocked<X: Copy, W: Blocks>(
     x: &[X],
-    nonzero: impl Fn(X) -> Option<f32>,
+    nonzero: impl Fn(usize, X) -> Option<f32>,
     weights: &[W],
     bias: &[W],
     y: &mut [f32],
@@ -227,7 +280,9 @@ fn sparse_blocked<X: Copy, W: Blocks>(
     for (chunk_index, x_chunk) in x.chunks(CHUNK).enumerate() {
         let mut count = 0;
         for (i, &xi) in (chunk_index * CHUNK..).zip(x_chunk) {
-            let Some(value) = nonzero(xi) else { continue };
+            let Some(value) = nonzero(i, xi) else {
+                continue;
+            };
             if let Some(slot) = gathered.get_mut(count) {
                 // Fits: i × outputs × 4 < weights.len() × 4 < u32::MAX (checked above).
                 *slot = Entry {

@@ -19,7 +19,9 @@
 
 use core::mem::size_of;
 
-use mlp_core::format::{encoded_len, ElementType, FormatError, LayerBytes, LayerSizes, ModelView};
+use mlp_core::format::{
+    encoded_len, ElementType, FormatError, InputKind, LayerBytes, LayerSizes, ModelView,
+};
 use mlp_core::loss::{argmax, softmax};
 use mlp_core::network::{forward, DenseKernel, PingPong};
 
@@ -155,6 +157,17 @@ pub(crate) fn check_layer_sizes(found: &[u32], expected: &[u32]) -> Result<(), L
 /// Checks a decoded file against a firmware built for `element_type` parameters,
 /// `inputs` inputs, `outputs` classes and activation buffers `width` long: the checks
 /// the f32 and int8 loaders share.
+/// Decodes an `f32` model file; an int8 one is refused by its element type, before
+/// its int8 parameters are read (the `f32` firmware never links their checks).
+fn decode_f32(bytes: &[u8]) -> Result<ModelView<'_>, LoadError> {
+    ModelView::decode_element(bytes, ElementType::F32)?.map_err(|found| {
+        LoadError::UnsupportedElementType {
+            found,
+            expected: ElementType::F32,
+        }
+    })
+}
+
 pub(crate) fn check_fits(
     view: &ModelView<'_>,
     element_type: ElementType,
@@ -222,14 +235,13 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     /// every parameter is finite.
     /// `bytes` may start at any address; 4-byte aligned files are read a little faster.
     pub fn load(bytes: &'a [u8]) -> Result<Self, LoadError> {
-        let view = ModelView::decode(bytes)?;
-        Self::check(view, bytes.len())
+        Self::check(decode_f32(bytes)?, bytes.len())
     }
 
     /// Like [`load`](Self::load), and also requires exactly these layer sizes (what the
     /// firmware was built for), failing with [`LoadError::ShapeMismatch`] otherwise.
     pub fn load_expecting(bytes: &'a [u8], layer_sizes: &[u32]) -> Result<Self, LoadError> {
-        let view = ModelView::decode(bytes)?;
+        let view = decode_f32(bytes)?;
         check_layer_sizes(view.layer_sizes(), layer_sizes)?;
         Self::check(view, bytes.len())
     }
@@ -277,7 +289,8 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
         }
     }
 
-    /// Predicts the class of one input.
+    /// Predicts the class of one input given as the first layer's inputs themselves:
+    /// no input transform (see [`predict_features`](Self::predict_features)).
     ///
     /// # Shapes
     /// `input: [IN]`; the result's `logits: [OUT]`.
@@ -285,9 +298,39 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
         self.forward(input, scratch)
     }
 
-    /// Predicts the class of an image given as one byte per pixel, scaled to `[0, 1]` as
-    /// the trainer does: `pixel as f32 / 255.0`. Bit-identical to converting the pixels
-    /// and calling [`predict`](Self::predict), without the `4 × IN` bytes of RAM.
+    /// What the model's first layer is given: pixels, standardized or plain features.
+    pub fn input_kind(&self) -> InputKind {
+        self.view.input_kind()
+    }
+
+    /// Predicts the class of one feature vector: the model's input transform, then the
+    /// layers. For a standardized model, `(x[i] - offset[i]) × scale[i]` in `f32` with
+    /// the offsets and scales read in place from the file; for a model of pixels,
+    /// `x[i] / 255`; otherwise the features as they are. Bit-identical to the host's
+    /// `mlp_core::format::InputTransform::apply` followed by its forward pass.
+    ///
+    /// The transformed inputs take `4 × IN` bytes of stack, in a frame of its own (not
+    /// inlined), so that firmware which never predicts feature vectors does not
+    /// reserve them.
+    #[inline(never)]
+    pub fn predict_features(
+        &self,
+        features: &[f32; IN],
+        scratch: &mut Scratch<WIDTH>,
+    ) -> Prediction<OUT> {
+        let mut input = [0.0f32; IN];
+        self.view.input_transform().apply(features, &mut input);
+        self.forward(&input, scratch)
+    }
+
+    /// Predicts the class of an input given as one byte per input. For a model of
+    /// pixels (every version-1 file), the bytes are scaled to `[0, 1]` as the trainer
+    /// does, `pixel as f32 / 255.0`: bit-identical to converting the pixels and calling
+    /// [`predict`](Self::predict), without the `4 × IN` bytes of RAM. For another
+    /// model, the bytes are integer features: the same bits as
+    /// [`predict_features`](Self::predict_features) of `byte as f32`, each byte through
+    /// the input transform as the first layer reads it, again without the `f32` input
+    /// in RAM.
     pub fn predict_pixels(
         &self,
         pixels: &[u8; IN],
@@ -302,12 +345,14 @@ impl<'a, const IN: usize, const OUT: usize, const WIDTH: usize> Model<'a, IN, OU
     /// bytes).
     fn forward<X>(&self, input: &[X], scratch: &mut Scratch<WIDTH>) -> Prediction<OUT>
     where
-        kernel::Device: DenseKernel<LayerBytes<'a>, X>,
+        for<'t> kernel::Device<'t>: DenseKernel<LayerBytes<'a>, X>,
     {
         let mut logits = [f32::NAN; OUT];
         let activations = PingPong::new(&mut scratch.even, &mut scratch.odd);
         let result = forward(
-            &mut kernel::Device,
+            &mut kernel::Device {
+                bytes: self.view.input_transform(),
+            },
             self.view.layers(),
             input,
             1,

@@ -54,7 +54,7 @@ use crate::{Int8Model, Int8Scratch, LoadError, Model, Scratch};
 
 /// The protocol's version, sent in every [`DeviceInfo`]; it changes whenever a message
 /// changes, so that a host can refuse a device it cannot understand.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The most logits an answer carries: a model with more classes gets
 /// [`ErrorAnswer::Unsupported`].
@@ -83,10 +83,14 @@ pub enum Request<'a> {
     /// Describe the firmware and the model it runs: answered with [`Response::Info`].
     Info,
     /// Classify one input given as one byte per input (an image's pixels, row by row),
-    /// scaled by 1/255 on the device as the trainer does.
+    /// scaled by 1/255 on the device as the trainer does; for a model of other
+    /// features, integer features transformed as [`Request::PredictFeatures`]'s.
     PredictPixels(&'a [u8]),
-    /// Classify one input given as little-endian `f32` values, 4 bytes each
-    /// (`f32` models only).
+    /// Classify one feature vector given as little-endian `f32` values, 4 bytes each;
+    /// the device applies the model's input transform (÷255 for a model of pixels, the
+    /// stored standardization, or none) and, for an int8 model, quantizes the result
+    /// (since protocol version 2; version 1 took the first layer's inputs, `f32`
+    /// models only).
     PredictFeatures(&'a [u8]),
 }
 
@@ -204,8 +208,8 @@ pub enum ErrorAnswer {
     },
     /// There is no valid model in the model region; [`Request::Info`] says why.
     NoModel,
-    /// The model cannot answer this request (features for an int8 model, more than
-    /// [`MAX_CLASSES`] classes).
+    /// The model cannot answer this request (more than [`MAX_CLASSES`] classes; in
+    /// protocol version 1, features for an int8 model).
     Unsupported,
     /// The answer does not fit the device's transmit buffer.
     AnswerTooLong,
@@ -349,6 +353,18 @@ fn wrong_length(expected: usize, found: usize) -> ErrorAnswer {
     }
 }
 
+/// A request's little-endian `f32` features, `4 × IN` bytes.
+fn features_of<const IN: usize>(features: &[u8]) -> Result<[f32; IN], ErrorAnswer> {
+    if features.len() != 4 * IN {
+        return Err(wrong_length(4 * IN, features.len()));
+    }
+    let mut input = [0.0f32; IN];
+    for (value, bytes) in input.iter_mut().zip(features.as_chunks::<4>().0) {
+        *value = f32::from_le_bytes(*bytes);
+    }
+    Ok(input)
+}
+
 fn collect<T: Copy, const N: usize>(values: &[T]) -> Result<Vec<T, N>, ErrorAnswer> {
     Vec::from_slice(values).map_err(|_| ErrorAnswer::Unsupported)
 }
@@ -371,16 +387,12 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
         ))
     }
 
+    // Not inlined into the server's loop: the `4 × IN` bytes of features are reserved
+    // only while a feature request is answered.
+    #[inline(never)]
     fn classify_features(&mut self, features: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
-        if features.len() != 4 * IN {
-            return Err(wrong_length(4 * IN, features.len()));
-        }
-        let mut input = [0.0f32; IN];
-        for (value, bytes) in input.iter_mut().zip(features.chunks_exact(4)) {
-            let bytes: [u8; 4] = bytes.try_into().unwrap_or_default();
-            *value = f32::from_le_bytes(bytes);
-        }
-        let prediction = self.model.predict(&input, &mut self.scratch);
+        let input = features_of::<IN>(features)?;
+        let prediction = self.model.predict_features(&input, &mut self.scratch);
         Ok((
             prediction.class as u32,
             Logits::F32(collect(&prediction.logits)?),
@@ -409,8 +421,19 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
         ))
     }
 
-    fn classify_features(&mut self, _: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
-        Err(ErrorAnswer::Unsupported)
+    // Not inlined into the server's loop: the `4 × IN` bytes of features are reserved
+    // only while a feature request is answered.
+    #[inline(never)]
+    fn classify_features(&mut self, features: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
+        let input = features_of::<IN>(features)?;
+        let prediction = self.model.predict_features(&input, &mut self.scratch);
+        Ok((
+            prediction.class as u32,
+            Logits::Int8 {
+                logits: collect(&prediction.logits)?,
+                scale: prediction.output_scale,
+            },
+        ))
     }
 }
 

@@ -173,8 +173,14 @@ fn predictions_are_the_models_own_bit_for_bit() {
         assert_eq!(bits(logits), bits(&expected.logits));
         assert_eq!(answer.cycles, None, "no cycle counter, no cycles");
     }
-    let input = [0.25f32, -3.5, 1e-3, 7.0];
-    let expected = model.predict(&input, &mut scratch);
+    // Features go through the model's input transform: for this model of pixels,
+    // x / 255, so pixel values give the pixels' logits.
+    let input = [255.0f32, 0.0, 128.0, 64.0];
+    let expected = model.predict_pixels(&[255, 0, 128, 64], &mut scratch);
+    assert_eq!(
+        model.predict_features(&input, &mut scratch).logits,
+        expected.logits
+    );
     let features: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
     let answers = exchange(&mut server, &frame_of(&Request::PredictFeatures(&features)));
     let Response::Prediction(Answer {
@@ -212,9 +218,20 @@ fn int8_predictions_are_the_models_own_integers() {
     assert_eq!(*class as usize, expected.class);
     assert_eq!(logits.as_slice(), expected.logits.as_slice());
     assert_eq!(scale.to_bits(), expected.output_scale.to_bits());
-    // Features are for f32 models.
-    let answers = exchange(&mut server, &frame_of(&Request::PredictFeatures(&[0; 16])));
-    assert_eq!(only(&answers), &Response::Error(ErrorAnswer::Unsupported));
+    // Features of a model of pixels are pixel values: the same integers as the bytes.
+    let features: Vec<u8> = pixels
+        .iter()
+        .flat_map(|&p| f32::from(p).to_le_bytes())
+        .collect();
+    let answers = exchange(&mut server, &frame_of(&Request::PredictFeatures(&features)));
+    let Response::Prediction(Answer {
+        logits: Logits::Int8 { logits, .. },
+        ..
+    }) = only(&answers)
+    else {
+        panic!("{answers:?}")
+    };
+    assert_eq!(logits.as_slice(), expected.logits.as_slice());
     let answers = exchange(&mut server, &frame_of(&Request::Info));
     let Response::Info(info) = only(&answers) else {
         panic!()

@@ -1,7 +1,8 @@
 //! `board`: the host side of the serial protocol (`docs/PROTOCOL.md`). Talks to
 //! firmware on a board through a serial port, to an emulated board through a TCP
 //! socket, or starts QEMU itself for the emulated boards, and checks what the device
-//! computes against the host, logit for logit.
+//! computes against the host, logit for logit: images as pixels (`PredictPixels`), the
+//! rows of a CSV file as `f32` features (`PredictFeatures`).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cli::TableArgs;
+use crate::data::TableSource;
 use crate::output::{out, outln};
 use crate::quantize::AnyModel;
+use mlp_core::format::InputKind;
 use mlp_embedded::protocol::{
     decode_frame, encode_frame, Answer, DeviceInfo, Element, ErrorAnswer, Logits, ModelStatus,
     Request, Response, PROTOCOL_VERSION,
@@ -276,7 +280,18 @@ impl Board {
 
     /// Classifies one input given as one byte per input (pixels).
     pub fn predict_pixels(&mut self, pixels: &[u8]) -> Result<Answer> {
-        match self.exchange(&Request::PredictPixels(pixels))? {
+        self.prediction(&Request::PredictPixels(pixels))
+    }
+
+    /// Classifies one feature vector, sent as little-endian `f32` values: the device
+    /// applies the model's input transform (and an int8 model's input quantization).
+    pub fn predict_features(&mut self, features: &[f32]) -> Result<Answer> {
+        let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.prediction(&Request::PredictFeatures(&bytes))
+    }
+
+    fn prediction(&mut self, request: &Request) -> Result<Answer> {
+        match self.exchange(request)? {
             Reply::Prediction(answer) => Ok(answer),
             Reply::Error(error) => bail!("the device answered: {}", describe(error)),
             Reply::Info(_) => bail!("the device answered a prediction with Info"),
@@ -469,14 +484,16 @@ pub fn logit_bits(logits: &Logits) -> Vec<u32> {
 /// What `board evaluate` measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BoardEvaluation {
-    /// Images sent.
-    pub images: usize,
-    /// Images the device classified correctly.
+    /// What was sent: `"image"` or `"row"`.
+    pub noun: &'static str,
+    /// Inputs sent (images or rows).
+    pub inputs: usize,
+    /// Inputs the device classified correctly.
     pub correct: usize,
-    /// Images the host classified correctly with the same model file (the device's
+    /// Inputs the host classified correctly with the same model file (the device's
     /// arithmetic: the core's for `f32`, the integer pass for int8).
     pub host_correct: usize,
-    /// Images whose logits differ from the host's in any bit.
+    /// Inputs whose logits differ from the host's in any bit.
     pub mismatched: usize,
     /// The median round trip of one prediction (request sent to answer received).
     pub median_round_trip: Duration,
@@ -486,28 +503,27 @@ pub struct BoardEvaluation {
 
 impl std::fmt::Display for BoardEvaluation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let accuracy = 100.0 * self.correct as f64 / self.images.max(1) as f64;
+        let (n, noun) = (self.inputs, self.noun);
+        let accuracy = 100.0 * self.correct as f64 / n.max(1) as f64;
         writeln!(
             f,
-            "accuracy on the device: {accuracy:.2}% ({}/{})",
-            self.correct, self.images
+            "accuracy on the device: {accuracy:.2}% ({}/{n})",
+            self.correct
         )?;
         writeln!(
             f,
-            "accuracy on the host, same model and images: {:.2}% ({}/{})",
-            100.0 * self.host_correct as f64 / self.images.max(1) as f64,
+            "accuracy on the host, same model and {noun}s: {:.2}% ({}/{n})",
+            100.0 * self.host_correct as f64 / n.max(1) as f64,
             self.host_correct,
-            self.images
         )?;
         writeln!(
             f,
-            "logits equal to the host's, bit for bit: {}/{}",
-            self.images - self.mismatched,
-            self.images
+            "logits equal to the host's, bit for bit: {}/{n}",
+            n - self.mismatched,
         )?;
         writeln!(
             f,
-            "round trip per image: {:.2} ms (median)",
+            "round trip per {noun}: {:.2} ms (median)",
             self.median_round_trip.as_secs_f64() * 1e3
         )?;
         match self.median_cycles {
@@ -520,11 +536,12 @@ impl std::fmt::Display for BoardEvaluation {
     }
 }
 
-/// The host's logits for one image of pixels, as the device computes them: the core's
-/// arithmetic for `f32` models (bit for bit), the integer pass for int8 models.
+/// The host's logits for one input, as the device computes them: the core's arithmetic
+/// for `f32` models (bit for bit), the integer pass for int8 models.
 pub struct HostModel {
     model: AnyModel,
     payload_crc: u32,
+    path: PathBuf,
 }
 
 impl HostModel {
@@ -540,7 +557,39 @@ impl HostModel {
             }
             AnyModel::Int8(int8) => int8.payload_crc(),
         };
-        Ok(HostModel { model, payload_crc })
+        Ok(HostModel {
+            model,
+            payload_crc,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Layer sizes, inputs first.
+    pub fn layer_sizes(&self) -> Vec<usize> {
+        match &self.model {
+            AnyModel::F32(mlp) => mlp.sizes().to_vec(),
+            AnyModel::Int8(int8) => int8.sizes(),
+        }
+    }
+
+    /// What the model's first layer is given: pixels, standardized or plain features.
+    pub fn input_kind(&self) -> InputKind {
+        match &self.model {
+            AnyModel::F32(mlp) => match mlp.input {
+                crate::model::Input::Features => InputKind::Features,
+                crate::model::Input::Pixels => InputKind::Pixels,
+                crate::model::Input::Standardized { .. } => InputKind::Standardized,
+            },
+            AnyModel::Int8(int8) => int8.input_kind(),
+        }
+    }
+
+    /// The class names the model file holds.
+    pub fn class_names(&self) -> Option<Vec<String>> {
+        match &self.model {
+            AnyModel::F32(mlp) => mlp.class_names.clone(),
+            AnyModel::Int8(int8) => int8.class_names(),
+        }
     }
 
     /// The payload CRC-32 stored in the file, which the device reports for its model.
@@ -569,10 +618,9 @@ impl HostModel {
             AnyModel::F32(model) => images
                 .iter()
                 .map(|pixels| {
-                    let input: Vec<f32> = pixels
-                        .iter()
-                        .map(|&p| crate::data::pixel_value(p))
-                        .collect();
+                    // pixel / 255 for a model of pixels; other models' transform of
+                    // byte features, as the device's `predict_pixels`.
+                    let input = model.inputs_of_bytes(pixels);
                     Ok(model
                         .logits_one(&input)?
                         .iter()
@@ -588,19 +636,216 @@ impl HostModel {
             })),
         }
     }
+
+    /// Logit bits for each feature vector of `values` (`features` values a row), as the
+    /// device's `predict_features` computes them: for `f32`, the model's input
+    /// transform and then the layers (`Mlp::logits_features`, the core's code); for
+    /// int8, the transform, the input quantization and the integer layers
+    /// (`Int8Model::with_feature_predictor`).
+    pub fn feature_logit_bits(&self, values: &[f32], features: usize) -> Result<Vec<Vec<u32>>> {
+        let rows = values.chunks_exact(features.max(1));
+        match &self.model {
+            AnyModel::F32(model) => rows
+                .map(|row| {
+                    Ok(model
+                        .logits_features(row)?
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect())
+                })
+                .collect(),
+            AnyModel::Int8(model) => Ok(model.with_feature_predictor(|predict, _| {
+                rows.map(|row| predict(row).iter().map(|&v| v as u32).collect())
+                    .collect()
+            })),
+        }
+    }
+
+    /// Checks that the model takes images of `pixels` pixels.
+    fn check_images(&self, pixels: usize) -> Result<()> {
+        let inputs = self.layer_sizes()[0];
+        if inputs != pixels {
+            bail!(
+                "{}: the model takes {inputs} inputs but the images have {pixels} pixels (for a \
+                 model trained on a CSV file, give --data with its training file)",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks that the model classifies rows of a CSV file (`table`, the training
+    /// file) of `features` feature columns and `classes` classes: errors name both files.
+    fn check_table(&self, table: &Path, features: usize, classes: usize) -> Result<()> {
+        let model = self.path.display();
+        let sizes = self.layer_sizes();
+        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+        if inputs != features {
+            bail!(
+                "{model}: the model takes {inputs} inputs but {} has {features} feature columns",
+                table.display()
+            );
+        }
+        if outputs != classes {
+            bail!(
+                "{model}: the model has {outputs} outputs but {} has {classes} classes",
+                table.display()
+            );
+        }
+        Ok(())
+    }
 }
 
-/// Sends the first `limit` images of `data` to the device, compares every answer with
-/// the host's logits for the same model, and measures the round trips.
-pub fn evaluate(
-    board: &mut Board,
+/// The rows of a CSV file as a board is sent them, one feature vector a row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureRows {
+    /// The file the rows come from (the training file, for a test split taken from it).
+    pub path: PathBuf,
+    /// The file's row number of each row, for messages (the header is row 1).
+    pub row_numbers: Vec<u64>,
+    /// What is sent, `rows × features` values, row-major: the rows' raw values, or
+    /// their standardization when [`standardized_on_host`](Self::standardized_on_host).
+    pub values: Vec<f32>,
+    /// Features a row.
+    pub features: usize,
+    /// One class a row; empty for a file without the label column.
+    pub labels: Vec<u8>,
+    /// The training file's class names, when its labels are names.
+    pub class_names: Option<Vec<String>>,
+    /// True for a model that does not store its standardization (its input transform
+    /// is "features as given", as a CSV model of this version): the host sends the rows
+    /// standardized with the training split's mean and standard deviation, as
+    /// `evaluate` and `predict --rows` give them to it. False: the raw values, which
+    /// the device transforms itself.
+    pub standardized_on_host: bool,
+}
+
+impl FeatureRows {
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.row_numbers.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.row_numbers.is_empty()
+    }
+
+    /// The values sent for row `index` (from 0).
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.values[index * self.features..(index + 1) * self.features]
+    }
+}
+
+/// Which rows of a CSV file [`table_rows`] reads.
+#[derive(Clone, Copy, Debug)]
+pub enum RowsOf<'a> {
+    /// The test split, as `train` and `evaluate` make it from the same flags: the test
+    /// file's rows, or the stratified share of the training file's.
+    TestSplit,
+    /// Every row of this file: the training file's header, with or without its label
+    /// column.
+    File(&'a Path),
+}
+
+/// Reads the rows of a CSV file for `host`'s model: the training file `train`
+/// (read and split as `source` says) gives the header, the label column and the
+/// classes, and the standardization a model that does not store it was trained with.
+///
+/// # Errors
+/// A model of pixels; a model whose inputs or classes differ from the training file's
+/// feature columns or classes; any problem of the files, with its row and column.
+pub fn table_rows(
     host: &HostModel,
-    data: &crate::data::Dataset,
-    limit: Option<usize>,
-) -> Result<BoardEvaluation> {
+    train: &Path,
+    source: &TableSource,
+    which: RowsOf<'_>,
+) -> Result<FeatureRows> {
+    let standardized_on_host = match host.input_kind() {
+        InputKind::Pixels => bail!(
+            "{}: a model of pixels (images) cannot classify CSV rows; give the model trained \
+             on {} (or send it images)",
+            host.path.display(),
+            train.display()
+        ),
+        InputKind::Standardized => false,
+        InputKind::Features => true,
+        other => bail!(
+            "{}: a model of {other:?} inputs cannot classify CSV rows",
+            host.path.display()
+        ),
+    };
+    // Validation 0: the standardization is the training split's either way (train and
+    // validation rows), and no small file fails for want of validation rows.
+    let t = crate::data::load_table_splits(
+        train,
+        source,
+        Some(0),
+        None,
+        crate::data::TableInputs::Standardized,
+    )?;
+    host.check_table(train, t.table.features(), t.table.classes.count())?;
+    let rows = match which {
+        RowsOf::File(path) => mlp_data::table::read_rows(path, &t.table)?,
+        RowsOf::TestSplit => {
+            let rows = match &source.test {
+                Some(test) => mlp_data::table::read_test(test, &t.table)?,
+                None => {
+                    let (_, taken) = mlp_data::table::stratified_split(
+                        &t.table.labels,
+                        t.table.classes.count(),
+                        mlp_data::table::Share::PartsPerMillion(source.test_ppm),
+                        source.split_seed,
+                    );
+                    t.table.select(&taken)
+                }
+            };
+            // The split keeps only standardized values: these raw rows must be its rows.
+            let mut standardized = rows.values.clone();
+            t.normalization.apply(&mut standardized);
+            if t.splits.test.values.as_ref() != Some(&standardized)
+                || t.splits.test.labels != rows.labels
+            {
+                bail!(
+                    "{}: the test rows read for the board are not the test split's (a bug)",
+                    train.display()
+                );
+            }
+            rows
+        }
+    };
+    let mut values = rows.values.clone();
+    if standardized_on_host {
+        t.normalization.apply(&mut values);
+    }
+    Ok(FeatureRows {
+        path: rows.path.clone(),
+        row_numbers: rows.row_numbers.clone(),
+        values,
+        features: rows.features(),
+        labels: rows.labels.clone(),
+        class_names: t.table.classes.names().map(<[String]>::to_vec),
+        standardized_on_host,
+    })
+}
+
+/// Checks that the device runs `host`'s model: a device without a valid model says
+/// why, and one that was built for models of another shape is told how to build one for
+/// this model.
+fn check_device_model(board: &Board, host: &HostModel) -> Result<()> {
     match &board.info().model {
         ModelStatus::Missing(reason) => {
-            bail!("the device has no valid model in its model region: {reason}")
+            let sizes: Vec<String> = host.layer_sizes().iter().map(usize::to_string).collect();
+            let hint = if is_shape_problem(reason) {
+                format!(
+                    "; build a firmware for this model's shape with MLP_LAYERS={} (see \
+                     boards/stm32f4/README.md)",
+                    sizes.join(",")
+                )
+            } else {
+                String::new()
+            };
+            bail!("the device has no valid model in its model region: {reason}{hint}")
         }
         ModelStatus::Loaded(summary) => {
             let crc = host.payload_crc();
@@ -613,31 +858,97 @@ pub fn evaluate(
             }
         }
     }
+    Ok(())
+}
+
+/// Whether the loader's reason (`mlp_embedded::LoadError`'s text, as `Info` carries it)
+/// is a model of other inputs, classes or widths than the firmware was built for.
+fn is_shape_problem(reason: &str) -> bool {
+    reason.contains("the firmware was built for") || reason.contains("the activation buffers hold")
+}
+
+/// Sends the first `limit` images of `data` to the device, compares every answer with
+/// the host's logits for the same model, and measures the round trips.
+pub fn evaluate(
+    board: &mut Board,
+    host: &HostModel,
+    data: &crate::data::Dataset,
+    limit: Option<usize>,
+) -> Result<BoardEvaluation> {
+    host.check_images(data.features)?;
+    check_device_model(board, host)?;
     let n = limit.unwrap_or(data.len()).min(data.len());
     let images: Vec<&[u8]> = (0..n).map(|i| data.image(i)).collect();
     let expected = host.logit_bits(&images)?;
-    let (mut correct, mut mismatched) = (0, 0);
+    measure(board, host, &expected, &data.labels, "image", |board, i| {
+        board
+            .predict_pixels(images[i])
+            .with_context(|| format!("image {i}"))
+    })
+}
+
+/// Sends the first `limit` rows to the device as `f32` features (`PredictFeatures`),
+/// compares every answer with the host's logits for the same model
+/// ([`HostModel::feature_logit_bits`] of the same values), and measures the round trips.
+///
+/// # Errors
+/// Rows without labels; a device that runs another model or none; a device's error
+/// answer, with the row's file and number.
+pub fn evaluate_rows(
+    board: &mut Board,
+    host: &HostModel,
+    rows: &FeatureRows,
+    limit: Option<usize>,
+) -> Result<BoardEvaluation> {
+    if rows.labels.len() != rows.len() {
+        bail!(
+            "{}: no label column, so no accuracy to measure",
+            rows.path.display()
+        );
+    }
+    check_device_model(board, host)?;
+    let n = limit.unwrap_or(rows.len()).min(rows.len());
+    let expected = host.feature_logit_bits(&rows.values[..n * rows.features], rows.features)?;
+    measure(board, host, &expected, &rows.labels, "row", |board, i| {
+        board
+            .predict_features(rows.row(i))
+            .with_context(|| format!("{} row {}", rows.path.display(), rows.row_numbers[i]))
+    })
+}
+
+/// Asks the device for input `i` (`ask`) for every `expected` logit list, and counts
+/// its right answers (`labels`), the host's, and the answers whose logits differ from
+/// the host's in any bit.
+fn measure(
+    board: &mut Board,
+    host: &HostModel,
+    expected: &[Vec<u32>],
+    labels: &[u8],
+    noun: &'static str,
+    mut ask: impl FnMut(&mut Board, usize) -> Result<Answer>,
+) -> Result<BoardEvaluation> {
+    let n = expected.len();
     let host_correct = expected
         .iter()
-        .zip(&data.labels)
+        .zip(labels)
         .filter(|(bits, &label)| host.class_of(bits) == usize::from(label))
         .count();
+    let (mut correct, mut mismatched) = (0, 0);
     let mut round_trips = Vec::with_capacity(n);
     let mut cycles = Vec::new();
-    for (i, pixels) in images.iter().enumerate() {
+    for (i, (bits, &label)) in expected.iter().zip(labels).enumerate() {
         let started = Instant::now();
-        let answer = board
-            .predict_pixels(pixels)
-            .with_context(|| format!("image {i}"))?;
+        let answer = ask(board, i)?;
         round_trips.push(started.elapsed());
         cycles.extend(answer.cycles);
-        correct += usize::from(answer.class as usize == usize::from(data.labels[i]));
-        mismatched += usize::from(logit_bits(&answer.logits) != expected[i]);
+        correct += usize::from(answer.class as usize == usize::from(label));
+        mismatched += usize::from(&logit_bits(&answer.logits) != bits);
     }
     round_trips.sort();
     cycles.sort();
     Ok(BoardEvaluation {
-        images: n,
+        noun,
+        inputs: n,
         correct,
         host_correct,
         mismatched,
@@ -659,25 +970,41 @@ pub struct BoardArgs {
 pub enum BoardAction {
     /// Print the firmware, the protocol version and the model the board runs.
     Info(LinkArgs),
-    /// Classify images of digits on the board.
+    /// Classify images of digits on the board, or the rows of a CSV file (--rows).
     Predict {
         /// Where the board is.
         #[command(flatten)]
         link: LinkArgs,
         /// Images (PNG or PGM) of single digits.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "rows", conflicts_with = "rows")]
         images: Vec<PathBuf>,
+        /// Classify the rows of this CSV file instead, sent as `f32` features, and check
+        /// every logit against the host's for --model: the training file's header, with
+        /// or without its label column (needs --data and --model).
+        #[arg(long, value_name = "FILE.csv", requires_all = ["data", "model"])]
+        rows: Option<PathBuf>,
+        /// With --rows: the CSV training file and the flags the model was trained with.
+        #[arg(long, value_name = "FILE.csv", requires = "rows")]
+        data: Option<PathBuf>,
+        /// How the CSV training file is read and split.
+        #[command(flatten)]
+        table: TableArgs,
     },
-    /// Send test images, print the accuracy measured on the board, and check every
-    /// logit against the host's for the same model file (`--model`).
+    /// Send test images, or the test split of a CSV file, print the accuracy measured
+    /// on the board, and check every logit against the host's for the same model file
+    /// (`--model`).
     Evaluate {
         /// Where the board is.
         #[command(flatten)]
         link: LinkArgs,
-        /// Data directory [default: the bundled digits].
-        #[arg(long, value_name = "DIR")]
+        /// Data directory, or the CSV training file (with the flags the model was
+        /// trained with: they give the same test split) [default: the bundled digits].
+        #[arg(long, value_name = "DIR|FILE.csv")]
         data: Option<PathBuf>,
-        /// Send only the first N test images.
+        /// How a CSV file is read and split.
+        #[command(flatten)]
+        table: TableArgs,
+        /// Send only the first N test images or rows.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
     },
@@ -740,7 +1067,23 @@ pub fn run(args: &BoardArgs) -> Result<()> {
             let board = Board::connect(&link.target()?)?;
             out!("{}", board.info());
         }
-        BoardAction::Predict { link, images } => {
+        BoardAction::Predict {
+            link,
+            rows: Some(rows),
+            data: Some(data),
+            table,
+            ..
+        } => predict_rows(link, rows, data, table)?,
+        BoardAction::Predict { table, .. } if table_flags_given(table) => {
+            bail!("--test, --label, --test-fraction and --split-seed go with --rows and --data")
+        }
+        BoardAction::Predict { link, images, .. } => {
+            // The protocol carries class indices; the host has the names when it has
+            // the model file.
+            let names = match &link.model {
+                Some(model) => AnyModel::load(model)?.class_names(),
+                None => None,
+            };
             let mut board = Board::connect(&link.target()?)?;
             let mut failed = 0;
             for path in images {
@@ -748,7 +1091,11 @@ pub fn run(args: &BoardArgs) -> Result<()> {
                     board.predict_pixels(&crate::quantize::pixel_bytes(&inputs))
                 });
                 match result {
-                    Ok(answer) => outln!("{}: {}", path.display(), describe_answer(&answer)),
+                    Ok(answer) => outln!(
+                        "{}: {}",
+                        path.display(),
+                        describe_answer(&answer, names.as_deref())
+                    ),
                     Err(error) => {
                         failed += 1;
                         eprintln!("{}: {error:#}", path.display());
@@ -762,22 +1109,43 @@ pub fn run(args: &BoardArgs) -> Result<()> {
                 );
             }
         }
-        BoardAction::Evaluate { link, data, limit } => {
+        BoardAction::Evaluate {
+            link,
+            data,
+            table,
+            limit,
+        } => {
             let Some(model) = &link.model else {
                 bail!("board evaluate needs --model FILE: the model the board runs, to check its logits");
             };
             let host = HostModel::load(model)?;
             let dir = data.clone().unwrap_or_else(crate::data::bundled_data_dir);
-            let data = crate::data::load_split(&dir, crate::data::Split::Test, None)?;
-            let mut board = Board::connect(&link.target()?)?;
-            out!("{}", board.info());
-            let result = evaluate(&mut board, &host, &data, limit.map(|n| n as usize))?;
+            let limit = limit.map(|n| n as usize);
+            let result = match table.source(&dir, None)? {
+                Some(source) => {
+                    // The host's checks (model against file) come before QEMU starts.
+                    let rows = table_rows(&host, &dir, &source, RowsOf::TestSplit)?;
+                    let mut board = Board::connect(&link.target()?)?;
+                    out!("{}", board.info());
+                    check_device_model(&board, &host)?;
+                    describe_rows(&rows);
+                    evaluate_rows(&mut board, &host, &rows, limit)?
+                }
+                None => {
+                    let data = crate::data::load_split(&dir, crate::data::Split::Test, None)?;
+                    host.check_images(data.features)?;
+                    let mut board = Board::connect(&link.target()?)?;
+                    out!("{}", board.info());
+                    evaluate(&mut board, &host, &data, limit)?
+                }
+            };
             out!("{result}");
             if result.mismatched > 0 || result.correct != result.host_correct {
                 bail!(
-                    "{} of {} images got logits that differ from the host's",
+                    "{} of {} {}s got logits that differ from the host's",
                     result.mismatched,
-                    result.images
+                    result.inputs,
+                    result.noun
                 );
             }
         }
@@ -785,7 +1153,79 @@ pub fn run(args: &BoardArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe_answer(answer: &Answer) -> String {
+/// True when any of the CSV flags was given.
+fn table_flags_given(table: &TableArgs) -> bool {
+    table.test.is_some()
+        || table.label.is_some()
+        || table.test_fraction.is_some()
+        || table.split_seed.is_some()
+}
+
+/// Says what is sent for CSV rows: the raw values, or the host's standardization.
+fn describe_rows(rows: &FeatureRows) {
+    if rows.standardized_on_host {
+        outln!(
+            "sent: the rows standardized on the host with the training split's mean and \
+             standard deviation (the model does not store them)"
+        );
+    } else {
+        outln!("sent: the rows' raw values (the device applies the model's standardization)");
+    }
+}
+
+/// `board predict --rows`: every row of a CSV file through the board, each answer's
+/// logits checked against the host's for the same model file.
+fn predict_rows(link: &LinkArgs, path: &Path, train: &Path, table: &TableArgs) -> Result<()> {
+    let Some(model) = &link.model else {
+        bail!("board predict --rows needs --model FILE: the model the board runs");
+    };
+    let host = HostModel::load(model)?;
+    let Some(source) = table.source(train, None)? else {
+        bail!(
+            "--rows needs the CSV training file in --data; {} is not a .csv file",
+            train.display()
+        );
+    };
+    let rows = table_rows(&host, train, &source, RowsOf::File(path))?;
+    let mut board = Board::connect(&link.target()?)?;
+    check_device_model(&board, &host)?;
+    describe_rows(&rows);
+    let expected = host.feature_logit_bits(&rows.values, rows.features)?;
+    let names = host.class_names().or_else(|| rows.class_names.clone());
+    let mut mismatched = 0;
+    for (i, bits) in expected.iter().enumerate() {
+        let row = rows.row_numbers[i];
+        let answer = board
+            .predict_features(rows.row(i))
+            .with_context(|| format!("{} row {row}", path.display()))?;
+        let equal = &logit_bits(&answer.logits) == bits;
+        mismatched += usize::from(!equal);
+        outln!(
+            "{} row {row}: {}{}",
+            path.display(),
+            describe_answer(&answer, names.as_deref()),
+            if equal {
+                ""
+            } else {
+                "  DIFFERS from the host's"
+            }
+        );
+    }
+    outln!(
+        "logits equal to the host's, bit for bit: {}/{}",
+        rows.len() - mismatched,
+        rows.len()
+    );
+    if mismatched > 0 {
+        bail!(
+            "{mismatched} of {} rows got logits that differ from the host's",
+            rows.len()
+        );
+    }
+    Ok(())
+}
+
+fn describe_answer(answer: &Answer, names: Option<&[String]>) -> String {
     let logits: Vec<String> = match &answer.logits {
         Logits::F32(values) => values.iter().map(|v| format!("{v:.4}")).collect(),
         Logits::Int8 { logits, scale } => logits
@@ -797,9 +1237,44 @@ fn describe_answer(answer: &Answer) -> String {
         || "cycles not measured".to_owned(),
         |c| format!("{c} cycles"),
     );
+    let name = names
+        .and_then(|n| n.get(answer.class as usize))
+        .map_or_else(String::new, |n| format!(" {n:?}"));
     format!(
-        "class {} (on the board, {cycles})  logits {}",
+        "class {}{name} (on the board, {cycles})  logits {}",
         answer.class,
         logits.join(" ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlp_embedded::LoadError;
+
+    /// The hint for a firmware of another shape reads the loader's words: these are
+    /// they, and other problems get no hint.
+    #[test]
+    fn shape_problems_are_recognised_in_the_loaders_words() {
+        let shape = [
+            LoadError::InputSizeMismatch {
+                expected: 784,
+                found: 30,
+            },
+            LoadError::OutputSizeMismatch {
+                expected: 10,
+                found: 2,
+            },
+            LoadError::LayerTooWide {
+                layer: 0,
+                outputs: 300,
+                capacity: 256,
+            },
+        ];
+        for error in shape {
+            assert!(is_shape_problem(&error.to_string()), "{error}");
+        }
+        let other = LoadError::NonFiniteParameter { layer: 0, index: 3 };
+        assert!(!is_shape_problem(&other.to_string()));
+    }
 }

@@ -391,6 +391,15 @@ pub struct PredictArgs {
     /// `<input file name>.input.png` in this directory.
     #[arg(long, value_name = "DIR")]
     pub show_input: Option<PathBuf>,
+    /// Print one JSON object per image (file, class, class name, every raw logit as
+    /// the shortest decimal that reads back to the same f32, and its bits) instead of
+    /// the text line.
+    #[arg(long, conflicts_with = "logits")]
+    pub json: bool,
+    /// Print every raw logit (the shortest decimal that reads back to the same f32;
+    /// an int8 model's int32 logits as integers) instead of the probabilities.
+    #[arg(long)]
+    pub logits: bool,
 }
 
 /// Options of `split`.
@@ -440,10 +449,14 @@ pub struct QuantizeArgs {
     /// The trained f32 model file.
     #[arg(long)]
     pub model: PathBuf,
-    /// Data directory whose training images calibrate the scales [default: the bundled digits].
-    #[arg(long, value_name = "DIR")]
+    /// Data directory whose training images calibrate the scales, or the CSV file the
+    /// model was trained on (its training split's rows) [default: the bundled digits].
+    #[arg(long, value_name = "DIR|FILE.csv")]
     pub data: Option<PathBuf>,
-    /// Training images used for calibration.
+    /// A CSV file's test split and label column, as given to `train`.
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Training images (or CSV rows) used for calibration.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub calibration: usize,
     /// Where to write the int8 model (default: next to the model, NAME-int8.mlp).
@@ -686,32 +699,27 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Evaluate(args)) => {
             // The model is read once (it may be a FIFO), then the data.
             let model = crate::quantize::AnyModel::load(&args.model)?;
+            let names = model.class_names();
             let dir = data_dir(&args.data);
-            let data = match args.table.source(&dir, None)? {
-                Some(source) => data::load_table_split(&dir, &source, args.split, args.validation)?,
+            let mut data = match args.table.source(&dir, None)? {
+                Some(source) => {
+                    let inputs = model.table_inputs(&args.model)?;
+                    data::load_table_split(&dir, &source, args.split, args.validation, inputs)?
+                }
                 None => data::load_split(&dir, args.split, args.validation)?,
             };
             let e = match model {
                 crate::quantize::AnyModel::Int8(model) => {
-                    if data.is_table() {
-                        bail!(
-                            "{}: an int8 model takes pixel bytes; CSV data needs an f32 model",
-                            args.model.display()
-                        );
-                    }
-                    model.check_fits(&args.model, data.features, data::CLASSES)?;
+                    model.check_fits(&args.model, data.features, data.classes)?;
                     crate::quantize::evaluate(&model, &data)
                 }
                 crate::quantize::AnyModel::F32(model) if data.is_table() => {
-                    if model.inputs() != data.features {
-                        bail!(
-                            "{}: model takes {} inputs but the data has {} feature columns",
-                            args.model.display(),
-                            model.inputs(),
-                            data.features
-                        );
-                    }
                     model.check_fits(&args.model, data.features, data.classes)?;
+                    if model.input != crate::model::Input::Pixels {
+                        // Raw values: the model's own stored transform makes its inputs.
+                        let raw = data.values.take().unwrap_or_default();
+                        data.values = Some(model.inputs_of(&raw));
+                    }
                     args.compute.compute().evaluate(&model, &data)?
                 }
                 crate::quantize::AnyModel::F32(model) => {
@@ -719,7 +727,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     args.compute.compute().evaluate(&model, &data)?
                 }
             };
-            print_evaluation(&args, &e, data.class_names.as_deref());
+            // The model's own names first; a CSV file's named labels otherwise.
+            let names = names.or_else(|| data.class_names.clone());
+            print_evaluation(&args, &e, names.as_deref());
             Ok(())
         }
         Some(Command::Predict(args)) => predict(&args),
@@ -761,7 +771,8 @@ fn print_evaluation(args: &EvaluateArgs, e: &crate::metrics::Evaluation, names: 
             Split::Validation => "validation",
             Split::Test => "test",
         };
-        let value = crate::summary::evaluation_json(e, &args.model, &data_dir(&args.data), split);
+        let value =
+            crate::summary::evaluation_json(e, &args.model, &data_dir(&args.data), split, names);
         outln!("{value:#}");
     } else {
         let names: Option<Vec<&str>> = names.map(|n| n.iter().map(String::as_str).collect());
@@ -965,22 +976,49 @@ fn quantize_command(args: &QuantizeArgs) -> Result<()> {
         args.model.with_file_name(format!("{stem}-int8.mlp"))
     });
     let dir = data_dir(&args.data);
+    let source = args.table.source(&dir, None)?;
     let mut inputs = vec![args.model.clone()];
     inputs.extend(data::data_files(&dir));
+    if let Some(source) = &source {
+        inputs.push(dir.clone());
+        inputs.extend(source.test.clone());
+    }
     crate::fsio::refuse_overwriting_input(&out, &inputs)?;
     let model = crate::model::Mlp::load(&args.model)?;
-    let mut calibration = data::load_split(&dir, Split::Train, None)?;
-    model.check_fits(&args.model, calibration.features, data::CLASSES)?;
-    let keep = args.calibration.clamp(1, calibration.len());
-    calibration.pixels.truncate(keep * calibration.features);
-    calibration.labels.truncate(keep);
-    let bytes = crate::quantize::quantize(&model, &calibration)
-        .with_context(|| format!("{}: cannot quantize", args.model.display()))?;
+    let (bytes, keep, what) = match &source {
+        Some(source) => {
+            if model.input == crate::model::Input::Pixels {
+                bail!(
+                    "{}: this model does not store its input standardization (it was saved before models did, or it is a model of images); train it again on {} to quantize it",
+                    args.model.display(),
+                    dir.display()
+                );
+            }
+            let calibration =
+                data::load_table_split(&dir, source, Split::Train, None, data::TableInputs::Raw)?;
+            model.check_fits(&args.model, calibration.features, calibration.classes)?;
+            let keep = args.calibration.clamp(1, calibration.len());
+            let raw = calibration.values.unwrap_or_default();
+            let raw = &raw[..(keep * calibration.features).min(raw.len())];
+            let bytes = crate::quantize::quantize_inputs(&model, &model.inputs_of(raw));
+            (bytes, keep, "training rows")
+        }
+        None => {
+            let mut calibration = data::load_split(&dir, Split::Train, None)?;
+            model.check_fits(&args.model, calibration.features, data::CLASSES)?;
+            let keep = args.calibration.clamp(1, calibration.len());
+            calibration.pixels.truncate(keep * calibration.features);
+            calibration.labels.truncate(keep);
+            let bytes = crate::quantize::quantize(&model, &calibration);
+            (bytes, keep, "training images")
+        }
+    };
+    let bytes = bytes.with_context(|| format!("{}: cannot quantize", args.model.display()))?;
     crate::fsio::write_bytes_atomic(&out, &bytes)
         .with_context(|| format!("{}: cannot write model file", out.display()))?;
     let f32_bytes = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
     outln!(
-        "wrote {} ({} bytes, {:.1}% of the f32 model's {f32_bytes}), calibrated on {keep} training images",
+        "wrote {} ({} bytes, {:.1}% of the f32 model's {f32_bytes}), calibrated on {keep} {what}",
         out.display(),
         bytes.len(),
         100.0 * bytes.len() as f64 / f32_bytes.max(1) as f64
@@ -1009,28 +1047,38 @@ fn predict(args: &PredictArgs) -> Result<()> {
     let mut shown = ShownInputs::new(args.show_input.as_deref())?;
     let total = args.images.len();
     let mut failures = Vec::new();
+    let names = model.class_names.as_deref();
     for path in &args.images {
-        let logits = shown
-            .load(path)
-            .and_then(|inputs| model.logits_one(&inputs));
+        // The image's inputs are pixel / 255; a model of other features takes the
+        // pixel values through its own transform, as the device's `predict_pixels`.
+        let logits = shown.load(path).and_then(|inputs| {
+            if model.input == crate::model::Input::Pixels {
+                model.logits_one(&inputs)
+            } else {
+                model.logits_one(&model.inputs_of_bytes(&crate::quantize::pixel_bytes(&inputs)))
+            }
+        });
         match logits {
-            Ok(logits) => print_prediction(path, &logits, mlp_core::loss::argmax(&logits)),
+            Ok(logits) => {
+                let class = mlp_core::loss::argmax(&logits);
+                let raw = RawLogits::F32(&logits);
+                print_prediction(args, Subject::Image(path), &logits, class, names, raw);
+            }
             Err(e) => image_failed(&mut failures, total, e),
         }
     }
     predict_result(failures, total)
 }
 
-/// `predict --rows`: classifies every row of a CSV file with the normalization of the
-/// training file's training split, and prints each row's class and probabilities.
+/// `predict --rows`: classifies every row of a CSV file (read with the training
+/// file's header, label column and classes) and prints each row's class and
+/// probabilities, or with `--logits`/`--json` its logits. A model that stores its
+/// input transform takes the raw values through it (an int8 model quantizes them as
+/// the device does); a model saved before models stored their standardization takes
+/// them standardized with the training file's training split, as it was trained.
 fn predict_rows(args: &PredictArgs, rows: &Path) -> Result<()> {
-    let model = match crate::quantize::AnyModel::load(&args.model)? {
-        crate::quantize::AnyModel::F32(model) => model,
-        crate::quantize::AnyModel::Int8(_) => bail!(
-            "{}: an int8 model takes pixel bytes; CSV rows need an f32 model",
-            args.model.display()
-        ),
-    };
+    let model = crate::quantize::AnyModel::load(&args.model)?;
+    let inputs = model.table_inputs(&args.model)?;
     let train = data_dir(&args.data);
     let Some(source) = args.table.source(&train, None)? else {
         bail!(
@@ -1038,41 +1086,60 @@ fn predict_rows(args: &PredictArgs, rows: &Path) -> Result<()> {
             train.display()
         );
     };
-    let t = data::load_table_splits(&train, &source, Some(0), None)?;
-    if model.inputs() != t.table.features() {
-        bail!(
-            "{}: model takes {} inputs but the data has {} feature columns",
-            args.model.display(),
-            model.inputs(),
-            t.table.features()
-        );
+    let t = data::load_table_splits(&train, &source, Some(0), None, inputs)?;
+    let (features, classes) = (t.table.features(), t.table.classes.count());
+    match &model {
+        crate::quantize::AnyModel::F32(m) => m.check_fits(&args.model, features, classes)?,
+        crate::quantize::AnyModel::Int8(m) => m.check_fits(&args.model, features, classes)?,
     }
-    model.check_fits(&args.model, t.table.features(), t.table.classes.count())?;
     let read = mlp_data::table::read_rows(rows, &t.table)?;
     let mut values = read.values.clone();
-    t.normalization.apply(&mut values);
-    let names = t.table.classes.names();
-    let name = |c: usize| names.map_or_else(|| c.to_string(), |n| n[c].clone());
-    for (x, row) in values
-        .chunks_exact(read.features().max(1))
-        .zip(&read.row_numbers)
-    {
-        let logits = model.logits_one(x)?;
-        let class = mlp_core::loss::argmax(&logits);
-        let mut probs = vec![0.0f32; logits.len()];
-        mlp_core::loss::softmax(&logits, &mut probs);
-        let listed: Vec<String> = probs
-            .iter()
-            .enumerate()
-            .map(|(c, p)| format!("{}:{p:.3}", name(c)))
-            .collect();
-        outln!(
-            "{} row {row}: {} ({:.1}%)  probabilities {}",
-            rows.display(),
-            name(class),
-            100.0 * probs[class],
-            listed.join(" ")
-        );
+    if inputs == data::TableInputs::Standardized {
+        t.normalization.apply(&mut values);
+    }
+    // The model's own names first; the training file's named labels otherwise.
+    let names = model
+        .class_names()
+        .or_else(|| t.table.classes.names().map(<[String]>::to_vec));
+    let rows_of = values.chunks_exact(features.max(1)).zip(&read.row_numbers);
+    match model {
+        crate::quantize::AnyModel::F32(model) => {
+            for (x, &row) in rows_of {
+                let logits = match inputs {
+                    data::TableInputs::Raw => model.logits_features(x)?,
+                    data::TableInputs::Standardized => model.logits_one(x)?,
+                };
+                let class = mlp_core::loss::argmax(&logits);
+                let subject = Subject::Row(rows, row);
+                print_prediction(
+                    args,
+                    subject,
+                    &logits,
+                    class,
+                    names.as_deref(),
+                    RawLogits::F32(&logits),
+                );
+            }
+        }
+        crate::quantize::AnyModel::Int8(model) => model.with_feature_predictor(|predict, scale| {
+            for (x, &row) in rows_of {
+                let logits = predict(x);
+                let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
+                let class = mlp_core::quant::argmax_i32(&logits);
+                let raw = RawLogits::Int8 {
+                    logits: &logits,
+                    scale,
+                };
+                print_prediction(
+                    args,
+                    Subject::Row(rows, row),
+                    &real,
+                    class,
+                    names.as_deref(),
+                    raw,
+                );
+            }
+        }),
     }
     Ok(())
 }
@@ -1117,13 +1184,26 @@ fn predict_int8(args: &PredictArgs, model: crate::quantize::Int8Model) -> Result
         .collect();
     let total = images.len();
     let mut failures = Vec::new();
+    let names = model.class_names();
     model.with_predictor(|predict, scale| {
         for (path, pixels) in images {
             match pixels {
                 Ok(pixels) => {
                     let logits = predict(&pixels);
                     let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
-                    print_prediction(path, &real, mlp_core::quant::argmax_i32(&logits));
+                    let class = mlp_core::quant::argmax_i32(&logits);
+                    let raw = RawLogits::Int8 {
+                        logits: &logits,
+                        scale,
+                    };
+                    print_prediction(
+                        args,
+                        Subject::Image(path),
+                        &real,
+                        class,
+                        names.as_deref(),
+                        raw,
+                    );
                 }
                 Err(e) => image_failed(&mut failures, total, e),
             }
@@ -1180,17 +1260,126 @@ impl<'a> ShownInputs<'a> {
     }
 }
 
-fn print_prediction(path: &Path, logits: &[f32], class: usize) {
-    let mut probs = vec![0.0f32; logits.len()];
-    mlp_core::loss::softmax(logits, &mut probs);
+/// A model's own logits, as `predict --logits` and `--json` print them.
+enum RawLogits<'a> {
+    /// An f32 model's.
+    F32(&'a [f32]),
+    /// An int8 model's int32 logits and the real value of one step.
+    Int8 { logits: &'a [i32], scale: f32 },
+}
+
+/// What one prediction is of.
+#[derive(Clone, Copy)]
+enum Subject<'a> {
+    /// An image file.
+    Image(&'a Path),
+    /// A row of a CSV file, by its line number.
+    Row(&'a Path, u64),
+}
+
+impl Subject<'_> {
+    /// How the text output names it: `digit.png`, `rows.csv row 2`.
+    fn label(self) -> String {
+        match self {
+            Subject::Image(path) => path.display().to_string(),
+            Subject::Row(path, row) => format!("{} row {row}", path.display()),
+        }
+    }
+
+    /// `--json`'s fields naming it: `file`, and `row` for a CSV row.
+    fn json(self) -> serde_json::Map<String, serde_json::Value> {
+        let mut fields = serde_json::Map::new();
+        let path = match self {
+            Subject::Image(path) | Subject::Row(path, _) => path,
+        };
+        fields.insert("file".into(), path.to_string_lossy().into());
+        if let Subject::Row(_, row) = self {
+            fields.insert("row".into(), row.into());
+        }
+        fields
+    }
+}
+
+/// One prediction: the text line, `--logits`' line or `--json`'s object. `real` are
+/// the real-valued logits (an int8 model's dequantized). A CSV row's text line names
+/// its class and every probability by the class names, an image's by index.
+fn print_prediction(
+    args: &PredictArgs,
+    subject: Subject<'_>,
+    real: &[f32],
+    class: usize,
+    names: Option<&[String]>,
+    raw: RawLogits<'_>,
+) {
+    let label = crate::model::class_label(names, class);
+    // Quoted: a name may hold spaces, and a digit's name is its index.
+    let named = match names {
+        Some(_) => format!(" {label:?}"),
+        None => String::new(),
+    };
+    if args.json {
+        let value = match raw {
+            RawLogits::F32(logits) => serde_json::json!({
+                "class": class,
+                "name": names.and_then(|n| n.get(class)),
+                "element": "f32",
+                // Rust's `{}` of an f32 is the shortest decimal that reads back to the
+                // same f32; strings, so no JSON reader widens them to f64 first.
+                "logits": logits.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+                "logit_bits": logits.iter().map(|v| format!("{:08x}", v.to_bits())).collect::<Vec<_>>(),
+            }),
+            RawLogits::Int8 { logits, scale } => serde_json::json!({
+                "class": class,
+                "name": names.and_then(|n| n.get(class)),
+                "element": "int8",
+                "logits": logits,
+                "scale": scale.to_string(),
+                "scale_bits": format!("{:08x}", scale.to_bits()),
+            }),
+        };
+        let mut fields = subject.json();
+        if let serde_json::Value::Object(rest) = value {
+            fields.extend(rest);
+        }
+        outln!("{}", serde_json::Value::Object(fields));
+        return;
+    }
+    if args.logits {
+        let listed: Vec<String> = match raw {
+            RawLogits::F32(logits) => logits.iter().map(|v| v.to_string()).collect(),
+            RawLogits::Int8 { logits, .. } => logits.iter().map(|v| v.to_string()).collect(),
+        };
+        outln!(
+            "{}: class {class}{named}  logits {}",
+            subject.label(),
+            listed.join(" ")
+        );
+        return;
+    }
+    let mut probs = vec![0.0f32; real.len()];
+    mlp_core::loss::softmax(real, &mut probs);
+    if let Subject::Row(..) = subject {
+        let listed: Vec<String> = probs
+            .iter()
+            .enumerate()
+            .map(|(c, p)| format!("{}:{p:.3}", crate::model::class_label(names, c)))
+            .collect();
+        outln!(
+            "{}: {label} ({:.1}%)  probabilities {}",
+            subject.label(),
+            100.0 * probs[class],
+            listed.join(" ")
+        );
+        return;
+    }
     let listed: Vec<String> = probs
         .iter()
         .enumerate()
         .map(|(c, p)| format!("{c}:{p:.3}"))
         .collect();
     outln!(
-        "{}: class {class} ({:.1}%)  probabilities {}",
-        path.display(),
+        "{}: class {class}{named} ({:.1}%)  probabilities {}",
+        subject.label(),
         100.0 * probs[class],
         listed.join(" ")
     );

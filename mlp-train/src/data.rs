@@ -46,6 +46,52 @@ pub const BUNDLED_FILES: [(&str, &[u8]); 4] = [
     ),
 ];
 
+/// The class names of Fashion-MNIST, in label order.
+pub const FASHION_NAMES: [&str; CLASSES] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// The SHA-256 of Fashion-MNIST's training label file, decompressed
+/// (`train-labels-idx1-ubyte`): how [`class_names`] recognises the data set.
+pub const FASHION_TRAIN_LABELS_SHA256: &str =
+    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9";
+
+/// The class names a model trained on `dir` stores: Fashion-MNIST's ten names when the
+/// training labels are Fashion-MNIST's (recognised by the SHA-256 of the decompressed
+/// label file, [`FASHION_TRAIN_LABELS_SHA256`], whether the file on disk is gzipped or
+/// not), otherwise the digits `"0"`..`"9"` (the bundled digits, MNIST, and any other
+/// MNIST-format set, whose classes are numbered).
+///
+/// # Errors
+/// If the training labels cannot be read.
+pub fn class_names(dir: &Path) -> Result<Vec<String>> {
+    let digits = || (0..CLASSES).map(|c| c.to_string()).collect();
+    if is_bundled(dir) {
+        return Ok(digits());
+    }
+    use sha2::Digest;
+    let labels = idx::read_labels(&find_file(dir, "train-labels-idx1-ubyte")?, CLASSES)?;
+    // The IDX file's bytes, header included, as they are once decompressed.
+    let file = idx::encode_labels(&labels);
+    let digest: String = sha2::Sha256::digest(&file)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if digest == FASHION_TRAIN_LABELS_SHA256 {
+        return Ok(FASHION_NAMES.iter().map(|&n| n.to_owned()).collect());
+    }
+    Ok(digits())
+}
+
 /// The bundled digits, as a data directory path ([`BUNDLED`]).
 pub fn bundled_data_dir() -> PathBuf {
     PathBuf::from(BUNDLED)
@@ -168,10 +214,13 @@ impl Dataset {
         }
     }
 
-    /// A set of a table's rows, normalized with `normalization`.
-    pub fn from_table(table: &Table, normalization: &Normalization) -> Dataset {
+    /// A set of a table's rows, normalized with `normalization` (`None`: the values as
+    /// read).
+    pub fn from_table(table: &Table, normalization: Option<&Normalization>) -> Dataset {
         let mut values = table.values.clone();
-        normalization.apply(&mut values);
+        if let Some(normalization) = normalization {
+            normalization.apply(&mut values);
+        }
         Dataset {
             features: table.features(),
             shape: (1, table.features()),
@@ -547,18 +596,29 @@ impl Normalization {
     pub fn apply(&self, values: &mut [f32]) {
         for row in values.chunks_exact_mut(self.offset.len().max(1)) {
             for ((v, &o), &s) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
-                // Two roundings: Rust never contracts this into a fused multiply-add.
-                let d = *v - o;
-                *v = d * s;
+                // The core's arithmetic, which the model file stores and the device runs.
+                *v = mlp_core::network::standardize(*v, o, s);
             }
         }
     }
 }
 
+/// What a CSV file's sets hold as their inputs ([`load_table_splits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableInputs {
+    /// The values standardized with the training split's [`Normalization`]: what
+    /// training runs on, and what a model whose file predates stored normalizations
+    /// (format version 2) was trained on.
+    Standardized,
+    /// The values as read, for a model that applies its own stored input transform
+    /// (format version 3) or an int8 model, which quantizes them itself.
+    Raw,
+}
+
 /// The splits of a CSV file, and what they were made with.
 #[derive(Clone, Debug)]
 pub struct TableSplits {
-    /// Train, validation and test sets, normalized.
+    /// Train, validation and test sets, as [`TableInputs`] asked.
     pub splits: Splits,
     /// The normalization of every set: the training split's (the training file less
     /// its test rows).
@@ -575,7 +635,8 @@ pub struct TableSplits {
 /// - **train**: the rest, the first `train_limit` of them when given (in file order).
 ///
 /// The normalization ([`Normalization::standardize`]) is that of the training split
-/// (train and validation rows, never the test rows), applied to every set.
+/// (train and validation rows, never the test rows), applied to every set when `inputs`
+/// is [`TableInputs::Standardized`].
 ///
 /// # Errors
 /// Any problem of the files ([`table::TableError`]); a split that leaves no
@@ -585,6 +646,7 @@ pub fn load_table_splits(
     source: &TableSource,
     validation: Option<usize>,
     train_limit: Option<usize>,
+    inputs: TableInputs,
 ) -> Result<TableSplits> {
     let table = table::read_training(path, &source.label, 2)?;
     let classes = table.classes.count();
@@ -635,11 +697,12 @@ pub fn load_table_splits(
         train_rows.truncate(limit);
     }
     let normalization = Normalization::standardize(&learn.values, learn.features());
+    let applied = (inputs == TableInputs::Standardized).then_some(&normalization);
     Ok(TableSplits {
         splits: Splits {
-            train: Dataset::from_table(&learn.select(&train_rows), &normalization),
-            validation: Dataset::from_table(&learn.select(&val_rows), &normalization),
-            test: Dataset::from_table(&test, &normalization),
+            train: Dataset::from_table(&learn.select(&train_rows), applied),
+            validation: Dataset::from_table(&learn.select(&val_rows), applied),
+            test: Dataset::from_table(&test, applied),
         },
         normalization,
         table,
@@ -655,8 +718,9 @@ pub fn load_table_split(
     source: &TableSource,
     split: Split,
     validation: Option<usize>,
+    inputs: TableInputs,
 ) -> Result<Dataset> {
-    let mut s = load_table_splits(path, source, validation, None)?.splits;
+    let mut s = load_table_splits(path, source, validation, None, inputs)?.splits;
     Ok(match split {
         Split::Train => s.train,
         Split::Validation => std::mem::take(&mut s.validation),

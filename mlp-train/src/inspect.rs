@@ -20,7 +20,7 @@ use anyhow::Result;
 use mlp_core::format::ModelView;
 
 /// Figures about a model file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
     /// Layer widths, input first.
     pub sizes: Vec<usize>,
@@ -36,6 +36,14 @@ pub struct ModelInfo {
     pub kernel_stack_bytes: usize,
     /// Multiply-accumulates per inference.
     pub macs: usize,
+    /// The file's format version.
+    pub version: u16,
+    /// What the first layer is given (`pixels (x / 255)`, `standardized ...`).
+    pub input: String,
+    /// An int8 model's input scale and zero point.
+    pub input_quantization: Option<(f32, i32)>,
+    /// The class names, if the file has them.
+    pub class_names: Option<Vec<String>>,
 }
 
 /// Reads the figures of a model file.
@@ -54,6 +62,12 @@ pub fn inspect(path: &Path) -> Result<ModelInfo> {
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(ModelInfo {
+        version: view.version(),
+        input: crate::model::Input::of(&view.input_transform()).describe(),
+        input_quantization: view.input_quantization().map(|q| (q.scale, q.zero_point)),
+        class_names: view
+            .class_names()
+            .map(|n| n.iter().map(str::to_owned).collect()),
         element_type: format!("{:?}", view.element_type()),
         parameters,
         file_bytes: bytes.len(),
@@ -76,7 +90,21 @@ impl ModelInfo {
         let widest = self.sizes.iter().skip(1).copied().max().unwrap_or(0);
         let sizes: Vec<String> = self.sizes.iter().map(|s| s.to_string()).collect();
         let mut s = String::new();
+        let _ = writeln!(s, "format:      version {}", self.version);
         let _ = writeln!(s, "layers:      {}", sizes.join("-"));
+        let _ = writeln!(s, "input:       {}", self.input);
+        if let Some((scale, zero_point)) = self.input_quantization {
+            let _ = writeln!(s, "int8 input:  scale {scale}, zero point {zero_point}");
+        }
+        let classes = self.sizes.last().copied().unwrap_or(0);
+        match &self.class_names {
+            Some(names) => {
+                let _ = writeln!(s, "classes:     {classes}: {}", names.join(", "));
+            }
+            None => {
+                let _ = writeln!(s, "classes:     {classes}, unnamed");
+            }
+        }
         for (k, w) in self.sizes.windows(2).enumerate() {
             let act = if k + 2 < self.sizes.len() {
                 "ReLU"

@@ -166,11 +166,21 @@ impl Evaluation {
 /// # Errors
 /// If this CPU does not run the kernels.
 pub fn evaluate(model: &Mlp, data: &Dataset, compute: Compute) -> Result<Evaluation> {
+    // A model that is not of pixels takes the bytes as features, through its input
+    // transform (as the device's `predict_pixels` does). A CSV set's values are
+    // standardized already, for a model that takes them as given.
+    let transformed;
+    let inputs = if model.input == crate::model::Input::Pixels || data.is_table() {
+        data.inputs()
+    } else {
+        transformed = model.inputs_of_bytes(&data.pixels);
+        mlp_kernels::Inputs::Values(&transformed)
+    };
     let sums = mlp_kernels::evaluate(
         compute.kernels,
         model.sizes(),
         &model.params,
-        data.inputs(),
+        inputs,
         &data.labels,
         compute.threads,
     )?;

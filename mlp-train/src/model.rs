@@ -1,18 +1,92 @@
 //! The network being trained: layer sizes and all parameters in one flat vector laid
 //! out exactly like the model file's payload (for each layer `W: [inputs, outputs]`,
 //! then `b: [outputs]`), so saving is a byte copy and the optimizers work on one
-//! slice. Reading and writing go through `mlp_core::format`.
+//! slice. Reading and writing go through `mlp_core::format`, with the input transform
+//! and the class names a model file holds (format version 3).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use mlp_core::format::{self, ElementType, ModelView};
+use mlp_core::format::{
+    self, ElementType, InputSpec, InputTransform, ModelParts, ModelView, Normalization,
+};
 use mlp_core::init::{xavier_normal, RandomSource};
 use mlp_core::network::{forward_one, layer_ranges, LayerParams, LayerRanges};
 
 /// Where one layer's parameters are in the flat parameter vector (the core's
 /// [`LayerRanges`]).
 pub type LayerLayout = LayerRanges;
+
+/// How a model's first-layer inputs come from the caller's features: the owned form
+/// of the model file's input transform (`mlp_core::format::InputTransform`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Input {
+    /// The features as given.
+    Features,
+    /// Pixels: `x / 255` (every model of images; format versions 1 and 2).
+    #[default]
+    Pixels,
+    /// `(x[i] - offsets[i]) × scales[i]`, in f32 (`mlp_core::network::standardize`).
+    Standardized {
+        /// One per input.
+        offsets: Vec<f32>,
+        /// One per input.
+        scales: Vec<f32>,
+    },
+}
+
+impl Input {
+    /// As the model file's reader sees it.
+    fn spec(&self) -> InputSpec<'_> {
+        match self {
+            Input::Features => InputSpec::Features,
+            Input::Pixels => InputSpec::Pixels,
+            Input::Standardized { offsets, scales } => InputSpec::Standardized { offsets, scales },
+        }
+    }
+
+    /// The owned copy of a file's transform.
+    pub fn of(transform: &InputTransform<'_>) -> Input {
+        match transform {
+            InputTransform::Features => Input::Features,
+            InputTransform::Pixels => Input::Pixels,
+            InputTransform::Standardized(norm) => {
+                let (offsets, scales) = norm.pairs().unzip();
+                Input::Standardized { offsets, scales }
+            }
+        }
+    }
+
+    /// Runs `f` with the transform the core applies (the code the device runs).
+    pub fn with_transform<R>(&self, f: impl FnOnce(&InputTransform<'_>) -> R) -> R {
+        match self {
+            Input::Features => f(&InputTransform::Features),
+            Input::Pixels => f(&InputTransform::Pixels),
+            Input::Standardized { offsets, scales } => {
+                let bytes = |v: &[f32]| v.iter().map(|x| x.to_le_bytes()).collect::<Vec<_>>();
+                let (offsets, scales) = (bytes(offsets), bytes(scales));
+                match Normalization::from_le_bytes(&offsets, &scales) {
+                    Some(norm) => f(&InputTransform::Standardized(norm)),
+                    // Unequal lengths: refused when the model is saved; the offsets
+                    // alone would be a guess.
+                    None => f(&InputTransform::Features),
+                }
+            }
+        }
+    }
+
+    /// A short description: `pixels (x / 255)`, `standardized (784 offsets and scales)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Input::Features => "features, as given".to_owned(),
+            Input::Pixels => "pixels (x / 255)".to_owned(),
+            Input::Standardized { offsets, .. } => format!(
+                "standardized ((x - offset) x scale, {} offsets and scales)",
+                offsets.len()
+            ),
+        }
+    }
+}
 
 /// A multi-layer perceptron: Dense layers with ReLU between them, softmax at the end.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +95,10 @@ pub struct Mlp {
     layout: Vec<LayerLayout>,
     /// All parameters in file order.
     pub params: Vec<f32>,
+    /// How the first layer's inputs come from the features (pixels for a new network).
+    pub input: Input,
+    /// One name per class, stored in the model file; `None` for none.
+    pub class_names: Option<Vec<String>>,
 }
 
 /// The flat layout of the parameters of a network with these layer sizes.
@@ -41,6 +119,8 @@ impl Mlp {
             sizes: sizes.to_vec(),
             layout,
             params: vec![0.0; total],
+            input: Input::Pixels,
+            class_names: None,
         })
     }
 
@@ -89,16 +169,74 @@ impl Mlp {
         })
     }
 
-    /// The model file bytes (`mlp_core::format`, f32 elements).
+    /// The model file bytes (`mlp_core::format`, f32 elements, with the input
+    /// transform and class names: version 1 for a model of pixels without names).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let sizes = to_u32(&self.sizes)?;
         let payload: Vec<u8> = self.params.iter().flat_map(|p| p.to_le_bytes()).collect();
-        let len = format::encoded_len(&sizes, payload.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let names = self.name_refs();
+        let parts = ModelParts {
+            layer_sizes: &sizes,
+            element_type: ElementType::F32,
+            parameters: &payload,
+            input: self.input.spec(),
+            input_zero_point: 0,
+            class_names: names.as_deref(),
+        };
+        let len = format::encoded_model_len(&parts).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut out = vec![0u8; len];
-        let used = format::encode(&sizes, ElementType::F32, &payload, &mut out)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let used = format::encode_model(&parts, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
         out.truncate(used);
         Ok(out)
+    }
+
+    /// The input transform as the model file's writer takes it.
+    pub fn input_spec(&self) -> InputSpec<'_> {
+        self.input.spec()
+    }
+
+    /// The class names as string slices, for the model file's writer.
+    pub fn name_refs(&self) -> Option<Vec<&str>> {
+        self.class_names
+            .as_ref()
+            .map(|n| n.iter().map(String::as_str).collect())
+    }
+
+    /// Class `class`'s name, or its index when the model has no names.
+    pub fn class_label(&self, class: usize) -> String {
+        class_label(self.class_names.as_deref(), class)
+    }
+
+    /// The first layer's inputs from feature vectors (one or more rows of
+    /// [`Mlp::inputs`] values), by the model's input transform (the core's arithmetic,
+    /// the one the device runs).
+    pub fn inputs_of(&self, features: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; features.len()];
+        let width = self.inputs().max(1);
+        self.input.with_transform(|t| {
+            for (row, x) in out.chunks_mut(width).zip(features.chunks(width)) {
+                t.apply(x, row);
+            }
+        });
+        out
+    }
+
+    /// The first layer's inputs from rows of byte features (images' pixels): for a model
+    /// of pixels, `pixel / 255`.
+    pub fn inputs_of_bytes(&self, features: &[u8]) -> Vec<f32> {
+        let mut out = vec![0.0; features.len()];
+        let width = self.inputs().max(1);
+        self.input.with_transform(|t| {
+            for (row, x) in out.chunks_mut(width).zip(features.chunks(width)) {
+                t.apply_to_bytes(x, row);
+            }
+        });
+        out
+    }
+
+    /// Logits of one feature vector: the input transform, then [`Mlp::logits_one`].
+    pub fn logits_features(&self, features: &[f32]) -> Result<Vec<f32>> {
+        self.logits_one(&self.inputs_of(features))
     }
 
     /// Reads a model from model file bytes, validated by the core's decoder. Only
@@ -126,6 +264,10 @@ impl Mlp {
             layout: layout(&sizes),
             sizes,
             params,
+            input: Input::of(&view.input_transform()),
+            class_names: view
+                .class_names()
+                .map(|n| n.iter().map(str::to_owned).collect()),
         })
     }
 
@@ -174,6 +316,13 @@ impl Mlp {
         }
         Ok(())
     }
+}
+
+/// Class `class`'s name from `names`, or its index when there are none.
+pub fn class_label(names: Option<&[String]>, class: usize) -> String {
+    names
+        .and_then(|n| n.get(class))
+        .map_or_else(|| class.to_string(), String::clone)
 }
 
 fn to_u32(sizes: &[usize]) -> Result<Vec<u32>> {
@@ -264,9 +413,29 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             n
         };
-        let m = Mlp::xavier(&[5, 4, 3], &mut rng).unwrap();
+        let mut m = Mlp::xavier(&[5, 4, 3], &mut rng).unwrap();
         let back = Mlp::from_bytes(&m.to_bytes().unwrap()).unwrap();
         assert_eq!(m, back);
+        assert_eq!(
+            ModelView::decode(&m.to_bytes().unwrap()).unwrap().version(),
+            1
+        );
+        m.input = Input::Standardized {
+            offsets: vec![1.0, -2.0, 0.5, 3.0, 1e-3],
+            scales: vec![0.25, 1.0, 2.0, 1e3, 7.0],
+        };
+        m.class_names = Some(vec!["a".into(), "b c".into(), "Ä".into()]);
+        let back = Mlp::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(m, back);
+        assert_eq!(back.class_label(2), "Ä");
+        let features = [3.0, 4.0, 5.0, 6.0, 7.0];
+        let inputs = back.inputs_of(&features);
+        assert_eq!(inputs[0], (3.0f32 - 1.0) * 0.25);
+        assert_eq!(inputs[3], (6.0f32 - 3.0) * 1e3);
+        assert_eq!(
+            back.logits_features(&features).unwrap(),
+            back.logits_one(&inputs).unwrap()
+        );
         let logits = m.logits_one(&[0.5; 5]).unwrap();
         assert_eq!(logits.len(), 3);
     }

@@ -104,11 +104,18 @@ pub fn write_summary(path: &Path, summary: &RunSummary<'_>) -> Result<()> {
 /// An evaluation as JSON: accuracy, loss, counts, per-class precision and recall
 /// (`null` for a class never predicted) and the confusion matrix
 /// (`confusion[true][predicted]`).
-pub fn evaluation_json(e: &Evaluation, model: &Path, data: &Path, split: &str) -> Value {
+pub fn evaluation_json(
+    e: &Evaluation,
+    model: &Path,
+    data: &Path,
+    split: &str,
+    names: Option<&[String]>,
+) -> Value {
     let classes: Vec<Value> = (0..e.confusion.len())
         .map(|c| {
             json!({
                 "class": c,
+                "name": names.and_then(|n| n.get(c)),
                 "images": e.confusion[c].iter().sum::<usize>(),
                 "precision": finite(e.precision(c)),
                 "recall": finite(e.recall(c)),

@@ -1051,15 +1051,17 @@ pub fn run_with(
             *test = absolute;
         }
     }
-    let splits = match &config.table {
+    let (splits, normalization) = match &config.table {
         Some(source) => data::load_table_splits(
             &config.data_dir,
             source,
             config.validation,
             config.train_limit,
+            data::TableInputs::Standardized,
         )
-        .map(|t| t.splits),
-        None => data::load_splits(&config.data_dir, config.validation, config.train_limit),
+        .map(|t| (t.splits, Some(t.normalization))),
+        None => data::load_splits(&config.data_dir, config.validation, config.train_limit)
+            .map(|s| (s, None)),
     }
     .map_err(|e| match (from_checkpoint, config.table.is_some()) {
         (false, _) => e,
@@ -1129,7 +1131,7 @@ pub fn run_with(
     let result = train_and_save(
         training,
         last_finished,
-        &splits,
+        (&splits, normalization.as_ref()),
         &data_files,
         options,
         compute,
@@ -1145,7 +1147,8 @@ pub fn run_with(
 fn train_and_save(
     mut training: Training,
     mut last_finished: Option<Checkpoint>,
-    splits: &data::Splits,
+    // The sets, and a CSV file's normalization, which the model file stores.
+    (splits, normalization): (&data::Splits, Option<&data::Normalization>),
     data_files: &data::DataFiles,
     options: &RunOptions,
     compute: Compute,
@@ -1178,7 +1181,14 @@ fn train_and_save(
                     let Some(ck) = last_finished else {
                         return Err(e);
                     };
-                    return save_interrupted(ck, out, epoch, started);
+                    return save_interrupted(
+                        ck,
+                        normalization,
+                        splits.train.class_names.as_deref(),
+                        out,
+                        epoch,
+                        started,
+                    );
                 }
                 if e.is::<Diverged>() {
                     let kept = if epoch == 1 {
@@ -1228,7 +1238,13 @@ fn train_and_save(
     let best_epoch = training.best_epoch();
     let stopped_early = training.stopped_early();
     let history = training.history().to_vec();
-    let model = training.finish();
+    let mut model = training.finish();
+    describe_inputs(
+        &mut model,
+        &config.data_dir,
+        normalization,
+        splits.train.class_names.as_deref(),
+    )?;
     let model_path = out.join(files::MODEL);
     model.save(&model_path)?;
     // A fresh run's chart and log exist after epoch 1; make sure they do even if a
@@ -1261,11 +1277,42 @@ fn train_and_save(
     })
 }
 
+/// What a model file says of its inputs and classes. Images: pixels, and the data
+/// set's class names (digits, or Fashion-MNIST's). A CSV file's features were
+/// standardized with the training split's `normalization` before training: the model
+/// stores it, so that the host and the device apply it to raw features alike, with the
+/// file's named labels (if any) as class names.
+fn describe_inputs(
+    model: &mut Mlp,
+    data_dir: &Path,
+    normalization: Option<&data::Normalization>,
+    table_names: Option<&[String]>,
+) -> Result<()> {
+    if data::is_table_path(data_dir) {
+        let Some(normalization) = normalization else {
+            bail!(
+                "{}: the CSV file's normalization is missing",
+                data_dir.display()
+            );
+        };
+        model.input = crate::model::Input::Standardized {
+            offsets: normalization.offset.clone(),
+            scales: normalization.scale.clone(),
+        };
+        model.class_names = table_names.map(<[String]>::to_vec);
+    } else {
+        model.class_names = Some(data::class_names(data_dir)?);
+    }
+    Ok(())
+}
+
 /// After a Ctrl-C during `epoch`: writes the checkpoint, log, chart and model of the
 /// last finished epoch (`ck`; the model is the best epoch's with early stopping), so
 /// that `--resume` continues to the uninterrupted run's exact bytes.
 fn save_interrupted(
     ck: Checkpoint,
+    normalization: Option<&data::Normalization>,
+    names: Option<&[String]>,
     out: &Path,
     epoch: usize,
     started: Instant,
@@ -1280,6 +1327,7 @@ fn save_interrupted(
     } else {
         ck.params.clone()
     };
+    describe_inputs(&mut model, &ck.config.data_dir, normalization, names)?;
     let model_path = out.join(files::MODEL);
     model.save(&model_path)?;
     Ok(TrainReport {

@@ -259,6 +259,42 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
     std::fs::write(&empty_model, b"").unwrap();
     let truncated_model = root.join("truncated.mlp");
     std::fs::write(&truncated_model, &good_bytes[..good_bytes.len() / 2]).unwrap();
+    // Version-3 models whose new fields are corrupt, with a checksum that matches, so
+    // that each reaches its own check: a NaN offset, a class name with a line break, an
+    // input transform this build does not know.
+    let standardized = {
+        let mut mlp = mlp_train::model::Mlp::zeroed(&[784, 8, 10]).unwrap();
+        mlp.input = mlp_train::model::Input::Standardized {
+            offsets: vec![0.5; 784],
+            scales: vec![2.0; 784],
+        };
+        mlp.class_names = Some((0..10).map(|c| format!("c{c}")).collect());
+        mlp.to_bytes().unwrap()
+    };
+    let corrupt = |name: &str, edit: &dyn Fn(&mut Vec<u8>, usize)| {
+        let view = mlp_core::format::ModelView::decode(&standardized).unwrap();
+        let payload_start = standardized.len() - view.payload().len();
+        let crc_at = standardized[..payload_start]
+            .windows(4)
+            .position(|w| w == view.payload_crc().to_le_bytes())
+            .unwrap();
+        let mut bytes = standardized.clone();
+        edit(&mut bytes, payload_start);
+        let crc = mlp_core::format::crc32(&bytes[payload_start..]);
+        bytes[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+        let path = root.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let nan_offset = corrupt("nan-offset.mlp", &|b, at| {
+        b[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes())
+    });
+    let bad_name = corrupt("bad-name.mlp", &|b, _| {
+        // Class 2's name, "c2", becomes "c\n".
+        let len = b.len();
+        b[len - 3 * (10 - 2) + 2] = b'\n';
+    });
+    let unknown_input = corrupt("unknown-input.mlp", &|b, _| b[6] = 7);
     let image = root.join("digit.pgm");
     std::fs::write(
         &image,
@@ -339,6 +375,26 @@ fn bad_inputs_to_every_command_are_named_in_one_line() {
 
     let out = root.join("out");
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "inspect: a standardized model with a NaN offset",
+            vec!["inspect".into(), p(&nan_offset)],
+            "nan-offset.mlp: not a valid model file: feature 0's normalization is invalid",
+        ),
+        (
+            "evaluate: a class name with a line break",
+            vec!["evaluate".into(), "--model".into(), p(&bad_name)],
+            "bad-name.mlp: not a valid model file: class 2's name holds a control character",
+        ),
+        (
+            "predict: an input transform this build does not know",
+            vec![
+                "predict".into(),
+                "--model".into(),
+                p(&unknown_input),
+                p(&image),
+            ],
+            "unknown-input.mlp: not a valid model file: unknown input transform 7",
+        ),
         (
             "quantize: an int8 model",
             vec!["quantize".into(), "--model".into(), p(&int8_model)],

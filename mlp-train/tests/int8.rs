@@ -55,12 +55,15 @@ fn quantized_model_keeps_its_accuracy_on_the_bundled_digits() {
         "int8 loses more than 0.5 points: {f32_accuracy} -> {int8_accuracy}"
     );
 
-    // The file: version 2, int8, at most 26% of the f32 model's bytes.
+    // The file: version 3 (the trainer stores the digits' names), int8, the f32 model's
+    // names, at most 26% of the f32 model's bytes.
     let f32_bytes = std::fs::read(&f32_model).unwrap();
     let int8_bytes = std::fs::read(&int8_model).unwrap();
     let view = mlp_core::format::ModelView::decode(&int8_bytes).unwrap();
-    assert_eq!(view.version(), 2);
+    assert_eq!(view.version(), 3);
     assert_eq!(view.element_type(), mlp_core::format::ElementType::Int8);
+    let names: Vec<&str> = view.class_names().unwrap().iter().collect();
+    assert_eq!(names, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
     assert!(
         int8_bytes.len() * 100 <= f32_bytes.len() * 26,
         "{} vs {}",

@@ -50,6 +50,10 @@ pub mod firmware {
             "MLP_INT8_MODEL",
             "MLP_INT8_IMAGES",
             "MLP_INT8_EXPECTED",
+            "MLP_TABULAR_LAYERS",
+            "MLP_TABULAR_MODEL",
+            "MLP_TABULAR_INT8_MODEL",
+            "MLP_TABULAR_FEATURES",
         ] {
             command.env_remove(var);
         }

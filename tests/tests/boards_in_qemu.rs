@@ -9,7 +9,10 @@
 //! - the protocol's bad frames (garbage, truncated, oversized, wrong image length,
 //!   unknown request) against the running device: an error answer each, and a correct
 //!   prediction right after;
-//! - an empty model region: `Info` says why there is no model, predictions are refused.
+//! - an empty model region: `Info` says why there is no model, predictions are refused;
+//! - a model of the bundled CSV table on the STM32F4 firmware built for its shape
+//!   (`MLP_LAYERS`), `f32` and int8: the test split's rows sent as `f32` features, every
+//!   logit equal to the host's bit for bit, the device's accuracy equal to the host's.
 //!
 //! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target (`scripts/setup.sh`).
 
@@ -18,8 +21,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mlp_embedded::protocol::{ErrorAnswer, ModelStatus, Request};
-use mlp_train::board::{evaluate, Board, EmulatedBoard, HostModel, Reply, Target};
-use mlp_train::data::{load_split, Split};
+use mlp_train::board::{
+    evaluate, evaluate_rows, table_rows, Board, BoardEvaluation, EmulatedBoard, FeatureRows,
+    HostModel, Reply, RowsOf, Target,
+};
+use mlp_train::data::{load_split, load_table_splits, Split, TableSource};
+use mlp_train::model::{Input, Mlp};
 use mlp_train::train::{RunOptions, TrainConfig};
 use mlp_workspace_tests::firmware::workspace;
 
@@ -34,6 +41,7 @@ fn firmware(board: EmulatedBoard, folder: &str) -> PathBuf {
         .current_dir(&dir)
         .args(["build", "--release", "--locked"])
         .env_remove("CARGO_TARGET_DIR")
+        .env_remove("MLP_LAYERS")
         .status()
         .expect("run cargo build for the board");
     assert!(status.success(), "the {folder} firmware did not build");
@@ -103,7 +111,7 @@ fn evaluate_on(board: &mut Board, model: &Path, test: &mlp_train::data::Dataset,
     let host = HostModel::load(model).unwrap();
     let result = evaluate(board, &host, test, Some(IMAGES)).unwrap();
     println!("{what}:\n{result}");
-    assert_eq!(result.images, IMAGES);
+    assert_eq!(result.inputs, IMAGES);
     assert_eq!(result.mismatched, 0, "{result}");
     assert_eq!(result.correct, result.host_correct, "{result}");
     // Three epochs reach about 90% on these images; a broken model is near 10%.
@@ -194,4 +202,185 @@ fn the_boards_serve_the_protocol_in_qemu() {
     bad_frames(&mut board, &test);
     drop(board);
     empty_region(EmulatedBoard::Microbit, &microbit, &test);
+}
+
+/// Builds the STM32F4 firmware for models of `layers` (`MLP_LAYERS`) into a target
+/// folder of its own, so that the default build in `boards/target`, which `board
+/// --qemu` runs when given no `--firmware`, stays the default one; returns its ELF.
+fn stm32f4_firmware_for(layers: &str) -> PathBuf {
+    let target_dir = workspace().join("target/boards-tabular");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace().join("boards/stm32f4"))
+        .args(["build", "--release", "--locked"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("MLP_LAYERS", layers)
+        .status()
+        .expect("run cargo build for the board");
+    assert!(
+        status.success(),
+        "the stm32f4 firmware for {layers} did not build"
+    );
+    let elf = target_dir.join("thumbv7em-none-eabihf/release/mlp-board-stm32f4");
+    assert!(elf.is_file(), "{} missing after the build", elf.display());
+    elf
+}
+
+/// The test split of the bundled table through the board, with `model` in its model
+/// region: every logit equal to the host's, the host's accuracy.
+fn evaluate_table_on(
+    elf: &Path,
+    model: &Path,
+    source: &TableSource,
+    what: &str,
+) -> (BoardEvaluation, FeatureRows) {
+    let train = workspace().join("data/breast-cancer/train.csv");
+    let host = HostModel::load(model).unwrap();
+    let rows = table_rows(&host, &train, source, RowsOf::TestSplit).unwrap();
+    let mut board = connect(EmulatedBoard::Stm32f4, elf, Some(model));
+    let ModelStatus::Loaded(summary) = &board.info().model else {
+        panic!("no model: {}", board.info())
+    };
+    assert_eq!(summary.layer_sizes.as_slice(), &[30, 16, 2]);
+    let result = evaluate_rows(&mut board, &host, &rows, None).unwrap();
+    println!("{what}:\n{result}");
+    assert_eq!(result.inputs, 114, "the bundled test file's rows");
+    assert_eq!(result.mismatched, 0, "{result}");
+    assert_eq!(result.correct, result.host_correct, "{result}");
+    // A few epochs reach about 97% on these rows; answering the larger class (benign)
+    // every time is 63%.
+    assert!(result.correct >= 100, "{result}");
+    (result, rows)
+}
+
+#[test]
+fn a_tabular_model_runs_on_the_stm32f4_in_qemu() {
+    let elf = stm32f4_firmware_for("30,16,2");
+    let data = workspace().join("data/breast-cancer");
+    let source = TableSource {
+        test: Some(data.join("test.csv")),
+        ..TableSource::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        data_dir: data.join("train.csv"),
+        table: Some(source.clone()),
+        hidden: vec![16],
+        epochs: 5,
+        ..TrainConfig::default()
+    };
+    let options = RunOptions {
+        out_dir: dir.path().join("run"),
+        resume: None,
+        stop_after: None,
+        verbose: false,
+    };
+    let report = mlp_train::train::run(config, &options).expect("train with mlp-train");
+    let trained_path = report.model_path.expect("the run wrote a model");
+    let trained = Mlp::load(&trained_path).unwrap();
+
+    // The same network with the training split's standardization stored in the file
+    // (format version 3), as the device applies it to raw values; and its int8
+    // quantization, calibrated on the training file's raw rows.
+    let t = load_table_splits(
+        &data.join("train.csv"),
+        &source,
+        None,
+        None,
+        mlp_train::data::TableInputs::Standardized,
+    )
+    .unwrap();
+    let mut standardized = trained.clone();
+    standardized.input = Input::Standardized {
+        offsets: t.normalization.offset.clone(),
+        scales: t.normalization.scale.clone(),
+    };
+    let standardized_path = dir.path().join("standardized.mlp");
+    standardized.save(&standardized_path).unwrap();
+    let int8 = mlp_train::quantize::quantize_features_of(&standardized, &t.table.values)
+        .expect("the quantizer takes a model of standardized features");
+    let int8_path = dir.path().join("standardized-int8.mlp");
+    fs::write(&int8_path, int8).unwrap();
+
+    // Raw values in, the device standardizes them.
+    let (f32_result, raw) = evaluate_table_on(
+        &elf,
+        &standardized_path,
+        &source,
+        "stm32f4, 30-16-2 f32, standardized on the device",
+    );
+    assert!(!raw.standardized_on_host);
+    let (_, int8_raw) = evaluate_table_on(
+        &elf,
+        &int8_path,
+        &source,
+        "stm32f4, 30-16-2 int8, standardized on the device",
+    );
+    assert_eq!(int8_raw.values, raw.values);
+    // The trained file itself, whose input transform is the features as given if the
+    // trainer does not store its standardization: then the host standardizes.
+    let (trained_result, sent) = evaluate_table_on(
+        &elf,
+        &trained_path,
+        &source,
+        "stm32f4, 30-16-2 f32, as trained",
+    );
+    // Standardizing on the device or on the host: the same arithmetic, the same logits.
+    let bits = |path: &Path, rows: &FeatureRows| {
+        HostModel::load(path)
+            .unwrap()
+            .feature_logit_bits(&rows.values, rows.features)
+            .unwrap()
+    };
+    assert_eq!(bits(&standardized_path, &raw), bits(&trained_path, &sent));
+    assert_eq!(f32_result.correct, trained_result.correct);
+
+    // A model of this table that the firmware's buffers cannot hold: refused, with the
+    // build line that makes a firmware for it.
+    let wide = Mlp::zeroed(&[30, 300, 2]).unwrap();
+    let wide_path = dir.path().join("wide.mlp");
+    wide.save(&wide_path).unwrap();
+    let host = HostModel::load(&wide_path).unwrap();
+    let mut board = connect(EmulatedBoard::Stm32f4, &elf, Some(&wide_path));
+    let error = format!(
+        "{:#}",
+        evaluate_rows(&mut board, &host, &raw, None).unwrap_err()
+    );
+    assert!(
+        error.contains("layer 0 has 300 outputs, the activation buffers hold 256"),
+        "{error}"
+    );
+    assert!(error.contains("MLP_LAYERS=30,300,2"), "{error}");
+    drop(board);
+
+    // A model of pixels, or of another number of features, is refused on the host.
+    let pixels = Mlp::zeroed(&[784, 16, 2]).unwrap();
+    let pixels_path = dir.path().join("pixels.mlp");
+    pixels.save(&pixels_path).unwrap();
+    let error = table_rows(
+        &HostModel::load(&pixels_path).unwrap(),
+        &data.join("train.csv"),
+        &source,
+        RowsOf::TestSplit,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("a model of pixels (images) cannot classify CSV rows"),
+        "{error}"
+    );
+    let mut narrow = Mlp::zeroed(&[29, 16, 2]).unwrap();
+    narrow.input = Input::Features;
+    let narrow_path = dir.path().join("narrow.mlp");
+    narrow.save(&narrow_path).unwrap();
+    let error = table_rows(
+        &HostModel::load(&narrow_path).unwrap(),
+        &data.join("train.csv"),
+        &source,
+        RowsOf::TestSplit,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("the model takes 29 inputs but"), "{error}");
+    assert!(error.contains("has 30 feature columns"), "{error}");
 }

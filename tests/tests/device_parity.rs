@@ -9,6 +9,11 @@
 //! flashed model and checks that it refuses corrupt or foreign models with the right
 //! error.
 //!
+//! A tabular model runs end to end as well: a model of 8 features with a stored
+//! standardization (format version 3) and its int8 quantization, both predicting
+//! feature vectors with `predict_features` in the `predict_features` firmware on the
+//! Cortex-M4F and v6-M, logit for logit equal to the host's.
+//!
 //! Needs `qemu-system-arm` and the two Rust targets (`scripts/setup.sh` installs them).
 //! The assets it writes (`mlp-embedded/firmware/target/assets/`) are the firmware's
 //! defaults, so `cargo run --release` in the firmware folder and `scripts/firmware.sh
@@ -362,10 +367,10 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
     bad_magic[..4].copy_from_slice(b"MLPX");
     let mut new_version = setup.model.clone();
     new_version[4] = 9;
-    let mut payload = setup.model[payload_start..].to_vec();
-    payload[..4].copy_from_slice(&f32::NAN.to_le_bytes());
-    // Re-encoded: the checksum is right, only the value is wrong.
-    let nan = encode_model(&LAYERS, &payload);
+    // Re-encoded with its class names: the checksum is right, only the value is wrong.
+    let mut with_nan = Mlp::from_bytes(&setup.model).unwrap();
+    with_nan.params[0] = f32::NAN;
+    let nan = with_nan.to_bytes().unwrap();
     let foreign_layers = [784, 64, 10];
     let foreign = encode_model(
         &foreign_layers,
@@ -532,4 +537,157 @@ fn device_logits_are_bit_identical_on_a_cortex_m0_microbit() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+// --- a tabular model: stored standardization, f32 and int8 -----------------------------
+
+const TABULAR_LAYERS: [u32; 3] = [8, 16, 3];
+
+/// Feature vectors of a made-up tabular problem: 8 features on very different scales
+/// (offsets up to 10⁴, spreads from 10⁻³ to 10³), three classes by the sign of two
+/// combinations. Deterministic.
+fn tabular_rows(count: usize) -> Vec<[f32; 8]> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut unit = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let centres = [1e4, -3.0, 0.5, 250.0, 0.0, -7e3, 42.0, 1e-2];
+    let spreads = [1e3, 0.5, 1e-3, 30.0, 1.0, 5.0, 0.25, 1e-3];
+    (0..count)
+        .map(|_| std::array::from_fn(|i| (centres[i] + spreads[i] * unit()) as f32))
+        .collect()
+}
+
+#[test]
+fn a_tabular_model_with_stored_standardization_gives_the_hosts_bits() {
+    use mlp_train::model::Input;
+    use mlp_train::quantize::{quantize_features_of, Int8Model};
+
+    let rows = tabular_rows(300);
+    // The contract: mean and 1 / population std over the training rows, in f64,
+    // rounded once to f32.
+    let n = rows.len() as f64;
+    let mean: Vec<f64> = (0..8)
+        .map(|i| rows.iter().map(|r| f64::from(r[i])).sum::<f64>() / n)
+        .collect();
+    let std: Vec<f64> = (0..8)
+        .map(|i| {
+            (rows
+                .iter()
+                .map(|r| (f64::from(r[i]) - mean[i]).powi(2))
+                .sum::<f64>()
+                / n)
+                .sqrt()
+        })
+        .collect();
+    let sizes: Vec<usize> = TABULAR_LAYERS.iter().map(|&s| s as usize).collect();
+    let mut seed = 7u64;
+    let mut rng = || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        seed
+    };
+    let mut model = Mlp::xavier(&sizes, &mut rng).unwrap();
+    model.input = Input::Standardized {
+        offsets: mean.iter().map(|&m| m as f32).collect(),
+        scales: std
+            .iter()
+            .map(|&s| if s > 0.0 { (1.0 / s) as f32 } else { 1.0 })
+            .collect(),
+    };
+    model.class_names = Some(vec!["low".into(), "middle".into(), "high".into()]);
+    let file = model.to_bytes().unwrap();
+    let features: Vec<f32> = rows.iter().flatten().copied().collect();
+    let int8_file = quantize_features_of(&model, &features).unwrap();
+    let int8 = Int8Model::from_file_bytes(int8_file.clone(), Path::new("int8.mlp")).unwrap();
+    assert_eq!(ModelView::decode(&int8_file).unwrap().version(), 3);
+
+    let tested = &rows[..40];
+    let host: Vec<Vec<u32>> = tested
+        .iter()
+        .map(|r| {
+            let logits = model.logits_features(r).unwrap();
+            logits.iter().map(|v| v.to_bits()).collect()
+        })
+        .collect();
+    let host_int8: Vec<Vec<u32>> = int8.with_feature_predictor(|predict, _| {
+        tested
+            .iter()
+            .map(|r| predict(r).iter().map(|&l| l as u32).collect())
+            .collect()
+    });
+    let classes: std::collections::HashSet<usize> = host
+        .iter()
+        .map(|bits| {
+            let logits: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+            mlp_core::loss::argmax(&logits)
+        })
+        .collect();
+    assert!(
+        classes.len() > 1,
+        "the features reach the logits: {classes:?}"
+    );
+
+    let assets = assets_dir().join("tabular");
+    fs::create_dir_all(&assets).unwrap();
+    fs::write(assets.join("model.mlp"), &file).unwrap();
+    fs::write(assets.join("int8-model.mlp"), &int8_file).unwrap();
+    let bytes: Vec<u8> = tested
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    fs::write(assets.join("features.bin"), bytes).unwrap();
+    let path = |name: &str| assets.join(name).display().to_string();
+    let layer_list = TABULAR_LAYERS.map(|s| s.to_string()).join(",");
+    for board in &BOARDS[..2] {
+        let target_dir = firmware_dir().join("target/tabular");
+        firmware::build(
+            board.target,
+            &target_dir,
+            &["--bin", "predict_features"],
+            &[
+                ("MLP_TABULAR_LAYERS", layer_list.clone()),
+                ("MLP_TABULAR_MODEL", path("model.mlp")),
+                ("MLP_TABULAR_INT8_MODEL", path("int8-model.mlp")),
+                ("MLP_TABULAR_FEATURES", path("features.bin")),
+            ],
+        );
+        let elf = target_dir
+            .join(board.target)
+            .join("release/predict_features");
+        let run = run_qemu_elf(&["-cpu", board.cpu, "-machine", board.machine], &elf, &[]);
+        let what = format!("{} on {}", board.target, board.machine);
+        assert!(run.success, "{what}:\n{}", run.stdout);
+        assert!(
+            run.stdout
+                .contains("input standardized; int8 input standardized"),
+            "{what}:\n{}",
+            run.stdout
+        );
+        let (mut f32_lines, mut int8_lines) = (0, 0);
+        for line in run.stdout.lines() {
+            let (expected, rest) = if let Some(rest) = line.strip_prefix("int8 features ") {
+                int8_lines += 1;
+                (&host_int8, rest)
+            } else if let Some(rest) = line.strip_prefix("features ") {
+                f32_lines += 1;
+                (&host, rest)
+            } else {
+                continue;
+            };
+            let index: usize = rest.split_whitespace().next().unwrap().parse().unwrap();
+            assert_eq!(parse_logits(line), expected[index], "{what}: {line}");
+        }
+        assert_eq!(
+            (f32_lines, int8_lines),
+            (tested.len(), tested.len()),
+            "{what}:\n{}",
+            run.stdout
+        );
+    }
 }

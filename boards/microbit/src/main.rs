@@ -12,14 +12,23 @@ use cortex_m_rt::entry;
 use mlp_board_common::SerialLink;
 use mlp_embedded::protocol::{request_frame_len, Identity};
 
-/// The models this firmware serves: 784 pixel inputs (28×28), 10 classes, layers up
-/// to 200 wide (the walkthrough's); 16 KB of RAM sets the width.
-const INPUTS: usize = 784;
-const CLASSES: usize = 10;
-const WIDTH: usize = 200;
+// The models this firmware serves, `INPUTS`, `CLASSES` and `WIDTH`, from `MLP_LAYERS`
+// when it is built (build.rs): by default 784 pixel inputs (28×28), 10 classes, layers
+// up to 200 wide (the walkthrough's; 16 KB of RAM sets the width).
+include!(concat!(env!("OUT_DIR"), "/shape.rs"));
 
-/// The longest request: an image of 784 pixels (features would not fit this RAM).
-const RX: usize = request_frame_len(INPUTS) - 1;
+/// The longest request's payload: `INPUTS` `f32` features when they take no more
+/// than an image of 784 pixels does (a tabular model's few features), otherwise one
+/// byte per input (784 `f32` features would not fit this RAM: a model of images is
+/// sent pixels).
+const RX_PAYLOAD: usize = if 4 * INPUTS <= 784 {
+    4 * INPUTS
+} else {
+    INPUTS
+};
+
+/// The longest request frame, without its delimiter.
+const RX: usize = request_frame_len(RX_PAYLOAD) - 1;
 
 /// UART0's BAUDRATE value for 115200 baud (nRF51 reference manual).
 const BAUD_115200: u32 = 0x01D7_E000;

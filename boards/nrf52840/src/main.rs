@@ -19,13 +19,13 @@ use mlp_board_common::SerialLink;
 use mlp_embedded::protocol::{request_frame_len, Identity};
 use nrf52840_pac as pac;
 
-/// The models this firmware serves: 784 pixel inputs (28×28), 10 classes, layers up to
-/// 256 wide; `board info` reports a model of another shape as missing, with the reason.
-const INPUTS: usize = 784;
-const CLASSES: usize = 10;
-const WIDTH: usize = 256;
+// The models this firmware serves, `INPUTS`, `CLASSES` and `WIDTH`, from `MLP_LAYERS`
+// when it is built (build.rs): by default 784 pixel inputs (28×28), 10 classes, layers
+// up to 256 wide. `board info` reports a model of another shape as missing, with the
+// reason.
+include!(concat!(env!("OUT_DIR"), "/shape.rs"));
 
-/// The longest request: 784 `f32` features (a pixel request is shorter).
+/// The longest request: `INPUTS` `f32` features (a pixel request is shorter).
 const RX: usize = request_frame_len(4 * INPUTS) - 1;
 // An answer is sent in one EasyDMA transfer, whose length register has 16 bits.
 const _: () = assert!(mlp_embedded::protocol::MAX_RESPONSE_FRAME <= u16::MAX as usize);

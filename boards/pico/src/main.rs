@@ -24,13 +24,13 @@ use rp2040_pac as pac;
 #[used]
 pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
-/// The models this firmware serves: 784 pixel inputs (28×28), 10 classes, layers up to
-/// 256 wide; `board info` reports a model of another shape as missing, with the reason.
-const INPUTS: usize = 784;
-const CLASSES: usize = 10;
-const WIDTH: usize = 256;
+// The models this firmware serves, `INPUTS`, `CLASSES` and `WIDTH`, from `MLP_LAYERS`
+// when it is built (build.rs): by default 784 pixel inputs (28×28), 10 classes, layers
+// up to 256 wide. `board info` reports a model of another shape as missing, with the
+// reason.
+include!(concat!(env!("OUT_DIR"), "/shape.rs"));
 
-/// The longest request: 784 `f32` features (a pixel request is shorter).
+/// The longest request: `INPUTS` `f32` features (a pixel request is shorter).
 const RX: usize = request_frame_len(4 * INPUTS) - 1;
 
 /// The Pico's crystal, and so `clk_sys` and `clk_peri`.

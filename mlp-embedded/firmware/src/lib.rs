@@ -267,6 +267,71 @@ fn predict_and_report<P>(
     exit(matches == count && count > 0)
 }
 
+/// Little-endian `f32` feature vectors, as the `predict_features` binary embeds them.
+pub static TABULAR_FEATURES: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/tabular-features.bin"
+)));
+
+/// Loads the tabular f32 and int8 models (format version 3: a stored input
+/// transform), predicts every embedded feature vector with each through
+/// `predict_features`, and prints every logit's bits (`features 0 class 2 logits ...`,
+/// then `int8 features 0 class 2 logits ...`, the int32 logits' two's-complement
+/// bits) for the host to compare. Exits with success when both models loaded and every
+/// vector was predicted.
+pub fn run_features(f32_model: &'static [u8], int8_model: &'static [u8]) -> ! {
+    use config::{TABULAR_INPUTS, TABULAR_LAYER_SIZES, TABULAR_OUTPUTS, TABULAR_WIDTH};
+    let model = match Model::<TABULAR_INPUTS, TABULAR_OUTPUTS, TABULAR_WIDTH>::load_expecting(
+        f32_model,
+        &TABULAR_LAYER_SIZES,
+    ) {
+        Ok(model) => model,
+        Err(error) => {
+            hprintln!("load error: {}", error);
+            exit(false)
+        }
+    };
+    let int8 = match Int8Model::<TABULAR_INPUTS, TABULAR_OUTPUTS, TABULAR_WIDTH>::load_expecting(
+        int8_model,
+        &TABULAR_LAYER_SIZES,
+    ) {
+        Ok(model) => model,
+        Err(error) => {
+            hprintln!("int8 load error: {}", error);
+            exit(false)
+        }
+    };
+    hprintln!(
+        "tabular model: {} features, input {}; int8 input {}",
+        TABULAR_INPUTS,
+        model.input_kind().name(),
+        int8.input_kind().name()
+    );
+    let (mut scratch, mut int8_scratch) = (Scratch::new(), Int8Scratch::new());
+    let vectors = TABULAR_FEATURES.0.chunks_exact(4 * TABULAR_INPUTS);
+    let count = vectors.len();
+    for (index, bytes) in vectors.enumerate() {
+        let mut features = [0.0f32; TABULAR_INPUTS];
+        for (value, word) in features.iter_mut().zip(bytes.chunks_exact(4)) {
+            *value = f32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        let prediction = model.predict_features(&features, &mut scratch);
+        hprint!("features {} class {} logits", index, prediction.class);
+        for logit in prediction.logits {
+            hprint!(" {:08x}", logit.to_bits());
+        }
+        hprintln!();
+        let prediction = int8.predict_features(&features, &mut int8_scratch);
+        hprint!("int8 features {} class {} logits", index, prediction.class);
+        for logit in prediction.logits {
+            hprint!(" {:08x}", logit as u32);
+        }
+        hprintln!();
+    }
+    hprintln!("result: {} feature vectors", count);
+    exit(count > 0)
+}
+
 /// Defines the panic handler and the HardFault handler: both print what happened over
 /// semihosting and exit with failure (cortex-m-rt's default HardFault loops forever).
 #[macro_export]

@@ -1,5 +1,6 @@
 //! The panic-never check: loads the embedded f32 model and the embedded int8 model and
-//! predicts every embedded image with each, with a panic handler that calls a function
+//! predicts every embedded image with each, as bytes and as feature vectors (the input
+//! transform and, for int8, the input quantization), with a panic handler that calls a function
 //! that exists nowhere. The release build
 //! links only if the optimizer removed every panic path from loading and predicting;
 //! a panic path that cannot be proven dead fails the build, naming this function.
@@ -28,6 +29,8 @@ fn main() -> ! {
         for (image, &expected) in IMAGES.0.as_chunks::<INPUTS>().0.iter().zip(EXPECTED) {
             let prediction = model.predict_pixels(image, &mut scratch);
             all_match &= prediction.class == usize::from(expected);
+            let features = image.map(f32::from);
+            all_match &= model.predict_features(&features, &mut scratch).class == prediction.class;
         }
     }
     let mut int8_match = false;
@@ -38,6 +41,8 @@ fn main() -> ! {
         for (image, &expected) in images.iter().zip(INT8_EXPECTED) {
             let prediction = model.predict_pixels(image, &mut scratch);
             int8_match &= prediction.class == usize::from(expected);
+            let features = image.map(f32::from);
+            int8_match &= model.predict_features(&features, &mut scratch).class == prediction.class;
         }
     }
     mlp_firmware::exit(all_match && int8_match)
