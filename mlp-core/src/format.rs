@@ -125,6 +125,14 @@ impl ElementType {
         }
     }
 
+    /// The type's name in messages: `"f32"` or `"int8"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Int8 => "int8",
+        }
+    }
+
     /// The format version a model of this type is written with when it has no
     /// version-3 field (see [`ModelParts`]).
     pub const fn version(self) -> u16 {
@@ -309,17 +317,24 @@ impl core::fmt::Display for FormatError {
                 // Hex by hand: `{:02x?}` on an array pulls ~1 KB of formatting code into
                 // firmware that only wants to print this message.
                 f.write_str("not a model file: starts with")?;
+                // Widened to u32: firmware then links one integer formatter, not three.
                 for byte in found {
-                    write!(f, " {byte:02x}")?;
+                    write!(f, " {:02x}", u32::from(byte))?;
                 }
                 f.write_str(", expected \"MLPW\"")
             }
             Self::UnsupportedVersion { found } => write!(
                 f,
-                "model format version {found} is not supported (this build reads up to {FORMAT_VERSION})"
+                "model format version {} is not supported (this build reads up to {})",
+                u32::from(found),
+                u32::from(FORMAT_VERSION)
             ),
-            Self::UnknownElementType { found } => write!(f, "unknown element type {found}"),
-            Self::UnknownInputKind { found } => write!(f, "unknown input transform {found}"),
+            Self::UnknownElementType { found } => {
+                write!(f, "unknown element type {}", u32::from(found))
+            }
+            Self::UnknownInputKind { found } => {
+                write!(f, "unknown input transform {}", u32::from(found))
+            }
             Self::MalformedHeader => f.write_str("malformed model header"),
             Self::NoLayers => f.write_str("the model has no layers"),
             Self::TooManyLayers { found } => {

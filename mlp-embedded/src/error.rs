@@ -78,10 +78,18 @@ impl fmt::Display for LoadError {
         match *self {
             Self::Format(error) => write!(f, "invalid model file: {error}"),
             Self::UnsupportedElementType { found, expected } => {
-                write!(
-                    f,
-                    "the model's parameters are {found:?}, this firmware runs {expected:?} models"
-                )
+                // Written piece by piece: `{:?}` would link Debug formatting and `{}` of a
+                // `&str` the padding code, both only for this message.
+                for piece in [
+                    "the model's parameters are ",
+                    found.name(),
+                    ", this firmware runs ",
+                    expected.name(),
+                    " models",
+                ] {
+                    f.write_str(piece)?;
+                }
+                Ok(())
             }
             Self::InputSizeMismatch { expected, found } => write!(
                 f,

@@ -439,11 +439,11 @@ fn each_loader_refuses_the_other_element_type() {
     );
     assert_eq!(
         error.to_string(),
-        "the model's parameters are Int8, this firmware runs F32 models"
+        "the model's parameters are int8, this firmware runs f32 models"
     );
     assert_eq!(
         Small::load(&f32_file).unwrap_err().to_string(),
-        "the model's parameters are F32, this firmware runs Int8 models"
+        "the model's parameters are f32, this firmware runs int8 models"
     );
     // Both still load their own.
     assert!(Model::<12, 3, 9>::load(&f32_file).is_ok());

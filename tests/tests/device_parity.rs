@@ -403,7 +403,7 @@ fn the_device_refuses_corrupt_and_foreign_models_with_the_right_error() {
         (
             "int8",
             &int8,
-            "load error: the model's parameters are Int8, this firmware runs F32 models",
+            "load error: the model's parameters are int8, this firmware runs f32 models",
         ),
         (
             "foreign",

@@ -247,7 +247,7 @@ fn predict_and_report<P>(
         let prediction = predict(image);
         bench_marker_stop();
         let (class, bits) = class_and_bits(&prediction);
-        hprint!("image {} class {} expected {}", index, class, want);
+        hprint!("image {} class {} expected {}", index, class, usize::from(want));
         print_logits(&bits);
         matches += usize::from(class == usize::from(want));
     }
