@@ -8,8 +8,10 @@
 //! `MLP_KERNEL_SWEEP=short` shortens the sweep (e.g. under an emulator).
 
 use mlp_core::dense::{dense_forward, DenseShape};
+use mlp_core::format::{InputTransform, Normalization};
 use mlp_embedded::kernel::{
-    dense_forward_sparse_blocked, dense_forward_sparse_blocked_pixels, CHUNK,
+    dense_forward_sparse_blocked, dense_forward_sparse_blocked_bytes,
+    dense_forward_sparse_blocked_pixels, CHUNK,
 };
 
 struct Rng(u64);
@@ -223,6 +225,107 @@ fn pixel_inputs_match_converting_first_bit_for_bit() {
     for (inputs, outputs) in [(CHUNK + 1, 20), (784, 100), (3 * CHUNK, 9)] {
         for dense in [false, true] {
             check_pixels(inputs, outputs, dense, &mut rng);
+        }
+    }
+}
+
+/// Byte features through a stored transform, gathered by the byte kernel (which
+/// transforms each byte as it gathers it), against the core's transform of the whole
+/// vector (`InputTransform::apply_to_bytes`) followed by the core's kernel, bit for bit,
+/// for `f32` and byte weights. The standardized case has offsets equal to some of the
+/// bytes, so that some inputs standardize to exactly 0 (skipped) and others to -0.0
+/// (`(b - b) × negative scale`), and scales of both signs and wide range.
+fn check_bytes(inputs: usize, outputs: usize, standardized: bool, rng: &mut Rng) {
+    let bytes: Vec<u8> = (0..inputs)
+        .map(|_| match rng.next_u64() % 4 {
+            0 => 0,
+            _ => (rng.next_u64() % 256) as u8,
+        })
+        .collect();
+    let offsets: Vec<[u8; 4]> = bytes
+        .iter()
+        .map(|&b| {
+            let offset = match rng.next_u64() % 3 {
+                0 => f32::from(b),
+                _ => rng.unit() * 200.0,
+            };
+            offset.to_le_bytes()
+        })
+        .collect();
+    let scales: Vec<[u8; 4]> = (0..inputs)
+        .map(|_| {
+            let scale = match rng.next_u64() % 3 {
+                0 => -0.37,
+                1 => 1.0 / 97.0,
+                _ => rng.unit() * 8.0 + 9.0,
+            };
+            f32::to_le_bytes(scale)
+        })
+        .collect();
+    let transform = if standardized {
+        InputTransform::Standardized(
+            Normalization::from_le_bytes(&offsets, &scales).expect("one pair per input"),
+        )
+    } else {
+        InputTransform::Features
+    };
+    let mut x = vec![f32::NAN; inputs];
+    transform.apply_to_bytes(&bytes, &mut x);
+    let weights: Vec<f32> = (0..inputs * outputs).map(|_| rng.unit()).collect();
+    let bias: Vec<f32> = (0..outputs).map(|_| rng.unit()).collect();
+    let mut expected = vec![f32::NAN; outputs];
+    dense_forward(
+        DenseShape::new(1, inputs, outputs),
+        &x,
+        &weights,
+        &bias,
+        &mut expected,
+    );
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let what = if standardized {
+        "standardized"
+    } else {
+        "features"
+    };
+
+    let mut got = vec![f32::NAN; outputs];
+    dense_forward_sparse_blocked_bytes(&bytes, &transform, &weights, &bias, &mut got);
+    assert_eq!(
+        bits(&got),
+        bits(&expected),
+        "{inputs}x{outputs} {what}, f32 weights"
+    );
+
+    let as_bytes = |v: &[f32]| v.iter().map(|f| f.to_le_bytes()).collect::<Vec<[u8; 4]>>();
+    let mut got = vec![f32::NAN; outputs];
+    dense_forward_sparse_blocked_bytes(
+        &bytes,
+        &transform,
+        &as_bytes(&weights),
+        &as_bytes(&bias),
+        &mut got,
+    );
+    assert_eq!(
+        bits(&got),
+        bits(&expected),
+        "{inputs}x{outputs} {what}, byte weights"
+    );
+}
+
+#[test]
+fn byte_features_through_their_transform_match_transforming_first_bit_for_bit() {
+    let mut rng = Rng(4);
+    let limit = if short() { 12 } else { 30 };
+    for inputs in 0..=limit {
+        for outputs in 0..=limit {
+            for standardized in [false, true] {
+                check_bytes(inputs, outputs, standardized, &mut rng);
+            }
+        }
+    }
+    for (inputs, outputs) in [(CHUNK + 1, 20), (784, 100), (3 * CHUNK, 9)] {
+        for standardized in [false, true] {
+            check_bytes(inputs, outputs, standardized, &mut rng);
         }
     }
 }
