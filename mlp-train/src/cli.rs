@@ -1124,19 +1124,12 @@ fn predict_rows(args: &PredictArgs, rows: &Path) -> Result<()> {
         crate::quantize::AnyModel::Int8(model) => model.with_feature_predictor(|predict, scale| {
             for (x, &row) in rows_of {
                 let logits = predict(x);
-                let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
-                let class = mlp_core::quant::argmax_i32(&logits);
-                let raw = RawLogits::Int8 {
-                    logits: &logits,
-                    scale,
-                };
-                print_prediction(
+                print_int8_prediction(
                     args,
                     Subject::Row(rows, row),
-                    &real,
-                    class,
+                    &logits,
+                    scale,
                     names.as_deref(),
-                    raw,
                 );
             }
         }),
@@ -1190,19 +1183,12 @@ fn predict_int8(args: &PredictArgs, model: crate::quantize::Int8Model) -> Result
             match pixels {
                 Ok(pixels) => {
                     let logits = predict(&pixels);
-                    let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
-                    let class = mlp_core::quant::argmax_i32(&logits);
-                    let raw = RawLogits::Int8 {
-                        logits: &logits,
-                        scale,
-                    };
-                    print_prediction(
+                    print_int8_prediction(
                         args,
                         Subject::Image(path),
-                        &real,
-                        class,
+                        &logits,
+                        scale,
                         names.as_deref(),
-                        raw,
                     );
                 }
                 Err(e) => image_failed(&mut failures, total, e),
@@ -1303,6 +1289,21 @@ impl Subject<'_> {
 /// One prediction: the text line, `--logits`' line or `--json`'s object. `real` are
 /// the real-valued logits (an int8 model's dequantized). A CSV row's text line names
 /// its class and every probability by the class names, an image's by index.
+/// [`print_prediction`] of an int8 model's int32 `logits` (`scale`: the real value of
+/// one step): its class and probabilities from the dequantized logits.
+fn print_int8_prediction(
+    args: &PredictArgs,
+    subject: Subject<'_>,
+    logits: &[i32],
+    scale: f32,
+    names: Option<&[String]>,
+) {
+    let real: Vec<f32> = logits.iter().map(|&q| q as f32 * scale).collect();
+    let class = mlp_core::quant::argmax_i32(logits);
+    let raw = RawLogits::Int8 { logits, scale };
+    print_prediction(args, subject, &real, class, names, raw);
+}
+
 fn print_prediction(
     args: &PredictArgs,
     subject: Subject<'_>,

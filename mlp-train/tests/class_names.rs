@@ -37,17 +37,7 @@ fn fashion_mnist_is_recognised_by_its_labels_gzipped_or_not() {
 fn commands_show_the_names_and_predict_prints_exact_logits() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    ok(&run([
-        "train",
-        "--quiet",
-        "--epochs",
-        "1",
-        "--hidden",
-        "16",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    let model_path = out.join("model.mlp");
+    let model_path = train_bundled(&out, 1, &["--hidden", "16"]);
     let model = Mlp::load(&model_path).unwrap();
     let digits: Vec<String> = (0..10).map(|c| c.to_string()).collect();
     assert_eq!(model.class_names.as_ref(), Some(&digits));

@@ -25,15 +25,7 @@ fn evaluate_accuracy(model: &Path) -> f64 {
 fn quantized_model_keeps_its_accuracy_on_the_bundled_digits() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    ok(&run([
-        "train",
-        "--quiet",
-        "--epochs",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    let f32_model = out.join("model.mlp");
+    let f32_model = train_bundled(&out, 5, &[]);
     let int8_model = out.join("model-int8.mlp");
     let said = ok(&run(["quantize", "--model", f32_model.to_str().unwrap()]));
     assert!(said.contains("model-int8.mlp"), "{said}");

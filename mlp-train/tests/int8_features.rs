@@ -20,15 +20,7 @@ use mlp_train::train::Compute;
 fn an_int8_model_of_standardized_features_keeps_its_accuracy() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    ok(&run([
-        "train",
-        "--quiet",
-        "--epochs",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    let pixels = Mlp::load(&out.join("model.mlp")).unwrap();
+    let pixels = Mlp::load(&train_bundled(&out, 5, &[])).unwrap();
     let data = bundled();
     let train = load_split(&data, Split::Train, None).unwrap();
     let test = load_split(&data, Split::Test, None).unwrap();

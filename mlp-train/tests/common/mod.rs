@@ -137,6 +137,17 @@ pub fn test_accuracy(out: &str) -> f64 {
     pct / 100.0
 }
 
+/// Trains a model on the bundled digits for `epochs` epochs (with `extra` flags, such
+/// as `--hidden 16`) into `out`, quietly; returns the model file's path.
+pub fn train_bundled(out: &Path, epochs: u32, extra: &[&str]) -> PathBuf {
+    let epochs = epochs.to_string();
+    let mut args = vec!["train", "--quiet", "--epochs", &epochs, "--out"];
+    args.push(out.to_str().expect("a UTF-8 temporary path"));
+    args.extend_from_slice(extra);
+    ok(&run(args));
+    out.join("model.mlp")
+}
+
 /// Arguments for a quick Fashion-MNIST run: `limit` training images, 2,000
 /// validation images, `epochs` epochs, outputs in `out`.
 pub fn quick_fashion(out: &Path, limit: usize, epochs: usize) -> Vec<String> {
