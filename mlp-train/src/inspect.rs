@@ -136,10 +136,16 @@ impl ModelInfo {
             format!("activations: 2 x {widest} x 4 ping-pong")
         };
         let _ = writeln!(s, "RAM:         {} bytes ({ram})", self.ram_bytes);
+        // A device is given pixels as bytes and every other input as f32 features.
+        let inputs = if self.input.starts_with("pixels") {
+            "input bytes"
+        } else {
+            "f32 features"
+        };
         let _ = writeln!(
             s,
-            "             + {} bytes of stack for the kernel's gathered inputs; the {} input \
-             bytes are read where they lie",
+            "             + {} bytes of stack for the kernel's gathered inputs; the {} {inputs} \
+             are read where they lie",
             self.kernel_stack_bytes, self.sizes[0]
         );
         let _ = writeln!(s, "MACs:        {} per inference", self.macs);

@@ -366,3 +366,35 @@ fn bad_files_name_the_row_and_column() {
         &["good.csv: a CSV file; this command takes an MNIST-format directory"],
     );
 }
+
+/// An int8 model of pixels was calibrated for pixel bytes: CSV values given to it are
+/// refused with the way out (quantize the f32 model on the CSV file), by `evaluate`
+/// and by `predict --rows`, rather than read as bytes.
+#[test]
+fn an_int8_model_of_pixels_refuses_csv_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_bundled(
+        &dir.path().join("run"),
+        1,
+        &["--hidden", "8", "--limit", "500"],
+    );
+    ok(&run(["quantize", "--model", &p(&model)]));
+    let int8 = p(&model.with_file_name("model-int8.mlp"));
+    let data = [
+        "--data",
+        &cancer("train.csv"),
+        "--test",
+        &cancer("test.csv"),
+    ];
+    let needles = [
+        "model-int8.mlp: this int8 model takes pixel bytes, not CSV values",
+        "quantize the f32 model with the CSV file",
+    ];
+    let mut evaluate = vec!["evaluate", "--model", &int8];
+    evaluate.extend(data);
+    fails(&run(&evaluate), &needles);
+    let test = cancer("test.csv");
+    let mut predict = vec!["predict", "--model", &int8, "--rows", &test];
+    predict.extend(data);
+    fails(&run(&predict), &needles);
+}
