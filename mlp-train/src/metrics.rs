@@ -85,7 +85,7 @@ impl Evaluation {
         self.confusion[c][c] as f64 / predicted as f64
     }
 
-    /// Recall of class `c`: right predictions of `c` over all images of class `c`.
+    /// Recall of class `c`: right predictions of `c` over all examples of class `c`.
     pub fn recall(&self, c: usize) -> f64 {
         let actual: usize = self.confusion[c].iter().sum();
         self.confusion[c][c] as f64 / actual as f64
@@ -109,11 +109,11 @@ impl Evaluation {
             self.count,
             self.loss
         );
-        let _ = writeln!(s, "\nclass        precision  recall  images");
+        let _ = writeln!(s, "\nclass        precision  recall  examples");
         for c in 0..classes {
             let _ = writeln!(
                 s,
-                "{:<12} {:>8.2}%  {:>6.2}%  {:>6}",
+                "{:<12} {:>8.2}%  {:>6.2}%  {:>8}",
                 name(c),
                 100.0 * self.precision(c),
                 100.0 * self.recall(c),
