@@ -21,10 +21,15 @@
 #                               16 KB on either, if the M4F needs more than 2.0
 #                               instructions per MAC (f32, dense input), or if the int8
 #                               model needs more than 1.0 per MAC on the M4F (the 100
-#                               test images)
+#                               test images). Then the tabular models (32-64-32-4, f32
+#                               and int8, the predict_features binary) on the M4F:
+#                               instructions per inference and per MAC on dense feature
+#                               vectors (no zero feature), reported with no goal, but
+#                               the bench fails if they are missing
 #
-# All but `boards` use the models and images that the `device_parity` and `device_parity_int8`
-# tests write to mlp-embedded/firmware/target/assets/ (run first if they are missing).
+# All but `boards` use the models, images and feature vectors that the `device_parity` and
+# `device_parity_int8` tests write to mlp-embedded/firmware/target/assets/ (run first if they
+# are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -50,6 +55,10 @@ assets() {
     if [ ! -s "$assets/int8/model.mlp" ] || [ ! -s "$assets/int8/host-stats.txt" ]; then
         echo "firmware: no int8 assets yet; the device_parity_int8 test quantizes a model and writes them"
         cargo test --locked -p mlp-workspace-tests --test device_parity_int8
+    fi
+    if [ ! -s "$assets/tabular/model.mlp" ] || [ ! -s "$assets/tabular/features.bin" ]; then
+        echo "firmware: no tabular assets yet; the device_parity test's tabular model writes them"
+        cargo test --locked -p mlp-workspace-tests --test device_parity tabular
     fi
 }
 
@@ -206,6 +215,7 @@ bench() {
         fi
     done
     bench_int8 "$plugin" || failed=1
+    bench_tabular "$plugin" || failed=1
     return $failed
 }
 
@@ -269,6 +279,53 @@ bench_int8() {
         [ "$code" -lt 16384 ] || { echo "  GOAL MISSED: code $code >= 16384 bytes" >&2; failed=1; }
     done
     return $failed
+}
+
+# bench_tabular PLUGIN: instructions per inference and per MAC of the tabular f32 and
+# int8 models (predict_features) on the Cortex-M4F. Sensor features are rarely zero, so
+# these are the kernels' figures without the zero-skipping that makes images cheap.
+# Reported, not judged: there is no goal, but a missing figure fails the bench.
+bench_tabular() {
+    local plugin=$1 out status=0 header shape macs vectors figures
+    out=$(qemu thumbv7em-none-eabihf cortex-m4 mps2-an386 predict_features -plugin "$plugin" 2>&1) || status=$?
+    header=$(sed -n 's/^tabular model \([0-9 ]*\): \([0-9]*\) MACs.*/\1:\2/p' <<<"$out")
+    shape=$(tr ' ' '-' <<<"${header%%:*}")
+    macs=${header##*:}
+    vectors=$(sed -n 's/^result: \([0-9]*\) feature vectors$/\1/p' <<<"$out")
+    if [ "$status" -ne 0 ] || ! [[ "$macs" =~ ^[1-9][0-9]*$ ]] || ! [[ "$vectors" =~ ^[1-9][0-9]*$ ]]; then
+        grep -v '^insn-' <<<"$out" | tail -3 >&2
+        echo "  FIGURE MISSING (tabular): predict_features exited with status $status, printed" \
+            "${macs:-no} MACs and ${vectors:-no} feature vectors (stale assets? run the device_parity test)" >&2
+        return 1
+    fi
+    # Each count comes right before the line of the prediction it measured, whose prefix
+    # names the model: "features N" (f32) or "int8 features N". QEMU writes the plugin's
+    # counts and the firmware's lines as they happen; were they ever out of step, the
+    # numbers of counts per model would not match and the figure would be missing.
+    figures=$(awk '
+        /^insn-count: / { n = $2; next }
+        n != "" && /^int8 features / { i += n; ni++; n = ""; next }
+        n != "" && /^features / { f += n; nf++; n = ""; next }
+        END { printf "%d %d %d %d\n", nf, f, ni, i }' <<<"$out")
+    local f32_count f32_sum int8_count int8_sum
+    read -r f32_count f32_sum int8_count int8_sum <<<"$figures"
+    if [ "$f32_count" -ne "$vectors" ] || [ "$int8_count" -ne "$vectors" ]; then
+        echo "  FIGURE MISSING (tabular): $f32_count f32 and $int8_count int8 instruction counts," \
+            "expected $vectors each" >&2
+        return 1
+    fi
+    echo
+    echo "== Figures: $shape tabular models, f32 and int8, $vectors dense feature vectors (f32 each) =="
+    echo "model files: f32 $(wc -c <"$assets/tabular/model.mlp") bytes, int8" \
+        "$(wc -c <"$assets/tabular/int8-model.mlp") bytes; $macs MACs per inference"
+    echo "dense input: no feature is zero after standardization, no quantized input byte is 0," \
+        "so the first layer skips nothing (the hidden layers keep ReLU's zeros)"
+    echo
+    echo "-- tabular, thumbv7em-none-eabihf on QEMU mps2-an386 (cortex-m4) --"
+    awk -v f="$f32_sum" -v i="$int8_sum" -v v="$vectors" -v m="$macs" 'BEGIN {
+        printf "  f32  instructions per inference, dense features (mean): %.0f = %.2f per MAC\n", f / v, f / v / m
+        printf "  int8 instructions per inference, dense features (mean): %.0f = %.2f per MAC\n", i / v, i / v / m
+    }'
 }
 
 # The board crates (boards/<board>): release builds and their sizes. Their protocol

@@ -16,7 +16,8 @@
 //!
 //! - `MLP_TABULAR_LAYERS`, `MLP_TABULAR_MODEL`, `MLP_TABULAR_INT8_MODEL`,
 //!   `MLP_TABULAR_FEATURES`: the `predict_features` binary's layer sizes (default
-//!   `8,16,3`), its f32 and int8 models of feature vectors (format version 3, with a
+//!   `32,64,32,4`, the model `device_parity` writes and `scripts/firmware.sh bench`
+//!   measures), its f32 and int8 models of feature vectors (format version 3, with a
 //!   stored input transform) and its feature vectors (`n × inputs` little-endian
 //!   `f32`); defaults in `target/assets/tabular/`.
 //!
@@ -122,7 +123,7 @@ fn main() {
     );
 
     let tabular = assets.join("tabular");
-    let tabular_layers = env::var("MLP_TABULAR_LAYERS").unwrap_or_else(|_| "8,16,3".to_owned());
+    let tabular_layers = env::var("MLP_TABULAR_LAYERS").unwrap_or_else(|_| "32,64,32,4".to_owned());
     println!("cargo:rerun-if-env-changed=MLP_TABULAR_LAYERS");
     let tabular_sizes: Vec<u32> = tabular_layers
         .split(',')

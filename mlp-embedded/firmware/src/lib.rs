@@ -247,7 +247,12 @@ fn predict_and_report<P>(
         let prediction = predict(image);
         bench_marker_stop();
         let (class, bits) = class_and_bits(&prediction);
-        hprint!("image {} class {} expected {}", index, class, usize::from(want));
+        hprint!(
+            "image {} class {} expected {}",
+            index,
+            class,
+            usize::from(want)
+        );
         print_logits(&bits);
         matches += usize::from(class == usize::from(want));
     }
@@ -274,11 +279,14 @@ pub static TABULAR_FEATURES: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
 )));
 
 /// Loads the tabular f32 and int8 models (format version 3: a stored input
-/// transform), predicts every embedded feature vector with each through
-/// `predict_features`, and prints every logit's bits (`features 0 class 2 logits ...`,
-/// then `int8 features 0 class 2 logits ...`, the int32 logits' two's-complement
-/// bits) for the host to compare. Exits with success when both models loaded and every
-/// vector was predicted.
+/// transform), prints their layer sizes and MACs (`tabular model 32 64 32 4: 4224 MACs,
+/// ...`), predicts every embedded feature vector with each through `predict_features`,
+/// and prints every logit's bits (`features 0 class 2 logits ...`, then `int8 features
+/// 0 class 2 logits ...`, the int32 logits' two's-complement bits) for the host to
+/// compare. Each prediction runs between the benchmark markers, so an instruction
+/// count precedes the line of the prediction it measured and that line's prefix says
+/// which model it was. Exits with success when both models loaded and every vector was
+/// predicted.
 pub fn run_features(f32_model: &'static [u8], int8_model: &'static [u8]) -> ! {
     use config::{TABULAR_INPUTS, TABULAR_LAYER_SIZES, TABULAR_OUTPUTS, TABULAR_WIDTH};
     let model = match Model::<TABULAR_INPUTS, TABULAR_OUTPUTS, TABULAR_WIDTH>::load_expecting(
@@ -301,8 +309,13 @@ pub fn run_features(f32_model: &'static [u8], int8_model: &'static [u8]) -> ! {
             exit(false)
         }
     };
+    hprint!("tabular model");
+    for size in model.layer_sizes() {
+        hprint!(" {}", size);
+    }
     hprintln!(
-        "tabular model: {} features, input {}; int8 input {}",
+        ": {} MACs, {} features, input {}; int8 input {}",
+        model.memory_needs().macs,
         TABULAR_INPUTS,
         model.input_kind().name(),
         int8.input_kind().name()
@@ -315,13 +328,17 @@ pub fn run_features(f32_model: &'static [u8], int8_model: &'static [u8]) -> ! {
         for (value, word) in features.iter_mut().zip(bytes.chunks_exact(4)) {
             *value = f32::from_le_bytes([word[0], word[1], word[2], word[3]]);
         }
+        bench_marker_start();
         let prediction = model.predict_features(&features, &mut scratch);
+        bench_marker_stop();
         hprint!("features {} class {} logits", index, prediction.class);
         for logit in prediction.logits {
             hprint!(" {:08x}", logit.to_bits());
         }
         hprintln!();
+        bench_marker_start();
         let prediction = int8.predict_features(&features, &mut int8_scratch);
+        bench_marker_stop();
         hprint!("int8 features {} class {} logits", index, prediction.class);
         for logit in prediction.logits {
             hprint!(" {:08x}", logit as u32);
