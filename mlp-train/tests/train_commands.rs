@@ -182,7 +182,7 @@ fn evaluate_counts_a_hand_made_case_exactly() {
         dir.path().to_str().unwrap(),
     ]));
     assert!(out.contains("accuracy: 66.67% (4/6)"), "{out}");
-    // class, precision, recall, images: precision of 1 is 1/3 (three predicted, one
+    // class, precision, recall, examples: precision of 1 is 1/3 (three predicted, one
     // right), its recall 1/1; class 2's precision 2/2, recall 2/3.
     let row = |class: usize| {
         out.lines()
