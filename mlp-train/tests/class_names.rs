@@ -2,8 +2,7 @@
 //! and `inspect`, `evaluate` and `predict` show them; `predict --json` and `--logits`
 //! print every raw logit exactly.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use mlp_train::data::{class_names, FASHION_NAMES};
 use mlp_train::model::Mlp;

@@ -21,8 +21,7 @@
 //! keep the machine's `/dev/null` and `/dev/full` safe from a regression that renames
 //! over its output (as root it would replace them).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

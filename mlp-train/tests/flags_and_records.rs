@@ -3,8 +3,7 @@
 //! printed lines fit 80 columns, messages are worded right and said once, and every
 //! run leaves a JSON summary; `evaluate --json` is machine-readable.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 

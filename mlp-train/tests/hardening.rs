@@ -1,8 +1,7 @@
 //! Crash safety: the trainer killed with SIGKILL at many different moments never
 //! leaves a damaged model or checkpoint behind, and a full disk fails cleanly.
 
-mod common;
-use common::*;
+use crate::common::*;
 use mlp_train::checkpoint::Checkpoint;
 use mlp_train::fsio::TEMP_SUFFIX;
 use std::path::Path;

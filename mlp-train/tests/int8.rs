@@ -1,8 +1,7 @@
 //! int8 models end to end on real digits: train → quantize → evaluate and predict with
 //! integer-only inference, within half a percentage point of the f32 source.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 /// `accuracy: 95.40% (954/1000), loss …` → 0.954.

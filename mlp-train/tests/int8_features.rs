@@ -8,8 +8,7 @@
 //! standardized features (its first layer absorbs the offsets and scales), so the f32
 //! accuracy is the pixel model's and only the quantization of the new input is tested.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use mlp_train::data::{load_split, Split};
 use mlp_train::model::{Input, Mlp};

@@ -4,8 +4,7 @@
 //! panic; the binary needs nothing from its build folder; `predict` goes on past a
 //! broken image.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -6,12 +6,11 @@
 //! right straight from the data set: what is left to get wrong is the preprocessing's.
 //! The cases that once failed are kept as named regression tests.
 //!
-//! `cargo test -p mlp-train --test predict_photos -- --nocapture` prints the count per
+//! `cargo test -p mlp-train --test integration predict_photos:: -- --nocapture` prints the count per
 //! kind that the README quotes; `-- --ignored --nocapture` adds a wider set of 100
 //! digits and a model trained with `--augment`.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -563,7 +562,7 @@ fn default_model_reads_the_photo_like_set() {
 
 /// The same on 100 test digits (the first 10 of each class): a check beyond the 20
 /// digits the preprocessing was worked on. About 40 s; `cargo test -p mlp-train
-/// --test predict_photos -- --ignored --nocapture` prints its table.
+/// --test integration predict_photos:: -- --ignored --nocapture` prints its table.
 #[test]
 #[ignore = "1,700 pictures; run by hand for the README's figures"]
 fn default_model_reads_a_wider_set() {

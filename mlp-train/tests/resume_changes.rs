@@ -4,8 +4,7 @@
 //! are honoured, every other training flag that differs is refused by name; a data
 //! path that is not UTF-8 works.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -5,7 +5,7 @@
 //! `scripts/aarch64.sh`) must reproduce them.
 //!
 //! After a deliberate change of the arithmetic, `MLP_GOLDEN_BLESS=1 cargo test -p
-//! mlp-train --test same_bytes` rewrites the digests (and still checks that every path
+//! mlp-train --test integration same_bytes::` rewrites the digests (and still checks that every path
 //! and thread count agrees).
 
 use std::path::{Path, PathBuf};

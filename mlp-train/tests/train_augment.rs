@@ -3,8 +3,7 @@
 //! uninterrupted one, a checkpoint's augmentation cannot be changed on resume, the
 //! augmented images are what the transforms promise, and augmentation buys accuracy.
 
-mod common;
-use common::*;
+use crate::common::*;
 use mlp_train::augment::{Augment, Sources, Transform};
 use std::path::Path;
 

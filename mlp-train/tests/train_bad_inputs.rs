@@ -1,8 +1,7 @@
 //! Every bad input ends the program with exit code 1, a one-line message naming the
 //! file and the problem, and no partial output file.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,7 @@
 //! The README's main command: training on the bundled digits with the walkthrough's
 //! defaults writes the model, the log and the chart, and prints the test accuracy.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// The SHA-256 of the model the README's main command writes (format version 3: the
 /// digits' class names follow the parameters).

@@ -1,8 +1,7 @@
 //! `evaluate`, `predict`, `inspect` and `show` on a model trained on the bundled
 //! digits.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -4,8 +4,7 @@
 //! data; any number of classes; every bad file ends with one line naming the file,
 //! the row and the column.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,6 @@
 //! The same seed and data give a byte-identical model file; another seed does not.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn same_seed_gives_identical_model_bytes() {

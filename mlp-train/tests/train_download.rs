@@ -2,8 +2,7 @@
 //! good files, a corrupted file, a server that drops the connection mid-body, a
 //! missing file, and a second run that finds everything cached.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -1,7 +1,6 @@
 //! Optimizers, schedules, weight decay and early stopping on a Fashion-MNIST subset.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use mlp_train::train::{self, EarlyStopping, Monitor, RunOptions, TrainConfig};
 

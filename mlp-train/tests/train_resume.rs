@@ -1,8 +1,7 @@
 //! A run stopped after an epoch and resumed from its checkpoint ends exactly where an
 //! uninterrupted run ends: same model bytes, same metrics (time column aside).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn check_resume(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
