@@ -18,6 +18,11 @@ for var in MLP_KERNEL_SWEEP MLP_GOLDEN_BLESS; do
     fi
 done
 
+# CI builds from a clean clone, where incremental compilation's caches are only
+# written, never read: off for every build below (a warm local rerun recompiles an
+# edited crate whole instead).
+export CARGO_INCREMENTAL=0
+
 # --- setup -------------------------------------------------------------------
 step "setup: Rust targets and components"
 scripts/setup.sh
