@@ -798,6 +798,8 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         }
         None => args.config()?,
     };
+    // Before the banner: a refused setting is the only line the user sees.
+    train::check_config(&config)?;
     let out_dir = args.out_dir(&config);
     let options = RunOptions {
         out_dir: out_dir.clone(),

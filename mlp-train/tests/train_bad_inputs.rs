@@ -218,6 +218,22 @@ fn bad_settings() {
     fails(&base(&["--lr=-1"]), &["--learning-rate"]);
     // clap's own errors use exit code 2.
     assert_eq!(base(&["--hidden", "10,x"]).status.code(), Some(2));
+
+    // Without --quiet, a refused setting is refused before the run's banner: the
+    // error is all the user sees.
+    let loud = run([
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--lr=-1",
+    ]);
+    fails(
+        &loud,
+        &["--learning-rate must be a positive number, got -1"],
+    );
+    assert_eq!(stdout(&loud), "", "a banner before the error");
 }
 
 #[test]
