@@ -677,22 +677,10 @@ impl HostModel {
     /// Checks that the model classifies rows of a CSV file (`table`, the training
     /// file) of `features` feature columns and `classes` classes: errors name both files.
     fn check_table(&self, table: &Path, features: usize, classes: usize) -> Result<()> {
-        let model = self.path.display();
         let sizes = self.layer_sizes();
-        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
-        if inputs != features {
-            bail!(
-                "{model}: the model takes {inputs} inputs but {} has {features} feature columns",
-                table.display()
-            );
-        }
-        if outputs != classes {
-            bail!(
-                "{model}: the model has {outputs} outputs but {} has {classes} classes",
-                table.display()
-            );
-        }
-        Ok(())
+        let shape = (sizes[0], sizes[sizes.len() - 1]);
+        let data = table.display().to_string();
+        crate::model::check_sizes(&self.path, shape, &data, features, classes)
     }
 }
 

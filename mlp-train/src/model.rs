@@ -300,22 +300,34 @@ impl Mlp {
 
     /// Checks that the model's input and output sizes fit a data set's.
     pub fn check_fits(&self, model_name: &Path, features: usize, classes: usize) -> Result<()> {
-        if self.inputs() != features {
-            bail!(
-                "{}: model takes {} inputs but the data's images have {features} pixels",
-                model_name.display(),
-                self.inputs()
-            );
-        }
-        if self.classes() != classes {
-            bail!(
-                "{}: model has {} outputs but the data has {classes} classes",
-                model_name.display(),
-                self.classes()
-            );
-        }
-        Ok(())
+        check_sizes(
+            model_name,
+            (self.inputs(), self.classes()),
+            "the data",
+            features,
+            classes,
+        )
     }
+}
+
+/// Checks that a model of `(inputs, outputs)` (f32 or int8, at `model`) fits data
+/// (`data`: how the message names it) of `features` inputs per example and `classes`
+/// classes; the error names the model file, both sizes and the data.
+pub fn check_sizes(
+    model: &Path,
+    (inputs, outputs): (usize, usize),
+    data: &str,
+    features: usize,
+    classes: usize,
+) -> Result<()> {
+    let model = model.display();
+    if inputs != features {
+        bail!("{model}: the model takes {inputs} inputs but {data} has {features} per example");
+    }
+    if outputs != classes {
+        bail!("{model}: the model has {outputs} outputs but {data} has {classes} classes");
+    }
+    Ok(())
 }
 
 /// Class `class`'s name from `names`, or its index when there are none.

@@ -305,20 +305,8 @@ impl Int8Model {
     /// Checks that the model's input and output sizes fit a data set's.
     pub fn check_fits(&self, path: &Path, features: usize, classes: usize) -> Result<()> {
         let sizes = self.sizes();
-        let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
-        if inputs != features {
-            bail!(
-                "{}: model takes {inputs} inputs but the data has {features} per example",
-                path.display()
-            );
-        }
-        if outputs != classes {
-            bail!(
-                "{}: model has {outputs} outputs but the data has {classes} classes",
-                path.display()
-            );
-        }
-        Ok(())
+        let shape = (sizes[0], sizes[sizes.len() - 1]);
+        crate::model::check_sizes(path, shape, "the data", features, classes)
     }
 
     /// The class names the file holds.

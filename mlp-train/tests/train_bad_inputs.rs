@@ -273,7 +273,11 @@ fn model_that_does_not_fit_the_data() {
     let model = tiny_model(tmp.path(), &[100, 10]);
     fails(
         &run(["evaluate", "--model", model.to_str().unwrap()]),
-        &["m100.mlp", "model takes 100 inputs", "784 pixels"],
+        &[
+            "m100.mlp",
+            "model takes 100 inputs",
+            "the data has 784 per example",
+        ],
     );
     let img = tmp.path().join("digit.pgm");
     std::fs::write(&img, b"P5\n2 2\n255\n\x00\xff\x00\x00").unwrap();

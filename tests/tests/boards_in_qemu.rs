@@ -382,5 +382,5 @@ fn a_tabular_model_runs_on_the_stm32f4_in_qemu() {
     .unwrap_err()
     .to_string();
     assert!(error.contains("the model takes 29 inputs but"), "{error}");
-    assert!(error.contains("has 30 feature columns"), "{error}");
+    assert!(error.contains("has 30 per example"), "{error}");
 }
