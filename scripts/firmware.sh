@@ -44,7 +44,8 @@ boards=(
     "thumbv6m-none-eabi cortex-m3 mps2-an385"
 )
 
-# The micro:bit build of the int8 firmware (its own memory map, so its own folder).
+# Where the micro:bit build of the int8 firmware is kept (its own memory map): built in
+# $fw/target like the others, whose v6-M dependencies it shares, then copied here.
 microbit_dir=$fw/target/microbit-int8
 
 assets() {
@@ -64,12 +65,16 @@ assets() {
 
 prepare() {
     assets
+    # The micro:bit build first, so that the default builds after it leave $fw/target
+    # with the mps2 memory map.
+    (cd "$fw" && MLP_BOARD=microbit CARGO_TARGET_DIR=$fw/target cargo build --quiet --release --locked \
+        --bin predict_int8 --target thumbv6m-none-eabi)
+    mkdir -p "$microbit_dir/thumbv6m-none-eabi/release"
+    cp "$fw/target/thumbv6m-none-eabi/release/predict_int8" "$microbit_dir/thumbv6m-none-eabi/release/"
     for board in "${boards[@]}"; do
         read -r target _ _ <<<"$board"
         (cd "$fw" && CARGO_TARGET_DIR=$fw/target cargo build --quiet --release --locked --bins --target "$target")
     done
-    (cd "$fw" && MLP_BOARD=microbit CARGO_TARGET_DIR=$microbit_dir cargo build --quiet --release --locked \
-        --bin predict_int8 --target thumbv6m-none-eabi)
 }
 
 # qemu TARGET CPU MACHINE BIN [extra qemu args...]: runs a firmware binary, prints its

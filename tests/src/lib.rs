@@ -6,8 +6,10 @@
 pub mod firmware {
     //! Building and running the firmware from a test.
 
+    use std::fs;
     use std::path::{Path, PathBuf};
-    use std::process::Command;
+    use std::process::{Command, Stdio};
+    use std::sync::Mutex;
 
     /// Every QEMU run ends within this many seconds, or the test fails.
     pub const QEMU_TIMEOUT_SECONDS: &str = "120";
@@ -30,18 +32,20 @@ pub mod firmware {
         firmware_dir().join("target/assets")
     }
 
-    /// Builds the firmware for `target` into `target_dir` (`bins`: the `cargo build`
-    /// arguments that choose binaries, e.g. `["--bins"]`), with these `MLP_*` variables
-    /// and every other `MLP_*` variable unset (defaults).
-    pub fn build(target: &str, target_dir: &Path, bins: &[&str], vars: &[(&str, String)]) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        command
-            .current_dir(firmware_dir())
-            .args(["build", "--release", "--locked", "--target", target])
-            .args(bins)
-            .env("CARGO_TARGET_DIR", target_dir);
-        for var in [
+    /// Builds the firmware for `target` with these `MLP_*` variables (every other
+    /// `MLP_*` variable unset: defaults) and `bins`, the `cargo build` arguments that
+    /// choose binaries (e.g. `["--bins"]`); returns the folder that then holds a copy of
+    /// each binary it linked, `mlp-embedded/firmware/target/tests/<name>/`.
+    ///
+    /// Every configuration builds in the firmware's one target folder, so the
+    /// dependencies compile once per target rather than once per configuration (a
+    /// folder of their own each cost a minute of CPU); a changed variable relinks only
+    /// the firmware crate. The copy is what keeps configurations apart: the next build
+    /// overwrites the target folder's binaries.
+    pub fn build(target: &str, name: &str, bins: &[&str], vars: &[(&str, String)]) -> PathBuf {
+        let mut args = vec!["--target", target];
+        args.extend_from_slice(bins);
+        let removed = [
             "MLP_MODEL",
             "MLP_IMAGES",
             "MLP_EXPECTED",
@@ -54,14 +58,76 @@ pub mod firmware {
             "MLP_TABULAR_MODEL",
             "MLP_TABULAR_INT8_MODEL",
             "MLP_TABULAR_FEATURES",
-        ] {
+        ];
+        let out = firmware_dir().join("target/tests").join(name);
+        build_and_copy(
+            &firmware_dir(),
+            &firmware_dir().join("target"),
+            &args,
+            &removed,
+            vars,
+            &out,
+        );
+        out
+    }
+
+    /// `cargo build --release --locked ARGS` in `crate_dir` with `CARGO_TARGET_DIR`
+    /// set to `target_dir`, the `removed` variables unset and `vars` set; then copies
+    /// every binary it linked into `out` (emptied first). One build at a time in this
+    /// process: a build between another's link and its copy would hand that one the
+    /// wrong binary.
+    pub fn build_and_copy(
+        crate_dir: &Path,
+        target_dir: &Path,
+        args: &[&str],
+        removed: &[&str],
+        vars: &[(&str, String)],
+        out: &Path,
+    ) {
+        static ONE_BUILD_AT_A_TIME: Mutex<()> = Mutex::new(());
+        // A test that failed while building leaves the lock poisoned; the folder is
+        // still consistent (cargo's own lock), so the next build may go on.
+        let _guard = ONE_BUILD_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(crate_dir)
+            .args(["build", "--release", "--locked"])
+            .arg("--message-format=json-render-diagnostics")
+            .args(args)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .stdout(Stdio::piped());
+        for var in removed {
             command.env_remove(var);
         }
         for (var, value) in vars {
             command.env(var, value);
         }
-        let status = command.status().expect("run cargo build for the firmware");
-        assert!(status.success(), "firmware build for {target} failed");
+        let output = command
+            .spawn()
+            .and_then(|child| child.wait_with_output())
+            .expect("run cargo build");
+        assert!(
+            output.status.success(),
+            "cargo build {args:?} in {} failed",
+            crate_dir.display()
+        );
+        let _ = fs::remove_dir_all(out);
+        fs::create_dir_all(out).unwrap();
+        let mut copied = 0;
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let message: serde_json::Value =
+                serde_json::from_str(line).expect("cargo's JSON messages");
+            if let Some(executable) = message["executable"].as_str() {
+                let executable = Path::new(executable);
+                let name = executable.file_name().expect("a binary's file name");
+                fs::copy(executable, out.join(name)).unwrap();
+                copied += 1;
+            }
+        }
+        assert!(copied > 0, "cargo build {args:?} linked no binary");
     }
 
     /// What a QEMU run printed and whether it exited with status 0.

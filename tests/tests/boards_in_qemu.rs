@@ -18,7 +18,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mlp_embedded::protocol::{ErrorAnswer, ModelStatus, Request};
 use mlp_train::board::{
@@ -28,26 +27,39 @@ use mlp_train::board::{
 use mlp_train::data::{load_split, load_table_splits, Split, TableSource};
 use mlp_train::model::{Input, Mlp};
 use mlp_train::train::{RunOptions, TrainConfig};
-use mlp_workspace_tests::firmware::workspace;
+use mlp_workspace_tests::firmware::{self, workspace};
 
 const IMAGES: usize = 200;
 
 /// Builds a board's firmware (release, into `boards/target`, which every board crate's
-/// `.cargo/config.toml` names) and returns its ELF.
+/// `.cargo/config.toml` names, so `board --qemu` finds it without `--firmware`) and
+/// returns a copy of its ELF that no other test's build overwrites.
 fn firmware(board: EmulatedBoard, folder: &str) -> PathBuf {
-    let dir = workspace().join("boards").join(folder);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&dir)
-        .args(["build", "--release", "--locked"])
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("MLP_LAYERS")
-        .status()
-        .expect("run cargo build for the board");
-    assert!(status.success(), "the {folder} firmware did not build");
-    let elf = workspace().join(board.default_firmware());
-    assert!(elf.is_file(), "{} missing after the build", elf.display());
+    let elf = build_board(folder, folder, &[]);
+    let default = workspace().join(board.default_firmware());
+    assert!(
+        default.is_file(),
+        "{} missing after the build",
+        default.display()
+    );
     elf
+}
+
+/// Builds the board crate in `boards/<folder>` into `boards/target` with these
+/// variables set (`MLP_LAYERS` unset otherwise) and returns its ELF, copied into
+/// `boards/target/tests/<name>/`: the boards share one target folder, so their
+/// dependencies compile once.
+fn build_board(folder: &str, name: &str, vars: &[(&str, String)]) -> PathBuf {
+    let out = workspace().join("boards/target/tests").join(name);
+    firmware::build_and_copy(
+        &workspace().join("boards").join(folder),
+        &workspace().join("boards/target"),
+        &[],
+        &["MLP_LAYERS"],
+        vars,
+        &out,
+    );
+    out.join(format!("mlp-board-{folder}"))
 }
 
 /// Trains the walkthrough's network for a few epochs with the trainer and writes its
@@ -204,25 +216,16 @@ fn the_boards_serve_the_protocol_in_qemu() {
     empty_region(EmulatedBoard::Microbit, &microbit, &test);
 }
 
-/// Builds the STM32F4 firmware for models of `layers` (`MLP_LAYERS`) into a target
-/// folder of its own, so that the default build in `boards/target`, which `board
-/// --qemu` runs when given no `--firmware`, stays the default one; returns its ELF.
+/// Builds the STM32F4 firmware for models of `layers` (`MLP_LAYERS`) and returns its
+/// ELF; then builds the default one again, so that `boards/target`, which `board
+/// --qemu` runs when given no `--firmware`, holds the default firmware afterwards.
 fn stm32f4_firmware_for(layers: &str) -> PathBuf {
-    let target_dir = workspace().join("target/boards-tabular");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace().join("boards/stm32f4"))
-        .args(["build", "--release", "--locked"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("MLP_LAYERS", layers)
-        .status()
-        .expect("run cargo build for the board");
-    assert!(
-        status.success(),
-        "the stm32f4 firmware for {layers} did not build"
+    let elf = build_board(
+        "stm32f4",
+        &format!("stm32f4-{}", layers.replace(',', "-")),
+        &[("MLP_LAYERS", layers.to_owned())],
     );
-    let elf = target_dir.join("thumbv7em-none-eabihf/release/mlp-board-stm32f4");
-    assert!(elf.is_file(), "{} missing after the build", elf.display());
+    firmware(EmulatedBoard::Stm32f4, "stm32f4");
     elf
 }
 

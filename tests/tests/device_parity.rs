@@ -125,9 +125,10 @@ struct Board {
     target: &'static str,
     cpu: &'static str,
     machine: &'static str,
-    /// `MLP_BOARD` (the memory map) when it is not the mps2 default, and then the
-    /// build's own folder under the firmware's `target/`.
+    /// `MLP_BOARD` (the memory map) when it is not the mps2 default.
     memory_map: Option<&'static str>,
+    /// The folder under the firmware's `target/tests/` that keeps its binaries.
+    build: &'static str,
 }
 
 const BOARDS: [Board; 4] = [
@@ -136,12 +137,14 @@ const BOARDS: [Board; 4] = [
         cpu: "cortex-m4",
         machine: "mps2-an386",
         memory_map: None,
+        build: "m4f",
     },
     Board {
         target: "thumbv6m-none-eabi",
         cpu: "cortex-m3",
         machine: "mps2-an385",
         memory_map: None,
+        build: "v6m",
     },
     // The Cortex-M4F binary, unchanged: the M7 runs the same Armv7E-M code.
     Board {
@@ -149,6 +152,7 @@ const BOARDS: [Board; 4] = [
         cpu: "cortex-m7",
         machine: "mps2-an500",
         memory_map: None,
+        build: "m4f",
     },
     // Armv8-M Mainline with FPU: the core of RP2350, nRF54 and STM32U5 parts.
     Board {
@@ -156,15 +160,9 @@ const BOARDS: [Board; 4] = [
         cpu: "cortex-m33",
         machine: "mps2-an505",
         memory_map: Some("an505"),
+        build: "m33",
     },
 ];
-
-impl Board {
-    fn target_dir(&self) -> PathBuf {
-        let base = firmware_dir().join("target");
-        self.memory_map.map_or(base.clone(), |map| base.join(map))
-    }
-}
 
 /// Builds the firmware for an mps2 board with the default assets.
 fn build_firmware(board: &Board) {
@@ -173,20 +171,13 @@ fn build_firmware(board: &Board) {
         .map(|map| ("MLP_BOARD", map.to_owned()))
         .into_iter()
         .collect();
-    build_firmware_with(board.target, &board.target_dir(), &vars);
-}
-
-/// Builds the firmware for `target` into `target_dir`, with these `MLP_*` variables
-/// (the others unset: defaults).
-fn build_firmware_with(target: &str, target_dir: &Path, vars: &[(&str, String)]) {
-    firmware::build(target, target_dir, &["--bins"], vars);
+    firmware::build(board.target, board.build, &["--bins"], &vars);
 }
 
 fn run_qemu(board: &Board, bin: &str, extra: &[String]) -> Run {
-    let elf = board
-        .target_dir()
-        .join(board.target)
-        .join("release")
+    let elf = firmware_dir()
+        .join("target/tests")
+        .join(board.build)
         .join(bin);
     run_qemu_elf(&["-cpu", board.cpu, "-machine", board.machine], &elf, extra)
 }
@@ -506,13 +497,12 @@ fn device_logits_are_bit_identical_on_a_cortex_m0_microbit() {
     fs::write(assets.join("model.mlp"), &model).unwrap();
     fs::write(assets.join("images.bin"), images).unwrap();
     fs::write(assets.join("expected.bin"), &expected).unwrap();
-    let target_dir = firmware_dir().join("target/microbit");
     let layer_list = layers.map(|s| s.to_string()).join(",");
     // Only the binary it runs: `kernel_shapes`'s test buffers need more than the
     // micro:bit's 16 KB of RAM (it runs on the mps2 boards).
-    firmware::build(
+    let built = firmware::build(
         "thumbv6m-none-eabi",
-        &target_dir,
+        "microbit",
         &["--bin", "predict"],
         &[
             ("MLP_BOARD", "microbit".into()),
@@ -522,7 +512,7 @@ fn device_logits_are_bit_identical_on_a_cortex_m0_microbit() {
             ("MLP_EXPECTED", path("expected.bin")),
         ],
     );
-    let elf = target_dir.join("thumbv6m-none-eabi/release/predict");
+    let elf = built.join("predict");
     let run = run_qemu_elf(&["-machine", "microbit"], &elf, &[]);
     let setup = Setup {
         dense_logits: host.logits(&dense_pixels()),
@@ -688,10 +678,9 @@ fn a_tabular_model_with_stored_standardization_gives_the_hosts_bits() {
     let path = |name: &str| assets.join(name).display().to_string();
     let layer_list = TABULAR_LAYERS.map(|s| s.to_string()).join(",");
     for board in &BOARDS[..2] {
-        let target_dir = firmware_dir().join("target/tabular");
-        firmware::build(
+        let built = firmware::build(
             board.target,
-            &target_dir,
+            &format!("tabular-{}", board.build),
             &["--bin", "predict_features"],
             &[
                 ("MLP_TABULAR_LAYERS", layer_list.clone()),
@@ -700,9 +689,7 @@ fn a_tabular_model_with_stored_standardization_gives_the_hosts_bits() {
                 ("MLP_TABULAR_FEATURES", path("features.bin")),
             ],
         );
-        let elf = target_dir
-            .join(board.target)
-            .join("release/predict_features");
+        let elf = built.join("predict_features");
         let run = run_qemu_elf(&["-cpu", board.cpu, "-machine", board.machine], &elf, &[]);
         let what = format!("{} on {}", board.target, board.machine);
         assert!(run.success, "{what}:\n{}", run.stdout);

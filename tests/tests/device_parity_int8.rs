@@ -22,7 +22,7 @@ use mlp_train::data::{load_split, Split};
 use mlp_train::idx::{read_images, read_labels};
 use mlp_train::model::Mlp;
 use mlp_train::train::{RunOptions, TrainConfig};
-use mlp_workspace_tests::firmware::{assets_dir, build, firmware_dir, run_qemu, workspace, Run};
+use mlp_workspace_tests::firmware::{assets_dir, build, run_qemu, workspace, Run};
 
 const LAYERS: [u32; 4] = [784, 100, 200, 10];
 const PIXELS: usize = 784;
@@ -199,9 +199,7 @@ fn assert_same_logits(run: &Run, setup: &Setup, what: &str) {
 fn int8_logits_are_identical_on_a_cortex_m4f_with_smlad() {
     let setup = setup();
     let target = "thumbv7em-none-eabihf";
-    let target_dir = firmware_dir().join("target");
-    build(target, &target_dir, &["--bins"], &[]);
-    let elf = target_dir.join(target).join("release/predict_int8");
+    let elf = build(target, "int8-m4f", &["--bins"], &[]).join("predict_int8");
     let run = run_qemu(&["-cpu", "cortex-m4", "-machine", "mps2-an386"], &elf, &[]);
     assert_same_logits(&run, setup, "int8 on mps2-an386 (Cortex-M4F)");
 }
@@ -211,9 +209,7 @@ fn int8_logits_are_identical_on_a_cortex_m7() {
     let setup = setup();
     // The Cortex-M4F binary runs unchanged on the M7 (same Armv7E-M instruction set).
     let target = "thumbv7em-none-eabihf";
-    let target_dir = firmware_dir().join("target");
-    build(target, &target_dir, &["--bins"], &[]);
-    let elf = target_dir.join(target).join("release/predict_int8");
+    let elf = build(target, "int8-m4f", &["--bins"], &[]).join("predict_int8");
     let run = run_qemu(&["-cpu", "cortex-m7", "-machine", "mps2-an500"], &elf, &[]);
     assert_same_logits(&run, setup, "int8 on mps2-an500 (Cortex-M7)");
 }
@@ -222,15 +218,14 @@ fn int8_logits_are_identical_on_a_cortex_m7() {
 fn int8_logits_are_identical_on_a_cortex_m33() {
     let setup = setup();
     let target = "thumbv8m.main-none-eabihf";
-    // Its own folder: another target and memory map (MLP_BOARD=an505).
-    let target_dir = firmware_dir().join("target/an505");
-    build(
+    // Another memory map (MLP_BOARD=an505).
+    let built = build(
         target,
-        &target_dir,
+        "int8-m33",
         &["--bin", "predict_int8"],
         &[("MLP_BOARD", "an505".into())],
     );
-    let elf = target_dir.join(target).join("release/predict_int8");
+    let elf = built.join("predict_int8");
     let run = run_qemu(&["-cpu", "cortex-m33", "-machine", "mps2-an505"], &elf, &[]);
     assert_same_logits(&run, setup, "int8 on mps2-an505 (Cortex-M33)");
 }
@@ -239,15 +234,14 @@ fn int8_logits_are_identical_on_a_cortex_m33() {
 fn int8_logits_are_identical_on_a_cortex_m0_microbit() {
     let setup = setup();
     let target = "thumbv6m-none-eabi";
-    // Its own folder: the micro:bit build has another memory map (MLP_BOARD).
-    let target_dir = firmware_dir().join("target/microbit-int8");
-    build(
+    // The micro:bit build has another memory map (MLP_BOARD).
+    let built = build(
         target,
-        &target_dir,
+        "int8-microbit",
         &["--bin", "predict_int8"],
         &[("MLP_BOARD", "microbit".into())],
     );
-    let elf = target_dir.join(target).join("release/predict_int8");
+    let elf = built.join("predict_int8");
     let run = run_qemu(&["-machine", "microbit"], &elf, &[]);
     assert_same_logits(&run, setup, "int8 on microbit (Cortex-M0)");
     eprintln!(
