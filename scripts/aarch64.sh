@@ -158,13 +158,41 @@ train_and_compare() {
     echo "ok: same model file on both"
 }
 
-# golden: every run of the golden list under QEMU, against the committed digests.
+# golden_run WANT KERNELS THREADS ARGS...: one golden run under QEMU (KERNELS `listed`:
+# those ARGS choose); prints its verdict and fails unless the model file's SHA-256 is WANT.
+golden_run() {
+    local want=$1 k=$2 threads=$3 out got status=0
+    shift 3
+    local extra=(--threads "$threads")
+    [ "$k" = listed ] || extra+=(--kernels "$k")
+    out=$(mktemp -d)
+    qemu "$aarch64_bin" train "$@" "${extra[@]}" --quiet --out "$out" >/dev/null || status=$?
+    if [ "$status" -ne 0 ]; then
+        rm -rf "$out"
+        echo "FAIL ($k, threads $threads): exit status $status (124: timeout): $*"
+        return 1
+    fi
+    got=$(model_digest "$out")
+    rm -rf "$out"
+    if [ "$got" != "$want" ]; then
+        echo "FAIL ($k, threads $threads) $*: $got, committed $want"
+        return 1
+    fi
+    echo "ok   ($k, threads $threads) $*"
+}
+
+# golden: every run of the golden list under QEMU, against the committed digests, as
+# many at once as there are cores (most runs are one thread; QEMU emulates each guest
+# thread on a host thread of its own).
 golden() {
     build_train
     local file=mlp-train/tests/golden/models.txt lines line want args kernels k threads
-    local out got t0 failed=0 runs=0 status
+    local t0 failed=0 runs=0 jobs logs pid
+    local -a pids=()
     mapfile -t lines < <(grep -v -e '^#' -e '^[[:space:]]*$' "$file")
     step "the ${#lines[@]} golden runs of $file under qemu-aarch64"
+    jobs=$(nproc 2>/dev/null || echo 1)
+    logs=$(mktemp -d)
     t0=$(now)
     for line in "${lines[@]}"; do
         read -r want line <<<"$line"
@@ -176,29 +204,22 @@ golden() {
         fi
         for k in "${kernels[@]}"; do
             for threads in ${GOLDEN_THREADS:-1 2}; do
-                local extra=(--threads "$threads")
-                [ "$k" = listed ] || extra+=(--kernels "$k")
-                out=$(mktemp -d)
-                status=0
-                qemu "$aarch64_bin" train "${args[@]}" "${extra[@]}" --quiet --out "$out" >/dev/null || status=$?
+                while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+                    sleep 0.2
+                done
+                golden_run "$want" "$k" "$threads" "${args[@]}" >"$logs/$runs" 2>&1 &
+                pids+=($!)
                 runs=$((runs + 1))
-                if [ "$status" -ne 0 ]; then
-                    echo "FAIL ($k, threads $threads): exit status $status (124: timeout): ${args[*]}" >&2
-                    failed=$((failed + 1))
-                else
-                    got=$(model_digest "$out")
-                    if [ "$got" = "$want" ]; then
-                        echo "ok   ($k, threads $threads) ${args[*]}"
-                    else
-                        echo "FAIL ($k, threads $threads) ${args[*]}: $got, committed $want" >&2
-                        failed=$((failed + 1))
-                    fi
-                fi
-                rm -rf "$out"
             done
         done
     done
-    echo "aarch64 golden: $runs runs under QEMU in $(since "$t0") s, $failed failed"
+    for runs in "${!pids[@]}"; do
+        pid=${pids[$runs]}
+        wait "$pid" || failed=$((failed + 1))
+        cat "$logs/$runs"
+    done
+    rm -rf "$logs"
+    echo "aarch64 golden: ${#pids[@]} runs under QEMU ($jobs at a time) in $(since "$t0") s, $failed failed"
     [ "$failed" -eq 0 ]
 }
 
