@@ -50,7 +50,7 @@ use heapless::{String, Vec};
 use mlp_core::format::{crc32, ElementType, MAX_LAYERS};
 use serde::{Deserialize, Serialize};
 
-use crate::{Int8Model, Int8Scratch, LoadError, Model, Scratch};
+use crate::{Int8Model, Int8Prediction, Int8Scratch, LoadError, Model, Prediction, Scratch};
 
 /// The protocol's version, sent in every [`DeviceInfo`]; it changes whenever a message
 /// changes, so that a host can refuse a device it cannot understand.
@@ -365,8 +365,37 @@ fn features_of<const IN: usize>(features: &[u8]) -> Result<[f32; IN], ErrorAnswe
     Ok(input)
 }
 
+/// A request's pixels, exactly `IN` of them.
+// This and the two answers below are inlined: the firmware then is the same as with
+// each classifier written out (as a call each, they cost code and the peak stack moves).
+#[inline(always)]
+fn pixels_of<const IN: usize>(pixels: &[u8]) -> Result<&[u8; IN], ErrorAnswer> {
+    pixels
+        .try_into()
+        .map_err(|_| wrong_length(IN, pixels.len()))
+}
+
 fn collect<T: Copy, const N: usize>(values: &[T]) -> Result<Vec<T, N>, ErrorAnswer> {
     Vec::from_slice(values).map_err(|_| ErrorAnswer::Unsupported)
+}
+
+/// The class and logits an `f32` model's prediction answers with.
+#[inline(always)]
+fn f32_answer<const OUT: usize>(prediction: Prediction<OUT>) -> Result<(u32, Logits), ErrorAnswer> {
+    let logits = Logits::F32(collect(&prediction.logits)?);
+    Ok((prediction.class as u32, logits))
+}
+
+/// The class, logits and their scale an int8 model's prediction answers with.
+#[inline(always)]
+fn int8_answer<const OUT: usize>(
+    prediction: Int8Prediction<OUT>,
+) -> Result<(u32, Logits), ErrorAnswer> {
+    let logits = Logits::Int8 {
+        logits: collect(&prediction.logits)?,
+        scale: prediction.output_scale,
+    };
+    Ok((prediction.class as u32, logits))
 }
 
 impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
@@ -377,14 +406,8 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
     }
 
     fn classify_pixels(&mut self, pixels: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
-        let pixels: &[u8; IN] = pixels
-            .try_into()
-            .map_err(|_| wrong_length(IN, pixels.len()))?;
-        let prediction = self.model.predict_pixels(pixels, &mut self.scratch);
-        Ok((
-            prediction.class as u32,
-            Logits::F32(collect(&prediction.logits)?),
-        ))
+        let pixels = pixels_of::<IN>(pixels)?;
+        f32_answer(self.model.predict_pixels(pixels, &mut self.scratch))
     }
 
     // Not inlined into the server's loop: the `4 × IN` bytes of features are reserved
@@ -392,11 +415,7 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
     #[inline(never)]
     fn classify_features(&mut self, features: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
         let input = features_of::<IN>(features)?;
-        let prediction = self.model.predict_features(&input, &mut self.scratch);
-        Ok((
-            prediction.class as u32,
-            Logits::F32(collect(&prediction.logits)?),
-        ))
+        f32_answer(self.model.predict_features(&input, &mut self.scratch))
     }
 }
 
@@ -408,17 +427,8 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
     }
 
     fn classify_pixels(&mut self, pixels: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
-        let pixels: &[u8; IN] = pixels
-            .try_into()
-            .map_err(|_| wrong_length(IN, pixels.len()))?;
-        let prediction = self.model.predict_pixels(pixels, &mut self.scratch);
-        Ok((
-            prediction.class as u32,
-            Logits::Int8 {
-                logits: collect(&prediction.logits)?,
-                scale: prediction.output_scale,
-            },
-        ))
+        let pixels = pixels_of::<IN>(pixels)?;
+        int8_answer(self.model.predict_pixels(pixels, &mut self.scratch))
     }
 
     // Not inlined into the server's loop: the `4 × IN` bytes of features are reserved
@@ -426,14 +436,7 @@ impl<const IN: usize, const OUT: usize, const WIDTH: usize> Classifier
     #[inline(never)]
     fn classify_features(&mut self, features: &[u8]) -> Result<(u32, Logits), ErrorAnswer> {
         let input = features_of::<IN>(features)?;
-        let prediction = self.model.predict_features(&input, &mut self.scratch);
-        Ok((
-            prediction.class as u32,
-            Logits::Int8 {
-                logits: collect(&prediction.logits)?,
-                scale: prediction.output_scale,
-            },
-        ))
+        int8_answer(self.model.predict_features(&input, &mut self.scratch))
     }
 }
 
