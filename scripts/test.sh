@@ -34,6 +34,12 @@ cargo fmt --all -- --check
 step "cargo clippy (host workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The QEMU plugin that counts the firmware's instructions is a crate of its own (a
+# cdylib outside the workspace): its format and lints too.
+step "fmt and clippy for tools/qemu-insn-count"
+(cd tools/qemu-insn-count && unset CARGO_TARGET_DIR && cargo fmt --check \
+    && CARGO_TARGET_DIR=../../target/qemu-insn-count cargo clippy --locked --all-targets -- -D warnings)
+
 step "documentation of every crate (warnings are errors; the doc tests run with the tests)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps --workspace
 
