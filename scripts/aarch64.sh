@@ -14,6 +14,9 @@
 #                                     portable; GOLDEN_THREADS, default 1 and 2), each
 #                                     model's SHA-256 against the committed one
 #   scripts/aarch64.sh all            test, then golden
+#   scripts/aarch64.sh build          only the cross builds of test and golden (test.sh
+#                                     runs them beside other work; test and golden
+#                                     then find them built)
 #
 # `test` is the quick one (about 2 minutes on 2 cores from a clean clone). `train` and
 # `golden` first cross-build mlp-train with all its dependencies, which takes several
@@ -65,11 +68,15 @@ qemu() {
 }
 
 # --- the kernels' tests under QEMU ------------------------------------------------------
+build_kernel_tests() {
+    step "cross-build the mlp-kernels tests for $target (test profile: optimized, with debug assertions and overflow checks)"
+    cargo_aarch64 test --locked -p mlp-kernels --no-run
+}
+
 test_kernels() {
     local t0 build run status=0
-    step "cross-build the mlp-kernels tests for $target (test profile: optimized, with debug assertions and overflow checks)"
     t0=$(now)
-    cargo_aarch64 test --locked -p mlp-kernels --no-run
+    build_kernel_tests
     build=$(since "$t0")
 
     step "run them under qemu-aarch64 (timeout ${QEMU_TIMEOUT} s)"
@@ -234,8 +241,12 @@ case ${1:-test} in
         test_kernels
         golden
         ;;
+    build)
+        build_kernel_tests
+        build_train
+        ;;
     *)
-        echo "usage: scripts/aarch64.sh [test | train ARGS... | golden | all]" >&2
+        echo "usage: scripts/aarch64.sh [test | train ARGS... | golden | all | build]" >&2
         exit 2
         ;;
 esac

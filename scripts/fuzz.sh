@@ -2,7 +2,8 @@
 # Time-boxed coverage-guided fuzzing of every parser of untrusted bytes (cargo-fuzz,
 # libFuzzer). Each target starts from the committed seeds in fuzz/seeds/<target>/ and
 # runs for FUZZ_SECONDS (default 20), as many targets at once as there are cores; any
-# crash, panic or failed check fails the step.
+# crash, panic or failed check fails the step. `scripts/fuzz.sh build` only builds the
+# targets (test.sh builds them while other work runs; the runs then find them built).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -16,6 +17,7 @@ fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 cargo +nightly fuzz build -O
+[ "${1:-}" != build ] || exit 0
 
 # fuzz_one TARGET LOG: one time-boxed run from the committed seeds; the exit status
 # says whether it found nothing.

@@ -56,22 +56,32 @@ grep -qw avx512f /proc/cpuinfo && isas+=" avx512"
 echo "host kernels tested natively on this CPU: core, $isas"
 
 # --- the tests ------------------------------------------------------------------
-# Every test binary is built first, with both cores. Then Miri starts in the
-# background and the tests run beside it: the tests that drive QEMU (tests/: firmware
-# against the host, bit for bit, and the board crates' protocol) and Miri are mostly
-# one core each (an emulator, an interpreter, fat-LTO firmware links), so together
-# they keep both cores busy where either alone would leave one idle. One package
-# selection (`--workspace`) for the build and the run: `-p` or `--exclude` would
-# resolve dev-dependency features differently and build everything a second time.
+# Every test binary is built first, with both cores. Then a second lane starts in the
+# background: Miri, then the AArch64 cross builds. The tests run beside it: the tests
+# that drive QEMU (tests/: firmware against the host, bit for bit, and the board crates'
+# protocol), Miri and the firmware section below are mostly one core each (an emulator,
+# an interpreter, fat-LTO firmware links), so together they keep both cores busy where
+# either alone would leave one idle, and the cross builds fill the time the firmware
+# section would otherwise leave. One package selection (`--workspace`) for the build and
+# the run: `-p` or `--exclude` would resolve dev-dependency features differently and
+# build everything a second time.
 step "build every test binary (cargo test --workspace --no-run)"
 cargo test --workspace --locked --no-run
 
-# --- Miri (scripts/miri.sh): the portable kernels and the thread team -------------
-step "mlp-kernels under Miri (in the background, beside the tests)"
-miri_log=$(mktemp)
-scripts/miri.sh >"$miri_log" 2>&1 &
-miri_pid=$!
-trap 'kill "$miri_pid" 2>/dev/null || true; rm -f "$miri_log"' EXIT
+# --- the second lane: Miri (scripts/miri.sh: the portable kernels and the thread team),
+# then the AArch64 cross builds (scripts/aarch64.sh build) -----------------------------
+step "in the background, beside the tests: mlp-kernels under Miri, then the AArch64 cross builds"
+lane=$(mktemp -d)
+(
+    status=0
+    scripts/miri.sh >"$lane/miri.log" 2>&1 || status=$?
+    echo "$status" >"$lane/miri.status"
+    status=0
+    scripts/aarch64.sh build >"$lane/aarch64.log" 2>&1 || status=$?
+    echo "$status" >"$lane/aarch64.status"
+) &
+lane_pid=$!
+trap 'kill "$lane_pid" 2>/dev/null || true; rm -rf "$lane"' EXIT
 
 step "cargo test --workspace (the firmware in QEMU included)"
 cargo test --workspace --locked
@@ -95,18 +105,35 @@ step "board firmware (boards/): release builds, flash, RAM, figures in QEMU"
 BOARD_N=10 MLP_TRAIN=target/debug/mlp-train scripts/firmware.sh boards-bench
 # --- end of the firmware section ------------------------------------------------
 
+# The fuzz targets' build (with sanitizers: nothing to share with the builds above)
+# while the second lane finishes; they run at the end.
+step "build the fuzz targets (fuzz/, cargo-fuzz on the nightly toolchain)"
+scripts/fuzz.sh build
+
+# lane_result NAME WHAT: prints the second lane's log NAME and fails the suite unless
+# that part exited with status 0.
+lane_result() {
+    local status
+    status=$(cat "$lane/$1.status" 2>/dev/null || echo "missing")
+    cat "$lane/$1.log" 2>/dev/null || true
+    if [ "$status" != 0 ]; then
+        echo "FAIL: $2 (exit status $status)" >&2
+        exit 1
+    fi
+}
+
+step "the second lane: waiting for it to end"
+wait "$lane_pid" || true
+
 step "mlp-kernels under Miri: its result"
-miri_status=0
-wait "$miri_pid" || miri_status=$?
-cat "$miri_log"
-if [ "$miri_status" -ne 0 ]; then
-    echo "FAIL: mlp-kernels under Miri (exit status $miri_status)" >&2
-    exit "$miri_status"
-fi
+lane_result miri "mlp-kernels under Miri"
+
+step "the AArch64 cross builds: their result"
+lane_result aarch64 "the AArch64 cross builds"
 
 # --- AArch64 under QEMU user mode (scripts/aarch64.sh) ---------------------------
-# mlp-kernels' tests cross-built and run by qemu-aarch64: the NEON path against the
-# scalar reference, bit for bit; then the golden training runs of
+# mlp-kernels' tests (cross-built in the second lane) run by qemu-aarch64: the NEON
+# path against the scalar reference, bit for bit; then the golden training runs of
 # mlp-train/tests/golden/models.txt with NEON and portable code, whose model files
 # must have the SHA-256s that x86 wrote.
 step "clippy for AArch64 (the NEON module)"
