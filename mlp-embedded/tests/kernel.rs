@@ -181,12 +181,34 @@ fn check_pixels(inputs: usize, outputs: usize, dense: bool, rng: &mut Rng) {
         })
         .collect();
     let x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    let weights: Vec<f32> = (0..inputs * outputs).map(|_| rng.unit()).collect();
+    assert_matches_the_core(
+        &x,
+        outputs,
+        &format!("{inputs}x{outputs} pixels"),
+        rng,
+        |weights, bias, out| dense_forward_sparse_blocked_pixels(&pixels, weights, bias, out),
+        |weights, bias, out| dense_forward_sparse_blocked_pixels(&pixels, weights, bias, out),
+    );
+}
+
+/// Runs a kernel on random weights and biases for the reference input `x`, once with
+/// the weights as `f32` (`with_f32`) and once as the little-endian bytes a model file
+/// holds (`with_bytes`), and asserts both outputs equal the core's kernel on `x`, bit
+/// for bit.
+fn assert_matches_the_core(
+    x: &[f32],
+    outputs: usize,
+    what: &str,
+    rng: &mut Rng,
+    with_f32: impl FnOnce(&[f32], &[f32], &mut [f32]),
+    with_bytes: impl FnOnce(&[[u8; 4]], &[[u8; 4]], &mut [f32]),
+) {
+    let weights: Vec<f32> = (0..x.len() * outputs).map(|_| rng.unit()).collect();
     let bias: Vec<f32> = (0..outputs).map(|_| rng.unit()).collect();
     let mut expected = vec![f32::NAN; outputs];
     dense_forward(
-        DenseShape::new(1, inputs, outputs),
-        &x,
+        DenseShape::new(1, x.len(), outputs),
+        x,
         &weights,
         &bias,
         &mut expected,
@@ -194,21 +216,13 @@ fn check_pixels(inputs: usize, outputs: usize, dense: bool, rng: &mut Rng) {
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
 
     let mut got = vec![f32::NAN; outputs];
-    dense_forward_sparse_blocked_pixels(&pixels, &weights, &bias, &mut got);
-    assert_eq!(
-        bits(&got),
-        bits(&expected),
-        "{inputs}x{outputs} pixels, f32 weights"
-    );
+    with_f32(&weights, &bias, &mut got);
+    assert_eq!(bits(&got), bits(&expected), "{what}, f32 weights");
 
     let as_bytes = |v: &[f32]| v.iter().map(|f| f.to_le_bytes()).collect::<Vec<[u8; 4]>>();
     let mut got = vec![f32::NAN; outputs];
-    dense_forward_sparse_blocked_pixels(&pixels, &as_bytes(&weights), &as_bytes(&bias), &mut got);
-    assert_eq!(
-        bits(&got),
-        bits(&expected),
-        "{inputs}x{outputs} pixels, byte weights"
-    );
+    with_bytes(&as_bytes(&weights), &as_bytes(&bias), &mut got);
+    assert_eq!(bits(&got), bits(&expected), "{what}, byte weights");
 }
 
 #[test]
@@ -271,44 +285,22 @@ fn check_bytes(inputs: usize, outputs: usize, standardized: bool, rng: &mut Rng)
     };
     let mut x = vec![f32::NAN; inputs];
     transform.apply_to_bytes(&bytes, &mut x);
-    let weights: Vec<f32> = (0..inputs * outputs).map(|_| rng.unit()).collect();
-    let bias: Vec<f32> = (0..outputs).map(|_| rng.unit()).collect();
-    let mut expected = vec![f32::NAN; outputs];
-    dense_forward(
-        DenseShape::new(1, inputs, outputs),
-        &x,
-        &weights,
-        &bias,
-        &mut expected,
-    );
-    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     let what = if standardized {
         "standardized"
     } else {
         "features"
     };
-
-    let mut got = vec![f32::NAN; outputs];
-    dense_forward_sparse_blocked_bytes(&bytes, &transform, &weights, &bias, &mut got);
-    assert_eq!(
-        bits(&got),
-        bits(&expected),
-        "{inputs}x{outputs} {what}, f32 weights"
-    );
-
-    let as_bytes = |v: &[f32]| v.iter().map(|f| f.to_le_bytes()).collect::<Vec<[u8; 4]>>();
-    let mut got = vec![f32::NAN; outputs];
-    dense_forward_sparse_blocked_bytes(
-        &bytes,
-        &transform,
-        &as_bytes(&weights),
-        &as_bytes(&bias),
-        &mut got,
-    );
-    assert_eq!(
-        bits(&got),
-        bits(&expected),
-        "{inputs}x{outputs} {what}, byte weights"
+    assert_matches_the_core(
+        &x,
+        outputs,
+        &format!("{inputs}x{outputs} {what}"),
+        rng,
+        |weights, bias, out| {
+            dense_forward_sparse_blocked_bytes(&bytes, &transform, weights, bias, out)
+        },
+        |weights, bias, out| {
+            dense_forward_sparse_blocked_bytes(&bytes, &transform, weights, bias, out)
+        },
     );
 }
 
