@@ -194,7 +194,7 @@ golden_run() {
 golden() {
     build_train
     local file=mlp-train/tests/golden/models.txt lines line want args kernels k threads
-    local t0 failed=0 runs=0 jobs logs pid
+    local t0 failed=0 runs=0 jobs logs run
     local -a pids=()
     mapfile -t lines < <(grep -v -e '^#' -e '^[[:space:]]*$' "$file")
     step "the ${#lines[@]} golden runs of $file under qemu-aarch64"
@@ -220,13 +220,12 @@ golden() {
             done
         done
     done
-    for runs in "${!pids[@]}"; do
-        pid=${pids[$runs]}
-        wait "$pid" || failed=$((failed + 1))
-        cat "$logs/$runs"
+    for run in "${!pids[@]}"; do
+        wait "${pids[$run]}" || failed=$((failed + 1))
+        cat "$logs/$run"
     done
     rm -rf "$logs"
-    echo "aarch64 golden: ${#pids[@]} runs under QEMU ($jobs at a time) in $(since "$t0") s, $failed failed"
+    echo "aarch64 golden: $runs runs under QEMU ($jobs at a time) in $(since "$t0") s, $failed failed"
     [ "$failed" -eq 0 ]
 }
 

@@ -6,9 +6,9 @@
 //! right straight from the data set: what is left to get wrong is the preprocessing's.
 //! The cases that once failed are kept as named regression tests.
 //!
-//! `cargo test -p mlp-train --test integration predict_photos:: -- --nocapture` prints the count per
-//! kind that the README quotes; `-- --ignored --nocapture` adds a wider set of 100
-//! digits and a model trained with `--augment`.
+//! `cargo test -p mlp-train --test integration predict_photos:: -- --nocapture` prints
+//! the count per kind that the README quotes; `-- --ignored --nocapture` adds a wider
+//! set of 100 digits and a model trained with `--augment`.
 
 use crate::common::*;
 

@@ -5,8 +5,8 @@
 //! `scripts/aarch64.sh`) must reproduce them.
 //!
 //! After a deliberate change of the arithmetic, `MLP_GOLDEN_BLESS=1 cargo test -p
-//! mlp-train --test integration same_bytes::` rewrites the digests (and still checks that every path
-//! and thread count agrees).
+//! mlp-train --test integration same_bytes::` rewrites the digests (and still checks
+//! that every path and thread count agrees).
 
 use std::path::{Path, PathBuf};
 

@@ -73,9 +73,12 @@ pub mod firmware {
 
     /// `cargo build --release --locked ARGS` in `crate_dir` with `CARGO_TARGET_DIR`
     /// set to `target_dir`, the `removed` variables unset and `vars` set; then copies
-    /// every binary it linked into `out` (emptied first). One build at a time in this
-    /// process: a build between another's link and its copy would hand that one the
-    /// wrong binary.
+    /// every binary it linked into `out`. One build at a time in this process: a build
+    /// between another's link and its copy would hand that one the wrong binary.
+    ///
+    /// Each copy replaces its file by a rename: two tests that build the same
+    /// configuration (the M4F binary for the M4F and the M7) may run one while the
+    /// other copies it again, and QEMU must never find it missing or half written.
     pub fn build_and_copy(
         crate_dir: &Path,
         target_dir: &Path,
@@ -114,7 +117,6 @@ pub mod firmware {
             "cargo build {args:?} in {} failed",
             crate_dir.display()
         );
-        let _ = fs::remove_dir_all(out);
         fs::create_dir_all(out).unwrap();
         let mut copied = 0;
         for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -123,7 +125,9 @@ pub mod firmware {
             if let Some(executable) = message["executable"].as_str() {
                 let executable = Path::new(executable);
                 let name = executable.file_name().expect("a binary's file name");
-                fs::copy(executable, out.join(name)).unwrap();
+                let partial = out.join(".partial");
+                fs::copy(executable, &partial).unwrap();
+                fs::rename(&partial, out.join(name)).unwrap();
                 copied += 1;
             }
         }
